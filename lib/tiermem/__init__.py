@@ -1,0 +1,76 @@
+"""tiermem: three-tier memory (hot Redis, warm Cosmos DB, cold Blob) for agents and services on Azure.
+
+The public API is exactly ``__all__`` (checked by tests/unit/test_public_api.py).
+"""
+
+from tiermem._breaker import CircuitState
+from tiermem._builder import MemoryBuilder
+from tiermem._client import CircuitOpenError, Entry, MemoryClient, Policy, TierOptions
+from tiermem._codec import Codec, Record, RecordKind
+from tiermem._errors import (
+    AuthenticationError,
+    BatchWriteError,
+    ClientClosedError,
+    ConfigurationError,
+    ConflictError,
+    CorruptValueError,
+    InvalidInputError,
+    InvalidKeyError,
+    InvalidScopeError,
+    InvalidTTLError,
+    InvalidValueError,
+    ThrottledError,
+    TierError,
+    TierMemError,
+    TierUnavailableError,
+    ValueTooLargeError,
+)
+from tiermem._keys import make_key
+from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierInfo, TierStore, WarmMemory
+from tiermem._telemetry import Stats
+from tiermem.tiers.local import EvictionPolicy, FileColdMemory, LocalHotMemory, SqliteWarmMemory
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuthenticationError",
+    "BatchWriteError",
+    "CircuitOpenError",
+    "CircuitState",
+    "ClientClosedError",
+    "Codec",
+    "ColdMemory",
+    "ConfigurationError",
+    "ConflictError",
+    "CorruptValueError",
+    "Entry",
+    "EvictionPolicy",
+    "FileColdMemory",
+    "HotMemory",
+    "InvalidInputError",
+    "InvalidKeyError",
+    "InvalidScopeError",
+    "InvalidTTLError",
+    "InvalidValueError",
+    "LocalHotMemory",
+    "MemoryBuilder",
+    "MemoryClient",
+    "MemoryKey",
+    "Policy",
+    "Record",
+    "RecordKind",
+    "SqliteWarmMemory",
+    "Stats",
+    "ThrottledError",
+    "Tier",
+    "TierError",
+    "TierInfo",
+    "TierMemError",
+    "TierOptions",
+    "TierStore",
+    "TierUnavailableError",
+    "ValueTooLargeError",
+    "WarmMemory",
+    "__version__",
+    "make_key",
+]

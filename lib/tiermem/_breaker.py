@@ -1,0 +1,76 @@
+"""A per-tier circuit breaker: stop calling a tier that keeps failing, probe it after a cooldown."""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+
+__all__ = ["CircuitBreaker", "CircuitState"]
+
+
+class CircuitState(enum.IntEnum):
+    """Breaker state; the integer is what the ``tiermem.circuit.state`` gauge reports."""
+
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+class CircuitBreaker:
+    """Opens after ``failure_threshold`` consecutive unavailability failures; half-opens after ``reset_timeout``.
+
+    In the half-open state exactly one call is let through as a probe: success closes the
+    breaker, failure opens it again for another ``reset_timeout``. Only "could not reach the
+    tier" failures count; misses, conflicts and bad input do not.
+    """
+
+    __slots__ = ("_clock", "_failures", "_opened_at", "_probing", "failure_threshold", "reset_timeout")
+
+    def __init__(
+        self,
+        *,
+        failure_threshold: int = 5,
+        reset_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if failure_threshold < 1 or reset_timeout <= 0:
+            raise ValueError("failure_threshold must be >= 1 and reset_timeout > 0")
+        self.failure_threshold = failure_threshold
+        self.reset_timeout = reset_timeout
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> CircuitState:
+        if self._opened_at is None:
+            return CircuitState.CLOSED
+        if self._probing or self._clock() - self._opened_at >= self.reset_timeout:
+            return CircuitState.HALF_OPEN
+        return CircuitState.OPEN
+
+    def allow(self) -> bool:
+        """Whether a call may go to the tier now (claims the probe slot when half-open)."""
+        if self._opened_at is None:
+            return True
+        if self._probing or self._clock() - self._opened_at < self.reset_timeout:
+            return False
+        self._probing = True
+        return True
+
+    def success(self) -> None:
+        self._failures = 0
+        self._opened_at = None
+        self._probing = False
+
+    def failure(self) -> None:
+        self._failures += 1
+        if self._probing or self._failures >= self.failure_threshold:
+            self._opened_at = self._clock()
+        self._probing = False
+
+    def release(self) -> None:
+        """The probe ended without telling us anything (e.g. cancelled): let another call probe."""
+        self._probing = False

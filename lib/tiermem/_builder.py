@@ -1,0 +1,213 @@
+"""``MemoryBuilder``: a fluent, validated description of a client; ``build()`` makes it (no I/O)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Any, Self
+
+from tiermem._client import DEFAULT_TIER_OPTIONS, MemoryClient, Policy, TierOptions, _Core
+from tiermem._errors import ConfigurationError
+from tiermem._keys import validate_scope
+from tiermem._protocols import ColdMemory, HotMemory, Tier, TierStore, WarmMemory
+from tiermem._telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from tiermem._settings import MemorySettings
+
+__all__ = ["MemoryBuilder"]
+
+_POLICY_FIELDS = frozenset(f.name for f in fields(Policy))
+
+
+class MemoryBuilder:
+    """Compose tiers and policy into an immutable :class:`MemoryClient`.
+
+    Each ``with_*`` call returns the builder; ``build()`` validates and says what to change.
+    The client takes ownership of the tiers given here (``owned=False`` to keep it yourself).
+
+    Example::
+
+        memory = (MemoryBuilder()
+                  .with_hot(LocalHotMemory(max_items=10_000))
+                  .with_warm(SqliteWarmMemory("./.tiermem/warm.db"))
+                  .with_cold(FileColdMemory("./.tiermem/cold"))
+                  .with_policy(hot_ttl=300, compress_min_bytes=4096)
+                  .build())
+    """
+
+    def __init__(self) -> None:
+        self._hot: HotMemory | None = None
+        self._warm: WarmMemory | None = None
+        self._cold: ColdMemory | None = None
+        self._owned: list[TierStore] = []
+        self._policy = Policy()
+        self._tier_options: dict[Tier, TierOptions] = dict(DEFAULT_TIER_OPTIONS)
+        self._tenant = "default"
+        self._namespace = "default"
+        self._clock: Callable[[], float] = time.time
+        self._built = False
+
+    def _take(self, store: TierStore, owned: bool) -> None:
+        if owned:
+            self._owned.append(store)
+
+    def with_hot(self, store: HotMemory, *, owned: bool = True) -> Self:
+        """The hot tier (``LocalHotMemory``, ``RedisHotMemory``...)."""
+        if not isinstance(store, HotMemory):
+            raise ConfigurationError(f"{type(store).__name__} does not implement HotMemory")
+        self._hot = store
+        self._take(store, owned)
+        return self
+
+    def with_warm(self, store: WarmMemory, *, owned: bool = True) -> Self:
+        """The durable warm tier (``SqliteWarmMemory``, ``CosmosWarmMemory``...)."""
+        if not isinstance(store, WarmMemory):
+            raise ConfigurationError(f"{type(store).__name__} does not implement WarmMemory")
+        self._warm = store
+        self._take(store, owned)
+        return self
+
+    def with_cold(self, store: ColdMemory, *, owned: bool = True) -> Self:
+        """The cold tier for large values and archives (``FileColdMemory``, ``BlobColdMemory``...)."""
+        if not isinstance(store, ColdMemory):
+            raise ConfigurationError(f"{type(store).__name__} does not implement ColdMemory")
+        self._cold = store
+        self._take(store, owned)
+        return self
+
+    def with_policy(self, **changes: Any) -> Self:
+        """Change :class:`Policy` fields (``hot_ttl``, ``compress_min_bytes``, ...); unknown names fail."""
+        unknown = set(changes) - _POLICY_FIELDS
+        if unknown:
+            raise ConfigurationError(
+                f"unknown policy option(s) {sorted(unknown)}; known: {sorted(_POLICY_FIELDS)}"
+            )
+        self._policy = replace(self._policy, **changes)
+        return self
+
+    def with_resilience(
+        self,
+        tier: Tier,
+        *,
+        timeout: float | None = None,
+        failure_threshold: int | None = None,
+        reset_timeout: float | None = None,
+    ) -> Self:
+        """Per-tier deadline and circuit breaker settings (see :class:`TierOptions`)."""
+        current = self._tier_options[tier]
+        self._tier_options[tier] = TierOptions(
+            timeout=current.timeout if timeout is None else timeout,
+            failure_threshold=current.failure_threshold if failure_threshold is None else failure_threshold,
+            reset_timeout=current.reset_timeout if reset_timeout is None else reset_timeout,
+        )
+        return self
+
+    def with_scope(self, *, tenant: str = "default", namespace: str = "default") -> Self:
+        """The tenant and namespace the built client starts in (views via ``client.scoped``)."""
+        self._tenant = validate_scope(tenant, "tenant")
+        self._namespace = validate_scope(namespace, "namespace")
+        return self
+
+    def with_clock(self, clock: Callable[[], float]) -> Self:
+        """Wall-clock source (Unix seconds) for expiry; inject a fake one in tests."""
+        self._clock = clock
+        return self
+
+    def with_redis(
+        self,
+        url: str,
+        *,
+        credential: Any = None,
+        password: Any = None,
+        cluster: bool = False,
+        **options: Any,
+    ) -> Self:
+        """Hot tier on Redis / Azure Managed Redis (``pip install tiermem[redis]``)."""
+        from tiermem.tiers.redis import RedisHotMemory
+
+        return self.with_hot(
+            RedisHotMemory.from_url(url, credential=credential, password=password, cluster=cluster, **options)
+        )
+
+    def with_cosmos(
+        self,
+        endpoint: str,
+        database: str,
+        container: str,
+        *,
+        credential: Any = None,
+        key: Any = None,
+        **options: Any,
+    ) -> Self:
+        """Warm tier on Azure Cosmos DB for NoSQL (``pip install tiermem[cosmos]``)."""
+        from tiermem.tiers.cosmos import CosmosWarmMemory
+
+        return self.with_warm(
+            CosmosWarmMemory(endpoint, database, container, credential=credential, key=key, **options)
+        )
+
+    def with_blob(
+        self,
+        account_url: str | None = None,
+        container: str = "tiermem",
+        *,
+        credential: Any = None,
+        connection_string: Any = None,
+        **options: Any,
+    ) -> Self:
+        """Cold tier on Azure Blob Storage (``pip install tiermem[blob]``)."""
+        from tiermem.tiers.blob import BlobColdMemory
+
+        return self.with_cold(
+            BlobColdMemory(
+                account_url,
+                container,
+                credential=credential,
+                connection_string=connection_string,
+                **options,
+            )
+        )
+
+    @classmethod
+    def from_settings(cls, settings: MemorySettings | None = None) -> MemoryBuilder:
+        """A builder configured from :class:`MemorySettings` (the env vars in ``.env.example``).
+
+        With no Azure settings it describes the embedded default (local files under
+        ``TIERMEM_LOCAL_DIR``). Credentials it creates are closed by the client.
+        """
+        from tiermem._settings import MemorySettings, builder_from_settings
+
+        return builder_from_settings(settings if settings is not None else MemorySettings())
+
+    def build(self) -> MemoryClient:
+        """Validate and make the client. Does no I/O: call ``await memory.setup()`` to create resources."""
+        if self._built:
+            raise ConfigurationError("this builder was already built; make a new MemoryBuilder")
+        if self._hot is None and self._warm is None and self._cold is None:
+            raise ConfigurationError(
+                "configure at least one tier: with_hot(), with_warm() or with_cold() "
+                "(or MemoryBuilder.from_settings() for the embedded default)"
+            )
+        policy = self._policy
+        if policy.hot_max_bytes > policy.max_value_bytes or policy.warm_max_bytes > policy.max_value_bytes:
+            raise ConfigurationError("hot_max_bytes and warm_max_bytes must not exceed max_value_bytes")
+        warm_limit = self._warm.info.max_record_bytes if self._warm is not None else None
+        if warm_limit is not None and policy.warm_max_bytes > warm_limit:
+            raise ConfigurationError(
+                f"warm_max_bytes={policy.warm_max_bytes} exceeds what the warm tier accepts ({warm_limit} bytes); "
+                "lower it with with_policy(warm_max_bytes=...)"
+            )
+        self._built = True
+        core = _Core(
+            hot=self._hot,
+            warm=self._warm,
+            cold=self._cold,
+            policy=policy,
+            tier_options=self._tier_options,
+            owned=self._owned,
+            clock=self._clock,
+            telemetry=Telemetry(record_keys=policy.record_keys),
+        )
+        return MemoryClient(core, tenant=self._tenant, namespace=self._namespace)

@@ -1,0 +1,248 @@
+"""The versioned value envelope, JSON serialization (orjson) and gzip.
+
+A stored record is a 17-byte binary header followed by the payload::
+
+    magic "TM" | version u8 | kind u8 | flags u8 | expires_at f64 (0 = never) | crc32 u32 | payload
+
+The payload is orjson for JSON values, UTF-8 for ``str`` and the raw bytes for ``bytes``;
+flag bit 0 means the payload is a complete gzip stream. A binary header (not a JSON wrapper)
+avoids base64-ing bytes and double-encoding JSON; the CRC32 covers the stored payload, and gzip
+carries its own CRC of the original bytes, so corruption raises instead of returning garbage.
+Nothing is ever deserialized with pickle.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import struct
+import zlib
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+import orjson
+
+from tiermem._errors import CorruptValueError, InvalidValueError, ValueTooLargeError
+
+__all__ = ["Codec", "Record", "RecordKind", "Value"]
+
+Value = Any
+"""A storable value: JSON-compatible objects (dict/list/str/int/float/bool/None), ``str`` or ``bytes``."""
+
+_MAGIC: Final = b"TM"
+_VERSION: Final = 1
+_HEADER: Final = struct.Struct(">2sBBBdI")
+HEADER_SIZE: Final = _HEADER.size
+_FLAG_GZIP: Final = 0x01
+_GZIP_WBITS: Final = 31  # zlib container = gzip (header + CRC32 + size trailer)
+
+
+class RecordKind(enum.IntEnum):
+    """What the payload holds."""
+
+    JSON = 1
+    STR = 2
+    BYTES = 3
+    POINTER = 4  # warm item that points at a large value stored in the cold tier
+    TOMBSTONE = 5  # short-lived hot marker written by delete: a definitive miss
+
+
+_VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored value as the tiers see it: opaque payload plus the metadata tiers need.
+
+    Attributes:
+        kind: what the payload holds.
+        payload: the stored bytes (a gzip stream when ``compressed``).
+        compressed: whether ``payload`` is gzip.
+        expires_at: absolute expiry (Unix seconds) or ``None``.
+        checksum: CRC32 of ``payload``.
+        etag: the tier's version tag when read back (Cosmos/Blob/SQLite), else ``None``.
+    """
+
+    kind: RecordKind
+    payload: bytes
+    compressed: bool
+    expires_at: float | None
+    checksum: int
+    etag: str | None = None
+
+    def to_bytes(self) -> bytes:
+        """Header + payload, for tiers that store one opaque byte string."""
+        flags = _FLAG_GZIP if self.compressed else 0
+        expiry = self.expires_at if self.expires_at is not None else 0.0
+        return _HEADER.pack(_MAGIC, _VERSION, self.kind, flags, expiry, self.checksum) + self.payload
+
+    @classmethod
+    def from_bytes(cls, data: bytes | bytearray | memoryview, *, etag: str | None = None) -> Record:
+        """Parse a stored byte string; raise :class:`CorruptValueError` if the header is not ours."""
+        if len(data) < HEADER_SIZE:
+            raise CorruptValueError(f"stored value is {len(data)} bytes, shorter than the envelope header")
+        magic, version, kind, flags, expiry, crc = _HEADER.unpack_from(data)
+        if magic != _MAGIC:
+            raise CorruptValueError("stored value does not start with the tiermem envelope magic")
+        if version != _VERSION:
+            raise CorruptValueError(f"unsupported envelope version {version}")
+        try:
+            record_kind = RecordKind(kind)
+        except ValueError as exc:
+            raise CorruptValueError(f"unknown record kind {kind}") from exc
+        return cls(
+            kind=record_kind,
+            payload=bytes(data[HEADER_SIZE:]),
+            compressed=bool(flags & _FLAG_GZIP),
+            expires_at=expiry if expiry else None,
+            checksum=crc,
+            etag=etag,
+        )
+
+    @property
+    def size(self) -> int:
+        """Stored size in bytes, header included."""
+        return HEADER_SIZE + len(self.payload)
+
+    def is_expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    def with_expiry(self, expires_at: float | None) -> Record:
+        """The same record with another expiry (the header is not part of the checksum)."""
+        return replace(self, expires_at=expires_at, etag=None)
+
+
+def make_record(
+    kind: RecordKind, payload: bytes, *, compressed: bool = False, expires_at: float | None = None
+) -> Record:
+    """Build a record, computing its checksum."""
+    return Record(kind, payload, compressed, expires_at, zlib.crc32(payload))
+
+
+def tombstone(expires_at: float) -> Record:
+    """The hot-tier marker a delete leaves behind so a racing promotion cannot resurrect a value."""
+    return make_record(RecordKind.TOMBSTONE, b"", expires_at=expires_at)
+
+
+def _reject(obj: Any) -> Any:
+    raise TypeError(f"type {type(obj).__name__} is not JSON-compatible")
+
+
+_DUMPS_OPTIONS: Final = (
+    orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def _has_non_finite(obj: Any) -> bool:
+    # orjson writes NaN/Infinity as null, silently changing the value; only walk when a null appeared.
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+class Codec:
+    """Turns values into records and back: orjson, UTF-8 or raw bytes, gzip above a threshold.
+
+    Args:
+        compress_min_bytes: compress payloads at least this large (default 4 KiB).
+        compress_level: gzip level; 1 is chosen from measurements (see docs/adr/0002).
+        min_saving: keep the compressed form only if it saves at least this fraction (default 10%).
+        max_value_bytes: reject decoded values larger than this (guards against gzip bombs too).
+    """
+
+    __slots__ = ("compress_level", "compress_min_bytes", "max_value_bytes", "min_saving")
+
+    def __init__(
+        self,
+        *,
+        compress_min_bytes: int = 4096,
+        compress_level: int = 1,
+        min_saving: float = 0.10,
+        max_value_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        if compress_min_bytes < 0:
+            raise ValueError("compress_min_bytes must be >= 0")
+        if not 0 <= compress_level <= 9:
+            raise ValueError("compress_level must be between 0 and 9")
+        if not 0.0 <= min_saving < 1.0:
+            raise ValueError("min_saving must be in [0, 1)")
+        self.compress_min_bytes = compress_min_bytes
+        self.compress_level = compress_level
+        self.min_saving = min_saving
+        self.max_value_bytes = max_value_bytes
+
+    def serialize(self, value: Value) -> tuple[RecordKind, bytes]:
+        """Serialize without compressing; raise :class:`InvalidValueError` for what cannot round-trip."""
+        if isinstance(value, bytes | bytearray | memoryview):
+            return RecordKind.BYTES, bytes(value)
+        if isinstance(value, str):
+            try:
+                return RecordKind.STR, value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidValueError("string value is not valid Unicode (lone surrogate)") from exc
+        try:
+            payload = orjson.dumps(value, default=_reject, option=_DUMPS_OPTIONS)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise InvalidValueError(f"value is not JSON-compatible: {exc}") from exc
+        if b"null" in payload and _has_non_finite(value):
+            raise InvalidValueError("value contains NaN or Infinity, which JSON cannot represent")
+        return RecordKind.JSON, payload
+
+    def encode(self, value: Value, *, expires_at: float | None = None) -> tuple[Record, int]:
+        """Encode ``value`` into a record; return it with the uncompressed payload size."""
+        kind, payload = self.serialize(value)
+        raw_size = len(payload)
+        if raw_size > self.max_value_bytes:
+            raise ValueTooLargeError(
+                f"value is {raw_size} bytes, above max_value_bytes={self.max_value_bytes}",
+                size=raw_size,
+                limit=self.max_value_bytes,
+            )
+        compressed = False
+        if raw_size >= self.compress_min_bytes and raw_size > 0:
+            packed = zlib.compress(payload, self.compress_level, wbits=_GZIP_WBITS)
+            if len(packed) <= raw_size * (1.0 - self.min_saving):
+                payload, compressed = packed, True
+        return make_record(kind, payload, compressed=compressed, expires_at=expires_at), raw_size
+
+    def raw_payload(self, record: Record) -> bytes:
+        """Verify the checksum and return the uncompressed payload."""
+        if zlib.crc32(record.payload) != record.checksum:
+            raise CorruptValueError("stored value failed its CRC32 check")
+        if not record.compressed:
+            return record.payload
+        inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
+        try:
+            data = inflater.decompress(record.payload, self.max_value_bytes + 1)
+        except zlib.error as exc:
+            raise CorruptValueError(f"stored gzip stream is corrupt: {exc}") from exc
+        if len(data) > self.max_value_bytes or inflater.unconsumed_tail:
+            raise CorruptValueError("stored gzip stream inflates beyond max_value_bytes")
+        if not inflater.eof or inflater.unused_data:
+            raise CorruptValueError("stored gzip stream is truncated or has trailing data")
+        return data
+
+    def decode(self, record: Record) -> Value:
+        """Turn a value record back into the value; raise :class:`CorruptValueError` on any damage."""
+        if record.kind not in _VALUE_KINDS:
+            raise CorruptValueError(f"record of kind {record.kind.name} holds no value")
+        data = self.raw_payload(record)
+        if record.kind is RecordKind.BYTES:
+            return data
+        if record.kind is RecordKind.STR:
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise CorruptValueError("stored string is not valid UTF-8") from exc
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise CorruptValueError(f"stored JSON does not parse: {exc}") from exc

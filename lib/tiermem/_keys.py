@@ -1,0 +1,192 @@
+"""Key, tenant and namespace validation, and the per-tier key encodings.
+
+A key is data, never a path: ``../x``, ``a/b`` and ``%2F`` are legal keys and stay inside their
+tenant on every tier. Every encoding here is deterministic and reversible (tested).
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Final
+from urllib.parse import unquote
+
+from tiermem._errors import InvalidKeyError, InvalidScopeError, InvalidTTLError
+from tiermem._protocols import MemoryKey
+
+__all__ = [
+    "MAX_KEY_BYTES",
+    "blob_name",
+    "cosmos_id",
+    "file_parts",
+    "file_scope_parts",
+    "make_key",
+    "parse_blob_name",
+    "parse_cosmos_id",
+    "parse_file_parts",
+    "parse_redis_key",
+    "redis_key",
+    "validate_key",
+    "validate_scope",
+    "validate_ttl",
+]
+
+MAX_KEY_BYTES: Final = 512
+_SCOPE_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BLOB_NAME_MAX: Final = 1024
+_FILE_SEGMENT_MAX: Final = 200
+
+
+def validate_key(key: object) -> str:
+    """Return ``key`` if it is a 1..512-byte UTF-8 string without control characters."""
+    if not isinstance(key, str):
+        raise InvalidKeyError(f"key must be a str, not {type(key).__name__}")
+    if not key:
+        raise InvalidKeyError("key must not be empty")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidKeyError("key is not valid Unicode (lone surrogate)") from exc
+    if size > MAX_KEY_BYTES:
+        raise InvalidKeyError(f"key is {size} UTF-8 bytes; the limit is {MAX_KEY_BYTES}")
+    if _CONTROL_RE.search(key):
+        raise InvalidKeyError("key must not contain control characters")
+    return key
+
+
+def validate_scope(name: object, what: str) -> str:
+    """Return a tenant/namespace if it matches ``[A-Za-z0-9._-]{1,64}`` and is not only dots."""
+    if not isinstance(name, str) or not _SCOPE_RE.fullmatch(name) or not name.strip("."):
+        raise InvalidScopeError(
+            f"{what} must match [A-Za-z0-9._-]{{1,64}} and not be only dots, got {name!r:.80}"
+        )
+    return name
+
+
+def make_key(tenant: str, namespace: str, key: str) -> MemoryKey:
+    """Validate all three parts and build a :class:`MemoryKey`."""
+    return MemoryKey(validate_scope(tenant, "tenant"), validate_scope(namespace, "namespace"), validate_key(key))
+
+
+def validate_ttl(ttl: object) -> float | None:
+    """Return the TTL in seconds (``None`` = no expiry); reject negative, zero, NaN, inf and bools."""
+    if ttl is None:
+        return None
+    if isinstance(ttl, bool) or not isinstance(ttl, int | float):
+        raise InvalidTTLError(f"ttl must be a number of seconds, not {type(ttl).__name__}")
+    if not ttl > 0 or ttl == float("inf"):
+        raise InvalidTTLError(f"ttl must be a positive, finite number of seconds, got {ttl!r}")
+    return float(ttl)
+
+
+# --- Redis: tm:{tenant}:{namespace}:{key}. Tenant and namespace cannot hold ':', so this is reversible.
+
+
+def redis_key(mk: MemoryKey, prefix: str = "tm") -> str:
+    return f"{prefix}:{mk.tenant}:{mk.namespace}:{mk.key}"
+
+
+def parse_redis_key(raw: str, prefix: str = "tm") -> MemoryKey:
+    head, sep, rest = raw.partition(":")
+    tenant, _, rest = rest.partition(":")
+    namespace, _, key = rest.partition(":")
+    if head != prefix or not sep:
+        raise InvalidKeyError(f"not a tiermem Redis key for prefix {prefix!r}")
+    return make_key(tenant, namespace, key)
+
+
+# --- Cosmos: id == pk == "{tenant}:{namespace}:{base64url(key)}": ASCII, no / \ ? #, <= 819 chars.
+
+
+def _b64(key: str) -> str:
+    return base64.urlsafe_b64encode(key.encode("utf-8")).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> str:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+
+
+def cosmos_id(mk: MemoryKey) -> str:
+    """The item id, also used as the partition key value (one logical partition per key)."""
+    return f"{mk.tenant}:{mk.namespace}:{_b64(mk.key)}"
+
+
+def parse_cosmos_id(item_id: str) -> MemoryKey:
+    tenant, _, rest = item_id.partition(":")
+    namespace, _, encoded = rest.partition(":")
+    return make_key(tenant, namespace, _unb64(encoded))
+
+
+# --- Blob: {tenant}/{namespace}/{percent-encoded key}; '~' + base64url when that would pass 1024 chars.
+# Only [A-Za-z0-9_-] stay literal: '.', '/', '~' and '%' are always escaped, so no name has a '..' segment.
+
+_DIGITS_LETTERS: Final = b"0123456789abcdefghijklmnopqrstuvwxyz"
+_BLOB_SAFE: Final = frozenset(_DIGITS_LETTERS + _DIGITS_LETTERS[10:].upper() + b"-_")
+_FILE_SAFE: Final = frozenset(_DIGITS_LETTERS + b"-_")
+
+
+def _percent(text: str, safe: frozenset[int], hex_format: str) -> str:
+    return "".join(chr(b) if b in safe else hex_format % b for b in text.encode("utf-8"))
+
+
+def _unpercent(text: str) -> str:
+    if re.search(r"%(?![0-9A-Fa-f]{2})", text):
+        raise InvalidKeyError("malformed percent-encoding")
+    return unquote(text, errors="strict")
+
+
+def blob_name(mk: MemoryKey) -> str:
+    prefix = f"{mk.tenant}/{mk.namespace}/"
+    encoded = _percent(mk.key, _BLOB_SAFE, "%%%02X")
+    if len(prefix) + len(encoded) > _BLOB_NAME_MAX:
+        encoded = "~" + _b64(mk.key)
+    return prefix + encoded
+
+
+def parse_blob_name(name: str) -> MemoryKey:
+    tenant, _, rest = name.partition("/")
+    namespace, _, encoded = rest.partition("/")
+    key = _unb64(encoded[1:]) if encoded.startswith("~") else _unpercent(encoded)
+    return make_key(tenant, namespace, key)
+
+
+# --- Files: case-insensitive-safe names ([a-z0-9_-] and lower-case %xx), so 'A' and 'a' never share a
+# file on macOS/Windows. Long keys become '~' + lowercase base32 split into <= 200-char directory segments.
+
+
+def _file_quote(text: str) -> str:
+    return _percent(text, _FILE_SAFE, "%%%02x")
+
+
+def file_parts(mk: MemoryKey) -> tuple[str, ...]:
+    """Relative path parts of a key's file under the root (tenant, namespace, name...)."""
+    name = _file_quote(mk.key)
+    if len(name) <= _FILE_SEGMENT_MAX:
+        tail: tuple[str, ...] = (name,)
+    else:
+        b32 = base64.b32encode(mk.key.encode("utf-8")).rstrip(b"=").decode("ascii").lower()
+        chunks = [b32[i : i + _FILE_SEGMENT_MAX] for i in range(0, len(b32), _FILE_SEGMENT_MAX)]
+        tail = ("~" + chunks[0], *chunks[1:])
+    return (_file_quote(mk.tenant), _file_quote(mk.namespace), *tail)
+
+
+def file_scope_parts(tenant: str, namespace: str | None = None) -> tuple[str, ...]:
+    """Directory parts of a tenant (and optionally one namespace) under the cold root."""
+    parts = (_file_quote(tenant),)
+    return parts if namespace is None else (*parts, _file_quote(namespace))
+
+
+def parse_file_parts(parts: tuple[str, ...]) -> MemoryKey:
+    if len(parts) < 3:
+        raise InvalidKeyError("not a tiermem file path")
+    tenant, namespace = _unpercent(parts[0]), _unpercent(parts[1])
+    tail = parts[2:]
+    if tail[0].startswith("~"):
+        b32 = (tail[0][1:] + "".join(tail[1:])).upper()
+        key = base64.b32decode(b32 + "=" * (-len(b32) % 8)).decode("utf-8")
+    elif len(tail) == 1:
+        key = _unpercent(tail[0])
+    else:
+        raise InvalidKeyError("not a tiermem file path")
+    return make_key(tenant, namespace, key)

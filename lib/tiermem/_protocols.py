@@ -1,0 +1,154 @@
+"""Tier identity, the logical key, and the tier Protocols every adapter implements.
+
+One small core interface (``TierStore``) over stored records; ``HotMemory``,
+``WarmMemory`` and ``ColdMemory`` add only what their tier natively offers. Policy
+(cascade, promotion, codec, TTL capping) lives in :class:`tiermem.MemoryClient`, never here.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from tiermem._codec import Record
+
+__all__ = [
+    "ColdMemory",
+    "HotMemory",
+    "MemoryKey",
+    "Tier",
+    "TierInfo",
+    "TierStore",
+    "WarmMemory",
+]
+
+
+class Tier(enum.Enum):
+    """Which tier a store plays: fast and volatile, durable, or large and cheap."""
+
+    HOT = "hot"
+    WARM = "warm"
+    COLD = "cold"
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryKey:
+    """A validated logical key: (tenant, namespace, key). Build it with :func:`tiermem.make_key`."""
+
+    tenant: str
+    namespace: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class TierInfo:
+    """Static facts about a tier implementation, used for limits, tracing and ``doctor``.
+
+    Attributes:
+        db_system: OpenTelemetry ``db.system`` value (``redis``, ``cosmosdb``, ``azure_blob``, ``sqlite``...).
+        server_address: host of the service, when there is one.
+        max_record_bytes: the largest encoded record the tier accepts, if it has a hard limit.
+        native_ttl: whether the service expires data by itself (the client checks expiry anyway).
+    """
+
+    db_system: str
+    server_address: str | None = None
+    max_record_bytes: int | None = None
+    native_ttl: bool = False
+
+
+@runtime_checkable
+class TierStore(Protocol):
+    """The core interface shared by every tier: records in, records out, by logical key.
+
+    A miss is ``None``; a failure is a :class:`tiermem.TierError`. ``delete`` is idempotent.
+    Adapters translate their SDK's exceptions in one place and never call each other.
+    """
+
+    @property
+    def info(self) -> TierInfo: ...
+
+    async def setup(self) -> None:
+        """Create what the tier needs (database, container, table). Idempotent; never called implicitly."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise unless the tier answers (used by ``doctor`` and ``/readyz``)."""
+        ...
+
+    async def get(self, key: MemoryKey) -> Record | None: ...
+
+    async def set(
+        self, key: MemoryKey, record: Record, *, if_match: str | None = None, if_absent: bool = False
+    ) -> str | None:
+        """Store ``record``; return the new ETag when the tier has one.
+
+        Raises:
+            ConflictError: ``if_match`` did not match, or ``if_absent`` and the key exists.
+        """
+        ...
+
+    async def delete(self, key: MemoryKey) -> None: ...
+
+    async def exists(self, key: MemoryKey) -> bool: ...
+
+    async def mget(self, keys: Sequence[MemoryKey]) -> list[Record | None]:
+        """Records in input order, ``None`` for misses; one round trip where the tier supports it."""
+        ...
+
+    async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
+        """Store many records; with ``if_absent`` existing keys are skipped silently (promotion).
+
+        Raises:
+            BatchWriteError: some items failed; it lists which were written.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release what this store created. Idempotent; injected resources stay open."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class HotMemory(TierStore, Protocol):
+    """The fast, volatile tier (Redis, in-process): native TTL and batch delete."""
+
+    async def mdelete(self, keys: Sequence[MemoryKey]) -> None:
+        """Delete many keys in one round trip; missing keys are fine."""
+        ...
+
+
+@runtime_checkable
+class WarmMemory(TierStore, Protocol):
+    """The durable tier (Cosmos DB, SQLite): tenant-wide listing and purge."""
+
+    def scan(self, tenant: str, namespace: str | None = None) -> AsyncIterator[MemoryKey]:
+        """Every stored key of a tenant (optionally one namespace), expired ones included."""
+        ...
+
+    async def purge(self, tenant: str, namespace: str | None = None) -> int:
+        """Delete every item of a tenant (or one namespace); return how many were deleted."""
+        ...
+
+
+@runtime_checkable
+class ColdMemory(TierStore, Protocol):
+    """The large, cheap tier (Blob, files): listing and sweeping of expired objects."""
+
+    def scan(self, tenant: str, namespace: str | None = None) -> AsyncIterator[MemoryKey]: ...
+
+    async def sweep(self, *, now: float | None = None) -> int:
+        """Delete objects whose expiry has passed (Blob has no native TTL); return how many."""
+        ...

@@ -1,0 +1,331 @@
+"""Tracing, metrics and the in-process stats snapshot.
+
+The library uses the OpenTelemetry *API* only (``pip install tiermem[otel]``); without an SDK
+(or without the package) spans are skipped entirely, so tracing costs nothing until an
+application configures a TracerProvider. ``memory.stats()`` is always available: it keeps
+fixed-size log-bucket histograms, never a list of samples.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from tiermem._errors import key_digest
+
+if TYPE_CHECKING:
+    from tiermem._protocols import Tier
+
+__all__ = ["LatencyHistogram", "Stats", "Telemetry", "TierStats"]
+
+logger = logging.getLogger("tiermem")
+
+try:  # the API is optional: tracing and OTel metrics switch off without it
+    from opentelemetry import metrics as _otel_metrics
+    from opentelemetry import trace as _otel_trace
+    from opentelemetry.trace import Span, Status, StatusCode
+
+    _OTEL = True
+except ImportError:  # pragma: no cover - exercised in the no-extras install
+    _OTEL = False
+
+_SCOPE: Final = "tiermem"
+
+# Bucket upper bounds in seconds: 1 us .. ~200 s, 8 buckets per doubling (<= 9% relative error).
+_BOUNDS: Final = tuple(1e-6 * 2 ** (i / 8) for i in range(8 * 28))
+
+
+class LatencyHistogram:
+    """Fixed-memory latency histogram (log buckets) with approximate percentiles."""
+
+    __slots__ = ("count", "counts", "max", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(_BOUNDS) + 1)
+        self.count = 0
+        self.total = 0.0
+        self.max = 0.0
+
+    def record(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(_BOUNDS, seconds)] += 1
+        self.count += 1
+        self.total += seconds
+        if seconds > self.max:
+            self.max = seconds
+
+    def percentile(self, q: float) -> float | None:
+        """Approximate ``q``-quantile (0..1) in seconds: the upper bound of the bucket that holds it."""
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for i, n in enumerate(self.counts):
+            seen += n
+            if seen >= rank:
+                return min(_BOUNDS[i] if i < len(_BOUNDS) else self.max, self.max)
+        return self.max  # pragma: no cover - unreachable: counts sum to count
+
+
+@dataclass
+class TierStats:
+    """Per-tier counters for the human snapshot."""
+
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    writes: int = 0
+    latency: dict[str, LatencyHistogram] = field(default_factory=dict)
+
+    def hit_rate(self) -> float | None:
+        reads = self.hits + self.misses
+        return self.hits / reads if reads else None
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot of what the client did since it was built (see ``MemoryClient.stats``)."""
+
+    tiers: dict[str, dict[str, Any]]
+    promotions: int
+    fallthroughs: int
+    bytes_in: int
+    bytes_out: int
+    dirty_keys: int
+    dirty_overflows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tiers": self.tiers,
+            "promotions": self.promotions,
+            "fallthroughs": self.fallthroughs,
+            "compression": {"bytes_in": self.bytes_in, "bytes_out": self.bytes_out},
+            "dirty_keys": self.dirty_keys,
+            "dirty_overflows": self.dirty_overflows,
+        }
+
+
+class Telemetry:
+    """One instance per client: OTel spans/instruments (when available) plus local stats.
+
+    Args:
+        record_keys: put raw keys in span attributes (off by default: a stable hash is recorded).
+    """
+
+    def __init__(self, *, record_keys: bool = False) -> None:
+        self.record_keys = record_keys
+        self._lock = threading.Lock()
+        self.tiers: dict[str, TierStats] = {}
+        self.promotions = 0
+        self.fallthroughs = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.dirty_overflows = 0
+        self._tracer: Any = None
+        self._instruments: dict[str, Any] = {}
+        self._gauges: list[Any] = []
+        if _OTEL:
+            self._tracer = _otel_trace.get_tracer(_SCOPE)
+            meter = _otel_metrics.get_meter(_SCOPE)
+            self._instruments = {
+                "operations": meter.create_counter(
+                    "tiermem.operations", unit="{operation}", description="Tier operations by outcome"
+                ),
+                "duration": meter.create_histogram(
+                    "tiermem.operation.duration", unit="s", description="Tier call latency"
+                ),
+                "promotions": meter.create_counter(
+                    "tiermem.promotions", unit="{value}", description="Values promoted to a faster tier"
+                ),
+                "fallthroughs": meter.create_counter(
+                    "tiermem.fallthroughs", unit="{call}", description="Reads that skipped a failing tier"
+                ),
+                "bytes_in": meter.create_counter(
+                    "tiermem.compression.bytes_in", unit="By", description="Payload bytes before compression"
+                ),
+                "bytes_out": meter.create_counter(
+                    "tiermem.compression.bytes_out", unit="By", description="Payload bytes as stored"
+                ),
+                "dirty_overflows": meter.create_counter(
+                    "tiermem.dirty_keys.overflows",
+                    unit="{event}",
+                    description="Times the bounded dirty-key set overflowed",
+                ),
+            }
+            self._meter = meter
+
+    def register_gauges(self, circuit_states: Any, dirty_count: Any) -> None:
+        """Observable gauges for breaker state and pending hot invalidations (callbacks from the client)."""
+        if not _OTEL:
+            return
+        self._gauges.append(
+            self._meter.create_observable_gauge(
+                "tiermem.circuit.state",
+                callbacks=[circuit_states],
+                description="Circuit breaker state per tier: 0 closed, 1 half-open, 2 open",
+            )
+        )
+        self._gauges.append(
+            self._meter.create_observable_gauge(
+                "tiermem.dirty_keys", callbacks=[dirty_count], description="Hot keys awaiting invalidation"
+            )
+        )
+
+    # -- tracing ---------------------------------------------------------------------------------
+
+    @property
+    def tracing(self) -> bool:
+        """True once an SDK TracerProvider is installed (the API's default provider records nothing)."""
+        if self._tracer is None:
+            return False
+        provider = _otel_trace.get_tracer_provider()
+        return not isinstance(provider, _otel_trace.ProxyTracerProvider | _otel_trace.NoOpTracerProvider)
+
+    def key_attr(self, key: str) -> str:
+        return key if self.record_keys else key_digest(key)
+
+    @contextmanager
+    def span(self, name: str, attributes: dict[str, Any]) -> Iterator[Span | None]:
+        """A span when tracing is on, else nothing; exceptions are recorded, status set, re-raised."""
+        if not self.tracing:
+            yield None
+            return
+        with self._tracer.start_as_current_span(
+            name, attributes=attributes, record_exception=False, set_status_on_exception=False
+        ) as span:
+            try:
+                yield span
+            except BaseException as exc:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
+
+    # -- metrics ---------------------------------------------------------------------------------
+
+    def tier_stats(self, tier: Tier) -> TierStats:
+        stats = self.tiers.get(tier.value)
+        if stats is None:
+            stats = self.tiers.setdefault(tier.value, TierStats())
+        return stats
+
+    def record(self, tier: Tier, operation: str, outcome: str, seconds: float, count: int = 1) -> None:
+        """Count one tier call (outcome: hit, miss, ok, error) and its latency."""
+        stats = self.tier_stats(tier)
+        with self._lock:
+            hist = stats.latency.get(operation)
+            if hist is None:
+                hist = stats.latency.setdefault(operation, LatencyHistogram())
+            hist.record(seconds)
+            if outcome == "hit":
+                stats.hits += count
+            elif outcome == "miss":
+                stats.misses += count
+            elif outcome == "error":
+                stats.errors += 1
+            elif operation in ("set", "mset", "delete"):
+                stats.writes += count
+        if self._instruments:
+            attrs = {"tiermem.tier": tier.value, "tiermem.operation": operation, "tiermem.outcome": outcome}
+            self._instruments["operations"].add(count, attrs)
+            self._instruments["duration"].record(
+                seconds, {"tiermem.tier": tier.value, "tiermem.operation": operation}
+            )
+
+    def count_keys(self, tier: Tier, hits: int, misses: int) -> None:
+        """Count per-key hits and misses of a batch read (its latency is recorded by ``record``)."""
+        stats = self.tier_stats(tier)
+        with self._lock:
+            stats.hits += hits
+            stats.misses += misses
+        if self._instruments:
+            base = {"tiermem.tier": tier.value, "tiermem.operation": "mget"}
+            if hits > 0:
+                self._instruments["operations"].add(hits, {**base, "tiermem.outcome": "hit"})
+            if misses > 0:
+                self._instruments["operations"].add(misses, {**base, "tiermem.outcome": "miss"})
+
+    def promoted(self, tier: Tier, count: int = 1) -> None:
+        with self._lock:
+            self.promotions += count
+        if self._instruments:
+            self._instruments["promotions"].add(count, {"tiermem.tier": tier.value})
+
+    def fell_through(self, tier: Tier, operation: str, exc: BaseException, span: Span | None) -> None:
+        """A failing tier was skipped: count it, log a WARNING, add a span event. Never silent."""
+        with self._lock:
+            self.fallthroughs += 1
+        logger.warning(
+            "tier unavailable, falling through: tier=%s op=%s error=%s: %s",
+            tier.value,
+            operation,
+            type(exc).__name__,
+            exc,
+        )
+        if self._instruments:
+            self._instruments["fallthroughs"].add(1, {"tiermem.tier": tier.value, "tiermem.operation": operation})
+        if span is not None:
+            span.add_event(
+                "tiermem.fallthrough",
+                {"tiermem.tier": tier.value, "exception.type": type(exc).__name__, "exception.message": str(exc)},
+            )
+
+    def compressed(self, raw: int, stored: int) -> None:
+        with self._lock:
+            self.bytes_in += raw
+            self.bytes_out += stored
+        if self._instruments:
+            self._instruments["bytes_in"].add(raw)
+            self._instruments["bytes_out"].add(stored)
+
+    def dirty_overflow(self) -> None:
+        with self._lock:
+            self.dirty_overflows += 1
+        if self._instruments:
+            self._instruments["dirty_overflows"].add(1)
+
+    def snapshot(self, *, circuits: dict[str, str], dirty_keys: int) -> Stats:
+        tiers: dict[str, dict[str, Any]] = {}
+        with self._lock:
+            for name, st in self.tiers.items():
+                latency = {
+                    op: {
+                        "count": h.count,
+                        "p50_ms": _ms(h.percentile(0.50)),
+                        "p95_ms": _ms(h.percentile(0.95)),
+                        "p99_ms": _ms(h.percentile(0.99)),
+                        "max_ms": _ms(h.max if h.count else None),
+                    }
+                    for op, h in st.latency.items()
+                }
+                tiers[name] = {
+                    "hits": st.hits,
+                    "misses": st.misses,
+                    "errors": st.errors,
+                    "writes": st.writes,
+                    "hit_rate": st.hit_rate(),
+                    "latency": latency,
+                    "circuit": circuits.get(name, "closed"),
+                }
+            for name, state in circuits.items():
+                tiers.setdefault(
+                    name,
+                    {"hits": 0, "misses": 0, "errors": 0, "writes": 0, "hit_rate": None, "latency": {}, "circuit": state},
+                )
+            return Stats(
+                tiers=tiers,
+                promotions=self.promotions,
+                fallthroughs=self.fallthroughs,
+                bytes_in=self.bytes_in,
+                bytes_out=self.bytes_out,
+                dirty_keys=dirty_keys,
+                dirty_overflows=self.dirty_overflows,
+            )
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
