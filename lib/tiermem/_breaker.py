@@ -18,7 +18,7 @@ class CircuitState(enum.IntEnum):
 
 
 class CircuitBreaker:
-    """Opens after ``failure_threshold`` consecutive unavailability failures; half-opens after ``reset_timeout``.
+    """Opens after ``failure_threshold`` consecutive unavailability failures; probes after ``reset_timeout``.
 
     In the half-open state exactly one call is let through as a probe: success closes the
     breaker, failure opens it again for another ``reset_timeout``. Only "could not reach the
@@ -65,11 +65,14 @@ class CircuitBreaker:
         self._opened_at = None
         self._probing = False
 
-    def failure(self) -> None:
+    def failure(self) -> bool:
+        """Count a failure; return True when this failure opened the circuit."""
         self._failures += 1
+        was_open = self._opened_at is not None
         if self._probing or self._failures >= self.failure_threshold:
             self._opened_at = self._clock()
         self._probing = False
+        return not was_open and self._opened_at is not None
 
     def release(self) -> None:
         """The probe ended without telling us anything (e.g. cancelled): let another call probe."""

@@ -196,8 +196,8 @@ class MemoryBuilder:
         warm_limit = self._warm.info.max_record_bytes if self._warm is not None else None
         if warm_limit is not None and policy.warm_max_bytes > warm_limit:
             raise ConfigurationError(
-                f"warm_max_bytes={policy.warm_max_bytes} exceeds what the warm tier accepts ({warm_limit} bytes); "
-                "lower it with with_policy(warm_max_bytes=...)"
+                f"warm_max_bytes={policy.warm_max_bytes} exceeds what the warm tier accepts "
+                f"({warm_limit} bytes); lower it with with_policy(warm_max_bytes=...)"
             )
         self._built = True
         core = _Core(

@@ -76,7 +76,7 @@ class Policy:
     compress_min_bytes: int = 4096
     compress_level: int = 1
     hot_max_bytes: int = 512 * 1024
-    warm_max_bytes: int = 1536 * 1024
+    warm_max_bytes: int = 1024 * 1024  # base64 in Cosmos: 1 MiB -> ~1.4 MB of the 2 MB item limit
     max_value_bytes: int = 64 * 1024 * 1024
     tombstone_ttl: float = 5.0
     negative_ttl: float | None = None
@@ -276,7 +276,7 @@ class _Core:
                     async with asyncio.timeout(timeout):
                         result = await fn()
             except TimeoutError as exc:
-                breaker.failure()
+                self._breaker_failure(slot, operation, exc)
                 telemetry.record(tier, operation, "error", time.perf_counter() - start)
                 raise TierUnavailableError(
                     f"timed out after {slot.options.timeout}s",
@@ -284,8 +284,8 @@ class _Core:
                     operation=operation,
                     key=key.key if key else None,
                 ) from exc
-            except TierUnavailableError:
-                breaker.failure()
+            except TierUnavailableError as exc:
+                self._breaker_failure(slot, operation, exc)
                 telemetry.record(tier, operation, "error", time.perf_counter() - start)
                 raise
             except TierMemError:
@@ -301,6 +301,16 @@ class _Core:
             if span is not None and outcome is not None and nkeys == 1:
                 span.set_attribute("tiermem.hit", kind == "hit")
             return result
+
+    def _breaker_failure(self, slot: _Slot, operation: str, exc: BaseException) -> None:
+        if slot.breaker.failure():
+            logger.warning(
+                "circuit breaker opened for the %s tier after %s: %s; calls skip it for %ss",
+                slot.tier.value,
+                operation,
+                exc,
+                slot.options.reset_timeout,
+            )
 
     # -- hot-tier health: dirty keys and bypass ----------------------------------------------------
 
@@ -485,7 +495,9 @@ class _Core:
             meta = orjson.loads(ptr.payload)
             if hashlib.sha256(rec.payload).hexdigest() != meta.get("sha256"):
                 # A concurrent large write replaced the object; it carries its own CRC, checked on decode.
-                logger.warning("cold object differs from its warm pointer (concurrent write?): key#%s", _h(mk))
+                logger.warning(
+                    "cold object differs from its warm pointer (concurrent write?): key#%s", _h(mk)
+                )
             out.append(rec)
         return out
 
@@ -706,7 +718,8 @@ class MemoryClient:
                 raise ConfigurationError("tier=WARM needs a warm tier", operation="set", key=mk.key)
             if size > policy.warm_max_bytes:
                 raise ValueTooLargeError(
-                    f"value is {size} bytes; the warm tier takes at most warm_max_bytes={policy.warm_max_bytes}",
+                    f"value is {size} bytes; the warm tier takes at most "
+                    f"warm_max_bytes={policy.warm_max_bytes}",
                     size=size,
                     limit=policy.warm_max_bytes,
                     tier=Tier.WARM,
@@ -794,7 +807,8 @@ class MemoryClient:
         etag: str | None
         if w.plan is _Plan.LARGE:
             cold, warm = core.cold, core.warm
-            assert cold is not None and warm is not None
+            assert cold is not None
+            assert warm is not None
             cstore: Any = cold.store
             wstore: Any = warm.store
             await core.call(cold, "set", lambda: cstore.set(mk, w.record), key=mk)
@@ -872,7 +886,9 @@ class MemoryClient:
         if hot_only:
             hot = core.hot
             assert hot is not None
-            recs = [w.record if core.durable is not None else core.hot_record(w.record, now) for w in hot_only]
+            recs = [
+                w.record if core.durable is not None else core.hot_record(w.record, now) for w in hot_only
+            ]
             await batch(hot, hot_only, recs)
         if durable:
             slot = core.durable
@@ -907,11 +923,9 @@ class MemoryClient:
                     except TierError as exc:
                         core.mark_dirty([mk])
                         core.telemetry.fell_through(Tier.HOT, "delete", exc, None)
-                calls = []
-                for slot in (core.warm, core.cold):
-                    if slot is not None:
-                        calls.append(self._delete_in(slot, mk))
-                await asyncio.gather(*calls)
+                await asyncio.gather(
+                    *(self._delete_in(slot, mk) for slot in (core.warm, core.cold) if slot is not None)
+                )
 
     async def _delete_in(self, slot: _Slot, mk: MemoryKey) -> None:
         store: Any = slot.store
@@ -922,16 +936,14 @@ class MemoryClient:
     async def setup(self) -> None:
         """Create what every tier needs (database, container, table). Idempotent."""
         for slot in self._core.slots:
-            store: Any = slot.store
-            await self._core.call(slot, "setup", lambda: store.setup())
+            await self._core.call(slot, "setup", slot.store.setup)
 
     async def ping(self) -> dict[Tier, BaseException | None]:
         """Ask every tier to answer; map each tier to ``None`` (fine) or the error it raised."""
         results: dict[Tier, BaseException | None] = {}
         for slot in self._core.slots:
-            store: Any = slot.store
             try:
-                await self._core.call(slot, "ping", lambda: store.ping())
+                await self._core.call(slot, "ping", slot.store.ping)
                 results[slot.tier] = None
             except TierMemError as exc:
                 results[slot.tier] = exc

@@ -66,7 +66,9 @@ def validate_scope(name: object, what: str) -> str:
 
 def make_key(tenant: str, namespace: str, key: str) -> MemoryKey:
     """Validate all three parts and build a :class:`MemoryKey`."""
-    return MemoryKey(validate_scope(tenant, "tenant"), validate_scope(namespace, "namespace"), validate_key(key))
+    return MemoryKey(
+        validate_scope(tenant, "tenant"), validate_scope(namespace, "namespace"), validate_key(key)
+    )
 
 
 def validate_ttl(ttl: object) -> float | None:

@@ -259,7 +259,10 @@ class Telemetry:
         """A failing tier was skipped: count it, log a WARNING, add a span event. Never silent."""
         with self._lock:
             self.fallthroughs += 1
-        logger.warning(
+        # An open circuit is already reported once, when it opens; don't log every skipped call.
+        level = logging.DEBUG if type(exc).__name__ == "CircuitOpenError" else logging.WARNING
+        logger.log(
+            level,
             "tier unavailable, falling through: tier=%s op=%s error=%s: %s",
             tier.value,
             operation,
@@ -267,11 +270,17 @@ class Telemetry:
             exc,
         )
         if self._instruments:
-            self._instruments["fallthroughs"].add(1, {"tiermem.tier": tier.value, "tiermem.operation": operation})
+            self._instruments["fallthroughs"].add(
+                1, {"tiermem.tier": tier.value, "tiermem.operation": operation}
+            )
         if span is not None:
             span.add_event(
                 "tiermem.fallthrough",
-                {"tiermem.tier": tier.value, "exception.type": type(exc).__name__, "exception.message": str(exc)},
+                {
+                    "tiermem.tier": tier.value,
+                    "exception.type": type(exc).__name__,
+                    "exception.message": str(exc),
+                },
             )
 
     def compressed(self, raw: int, stored: int) -> None:
@@ -314,7 +323,15 @@ class Telemetry:
             for name, state in circuits.items():
                 tiers.setdefault(
                     name,
-                    {"hits": 0, "misses": 0, "errors": 0, "writes": 0, "hit_rate": None, "latency": {}, "circuit": state},
+                    {
+                        "hits": 0,
+                        "misses": 0,
+                        "errors": 0,
+                        "writes": 0,
+                        "hit_rate": None,
+                        "latency": {},
+                        "circuit": state,
+                    },
                 )
             return Stats(
                 tiers=tiers,

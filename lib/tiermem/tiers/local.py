@@ -399,11 +399,9 @@ class SqliteWarmMemory(AsyncResource):
                 chunk = keys[start : start + _BATCH]
                 values = ",".join(["(?,?,?)"] * len(chunk))
                 params = [part for mk in chunk for part in (mk.tenant, mk.namespace, mk.key)]
-                cur = conn.execute(
-                    "SELECT tenant, ns, key, data, etag FROM tiermem_items "
-                    f"WHERE (tenant, ns, key) IN (VALUES {values})",  # noqa: S608 - placeholders only
-                    params,
-                )
+                # Only "(?,?,?)" placeholders are interpolated; every value is a bound parameter.
+                sql = f"SELECT tenant, ns, key, data, etag FROM tiermem_items WHERE (tenant, ns, key) IN (VALUES {values})"  # noqa: S608, E501
+                cur = conn.execute(sql, params)
                 for tenant, ns, k, data, etag in cur:
                     found[(tenant, ns, k)] = (data, etag)
             return found
@@ -649,7 +647,9 @@ class FileColdMemory(AsyncResource):
                     raise
 
         results = await asyncio.gather(*(one(mk, rec) for mk, rec in items), return_exceptions=True)
-        failed = {mk.key: r for (mk, _), r in zip(items, results, strict=True) if isinstance(r, BaseException)}
+        failed = {
+            mk.key: r for (mk, _), r in zip(items, results, strict=True) if isinstance(r, BaseException)
+        }
         if failed:
             written = [mk.key for (mk, _), r in zip(items, results, strict=True) if r is None]
             raise BatchWriteError("cold mset failed", written=written, failed=failed, tier=Tier.COLD)
