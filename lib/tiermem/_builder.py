@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from tiermem._client import DEFAULT_TIER_OPTIONS, MemoryClient, Policy, TierOptions, _Core
 from tiermem._errors import ConfigurationError
@@ -16,7 +16,14 @@ from tiermem._telemetry import Telemetry
 if TYPE_CHECKING:
     from tiermem._settings import MemorySettings
 
-__all__ = ["MemoryBuilder"]
+__all__ = ["Closable", "MemoryBuilder"]
+
+
+class Closable(Protocol):
+    """Anything the client closes on ``aclose()``: tiers, credentials, secret sources."""
+
+    async def aclose(self) -> None: ...
+
 
 _POLICY_FIELDS = frozenset(f.name for f in fields(Policy))
 
@@ -41,7 +48,7 @@ class MemoryBuilder:
         self._hot: HotMemory | None = None
         self._warm: WarmMemory | None = None
         self._cold: ColdMemory | None = None
-        self._owned: list[TierStore] = []
+        self._owned: list[Closable] = []
         self._policy = Policy()
         self._tier_options: dict[Tier, TierOptions] = dict(DEFAULT_TIER_OPTIONS)
         self._tenant = "default"
@@ -52,6 +59,11 @@ class MemoryBuilder:
     def _take(self, store: TierStore, owned: bool) -> None:
         if owned:
             self._owned.append(store)
+
+    def own(self, resource: Closable) -> Self:
+        """Hand the client something to close with it (e.g. a credential an edge created)."""
+        self._owned.append(resource)
+        return self
 
     def with_hot(self, store: HotMemory, *, owned: bool = True) -> Self:
         """The hot tier (``LocalHotMemory``, ``RedisHotMemory``...)."""

@@ -191,7 +191,7 @@ class _Core:
         cold: ColdMemory | None,
         policy: Policy,
         tier_options: Mapping[Tier, TierOptions],
-        owned: Sequence[TierStore],
+        owned: Sequence[Any],
         clock: Callable[[], float],
         telemetry: Telemetry,
     ) -> None:
@@ -978,10 +978,10 @@ class MemoryClient:
             return
         core.state = ClientState.CLOSED
         errors: list[BaseException] = []
-        for store in reversed(core.owned):
+        for resource in reversed(core.owned):  # tiers first, then the credentials they used
             try:
-                await store.aclose()
-            except TierMemError as exc:
+                await resource.aclose()
+            except Exception as exc:  # noqa: BLE001 - close everything we own, then re-raise the first
                 errors.append(exc)
         if errors:
             raise errors[0]

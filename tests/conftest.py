@@ -1,0 +1,21 @@
+"""Test-suite wiring: real service fixtures, and the ``azure_live`` opt-in."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest_plugins = ["tests.services.fixtures"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that need real Azure run only with TIERMEM_AZURE_LIVE=1 (see docs/testing.md)."""
+    if os.environ.get("TIERMEM_AZURE_LIVE") == "1":
+        return
+    skip = pytest.mark.skip(
+        reason="needs a real Azure subscription: set TIERMEM_AZURE_LIVE=1 (docs/testing.md)"
+    )
+    for item in items:
+        if "azure_live" in item.keywords:
+            item.add_marker(skip)
