@@ -30,6 +30,7 @@ from tiermem._errors import (
     BatchWriteError,
     ClientClosedError,
     ConfigurationError,
+    ConflictError,
     CorruptValueError,
     InvalidInputError,
     InvalidTTLError,
@@ -766,6 +767,7 @@ class MemoryClient:
         ttl: float | None = None,
         tier: Tier | None = None,
         if_match: str | None = None,
+        if_absent: bool = False,
     ) -> str | None:
         """Store a value. Returns once the durable tier has it; returns the durable ETag if any.
 
@@ -773,10 +775,11 @@ class MemoryClient:
             ttl: seconds until the value expires on every tier; ``None`` keeps it until deleted.
             tier: pin to one tier with no write-through (``HOT`` needs a ttl; ``COLD`` for archives).
             if_match: only write if the durable item still has this ETag (see :meth:`get_entry`).
+            if_absent: only write if no live value exists (create-only; an expired value does not count).
 
         Raises:
             InvalidInputError: bad key, value or ttl; ``ValueTooLargeError`` when no tier can hold it.
-            ConflictError: ``if_match`` did not match.
+            ConflictError: ``if_match`` did not match, or ``if_absent`` and the key exists.
             TierUnavailableError: the durable tier could not be reached; nothing is reported written.
         """
         mk = self._key(key)
@@ -786,15 +789,17 @@ class MemoryClient:
             now = core.clock()
             record = self._encode(value, None if ttl_s is None else now + ttl_s, mk)
             write = self._plan(mk, record, tier, ttl_s)
+            if if_match is not None and if_absent:
+                raise InvalidInputError("use either if_match or if_absent", operation="set", key=key)
             if if_match is not None and write.plan is _Plan.HOT_ONLY:
                 raise InvalidInputError("if_match needs a durable tier", operation="set", key=key)
             if span is not None:
                 span.set_attribute("tiermem.bytes", record.size)
                 span.set_attribute("tiermem.compressed", record.compressed)
             async with core.locks.hold((mk,)):
-                return await self._write_one(write, now, if_match)
+                return await self._write_one(write, now, if_match, if_absent)
 
-    async def _write_one(self, w: _Write, now: float, if_match: str | None) -> str | None:
+    async def _write_one(self, w: _Write, now: float, if_match: str | None, if_absent: bool) -> str | None:
         core = self._core
         mk = w.mk
         if w.plan is _Plan.HOT_ONLY:
@@ -802,7 +807,7 @@ class MemoryClient:
             assert hot is not None
             hstore: Any = hot.store
             rec = w.record if core.durable is not None else core.hot_record(w.record, now)
-            await core.call(hot, "set", lambda: hstore.set(mk, rec), key=mk)
+            await core.call(hot, "set", lambda: hstore.set(mk, rec, if_absent=if_absent), key=mk)
             return None
         etag: str | None
         if w.plan is _Plan.LARGE:
@@ -811,15 +816,22 @@ class MemoryClient:
             assert warm is not None
             cstore: Any = cold.store
             wstore: Any = warm.store
+            if if_absent and await core.call(warm, "exists", lambda: wstore.exists(mk), key=mk):
+                raise ConflictError("key already exists", tier=Tier.WARM, operation="set", key=mk.key)
             await core.call(cold, "set", lambda: cstore.set(mk, w.record), key=mk)
             ptr = _pointer(w.record, w.record.expires_at)
-            etag = await core.call(warm, "set", lambda: wstore.set(mk, ptr, if_match=if_match), key=mk)
+            etag = await core.call(
+                warm, "set", lambda: wstore.set(mk, ptr, if_match=if_match, if_absent=if_absent), key=mk
+            )
         else:
             durable = core.durable
             assert durable is not None
             dstore: Any = durable.store
             etag = await core.call(
-                durable, "set", lambda: dstore.set(mk, w.record, if_match=if_match), key=mk
+                durable,
+                "set",
+                lambda: dstore.set(mk, w.record, if_match=if_match, if_absent=if_absent),
+                key=mk,
             )
         await core.hot_write("set", [w], now)
         return etag

@@ -46,6 +46,7 @@ def _redis_cluster(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
 
 def _cosmos(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
     from pydantic import SecretStr
+
     from tiermem.tiers.cosmos import CosmosWarmMemory
 
     server = request.getfixturevalue("cosmos_server")
@@ -56,6 +57,7 @@ def _cosmos(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
 
 def _blob(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
     from pydantic import SecretStr
+
     from tiermem.tiers.blob import BlobColdMemory
 
     azurite = request.getfixturevalue("azurite")

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.doubles import FakeClock, WrappedStore
 
+from tests.doubles import FakeClock, WrappedStore
 from tiermem import (
     BatchWriteError,
     ClientClosedError,
@@ -20,6 +20,7 @@ from tiermem import (
     ConflictError,
     CorruptValueError,
     FileColdMemory,
+    InvalidInputError,
     InvalidKeyError,
     InvalidScopeError,
     InvalidTTLError,
@@ -380,6 +381,19 @@ async def test_if_match_with_consistent_read(rig: Rig) -> None:
     with pytest.raises(ConflictError):
         await rig.memory.set("doc", {"v": 3}, if_match=entry.etag)
     assert await rig.memory.get("doc") == {"v": 2}
+
+
+async def test_if_absent_is_create_only(rig: Rig) -> None:
+    await rig.memory.set("once", 1, if_absent=True)
+    with pytest.raises(ConflictError):
+        await rig.memory.set("once", 2, if_absent=True)
+    assert await rig.memory.get("once") == 1
+    await rig.memory.set("short", 1, ttl=5)
+    rig.clock.advance(6)
+    await rig.memory.set("short", 2, if_absent=True)  # an expired value does not block creation
+    assert await rig.memory.get("short") == 2
+    with pytest.raises(InvalidInputError):
+        await rig.memory.set("x", 1, if_absent=True, if_match="etag")
 
 
 async def test_negative_cache(tmp_path: Path) -> None:
