@@ -74,3 +74,10 @@ __all__ = [
     "__version__",
     "make_key",
 ]
+
+# Public names report the public module (tracebacks, span exception.type, repr), as httpx does.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = "tiermem"
+del _name, _obj

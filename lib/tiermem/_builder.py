@@ -54,6 +54,8 @@ class MemoryBuilder:
         self._tenant = "default"
         self._namespace = "default"
         self._clock: Callable[[], float] = time.time
+        self._tracer_provider: Any = None
+        self._meter_provider: Any = None
         self._built = False
 
     def _take(self, store: TierStore, owned: bool) -> None:
@@ -120,6 +122,16 @@ class MemoryBuilder:
         """The tenant and namespace the built client starts in (views via ``client.scoped``)."""
         self._tenant = validate_scope(tenant, "tenant")
         self._namespace = validate_scope(namespace, "namespace")
+        return self
+
+    def with_telemetry(
+        self, *, tracer_provider: Any = None, meter_provider: Any = None, record_keys: bool | None = None
+    ) -> Self:
+        """OTel providers to use instead of the global ones; ``record_keys`` puts raw keys in spans."""
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        if record_keys is not None:
+            self._policy = replace(self._policy, record_keys=record_keys)
         return self
 
     def with_clock(self, clock: Callable[[], float]) -> Self:
@@ -220,6 +232,10 @@ class MemoryBuilder:
             tier_options=self._tier_options,
             owned=self._owned,
             clock=self._clock,
-            telemetry=Telemetry(record_keys=policy.record_keys),
+            telemetry=Telemetry(
+                record_keys=policy.record_keys,
+                tracer_provider=self._tracer_provider,
+                meter_provider=self._meter_provider,
+            ),
         )
         return MemoryClient(core, tenant=self._tenant, namespace=self._namespace)

@@ -268,7 +268,7 @@ class _Core:
         telemetry = self.telemetry
         start = time.perf_counter()
         attrs = slot.attrs if nkeys == 1 else {**slot.attrs, "tiermem.keys": nkeys}
-        with telemetry.span(f"tiermem.{tier.value}.{operation}", attrs) as span:
+        with telemetry.span(f"tiermem.{tier.value}.{operation}", attrs, client=True) as span:
             try:
                 timeout = slot.options.timeout
                 if timeout is None:
@@ -462,8 +462,8 @@ class _Core:
         else:
             value_rec, expires_at = rec, rec.expires_at
         value = self.decode(value_rec, source, mk)
-        if promote:
-            await self.promote([(mk, value_rec.with_expiry(expires_at))], now)
+        if promote and await self.promote([(mk, value_rec.with_expiry(expires_at))], now):
+            self.telemetry.annotate("tiermem.promoted", 1)
         return Entry(value, source, etag, expires_at)
 
     async def _drop_corrupt_hot(self, mk: MemoryKey, exc: CorruptValueError) -> None:

@@ -29,7 +29,7 @@ logger = logging.getLogger("tiermem")
 try:  # the API is optional: tracing and OTel metrics switch off without it
     from opentelemetry import metrics as _otel_metrics
     from opentelemetry import trace as _otel_trace
-    from opentelemetry.trace import Span, Status, StatusCode
+    from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
     _OTEL = True
 except ImportError:  # pragma: no cover - exercised in the no-extras install
@@ -115,9 +115,13 @@ class Telemetry:
 
     Args:
         record_keys: put raw keys in span attributes (off by default: a stable hash is recorded).
+        tracer_provider: use this provider instead of the global one (tests, multi-tenant hosts).
+        meter_provider: use this provider instead of the global one.
     """
 
-    def __init__(self, *, record_keys: bool = False) -> None:
+    def __init__(
+        self, *, record_keys: bool = False, tracer_provider: Any = None, meter_provider: Any = None
+    ) -> None:
         self.record_keys = record_keys
         self._lock = threading.Lock()
         self.tiers: dict[str, TierStats] = {}
@@ -129,9 +133,15 @@ class Telemetry:
         self._tracer: Any = None
         self._instruments: dict[str, Any] = {}
         self._gauges: list[Any] = []
+        self._fixed_provider = tracer_provider is not None
         if _OTEL:
-            self._tracer = _otel_trace.get_tracer(_SCOPE)
-            meter = _otel_metrics.get_meter(_SCOPE)
+            from tiermem import __version__
+
+            if tracer_provider is not None:
+                self._tracer = tracer_provider.get_tracer(_SCOPE, __version__)
+            else:
+                self._tracer = _otel_trace.get_tracer(_SCOPE, __version__)
+            meter = (meter_provider or _otel_metrics.get_meter_provider()).get_meter(_SCOPE, __version__)
             self._instruments = {
                 "operations": meter.create_counter(
                     "tiermem.operations", unit="{operation}", description="Tier operations by outcome"
@@ -183,6 +193,8 @@ class Telemetry:
         """True once an SDK TracerProvider is installed (the API's default provider records nothing)."""
         if self._tracer is None:
             return False
+        if self._fixed_provider:
+            return True
         provider = _otel_trace.get_tracer_provider()
         return not isinstance(provider, _otel_trace.ProxyTracerProvider | _otel_trace.NoOpTracerProvider)
 
@@ -190,13 +202,18 @@ class Telemetry:
         return key if self.record_keys else key_digest(key)
 
     @contextmanager
-    def span(self, name: str, attributes: dict[str, Any]) -> Iterator[Span | None]:
-        """A span when tracing is on, else nothing; exceptions are recorded, status set, re-raised."""
+    def span(self, name: str, attributes: dict[str, Any], *, client: bool = False) -> Iterator[Span | None]:
+        """A span when tracing is on, else nothing; exceptions are recorded, status set, re-raised.
+
+        Client-method spans are INTERNAL; tier calls are CLIENT spans (a call to a service), so
+        Azure Monitor shows them as dependencies typed by ``db.system``.
+        """
         if not self.tracing:
             yield None
             return
+        kind = SpanKind.CLIENT if client else SpanKind.INTERNAL
         with self._tracer.start_as_current_span(
-            name, attributes=attributes, record_exception=False, set_status_on_exception=False
+            name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False
         ) as span:
             try:
                 yield span
@@ -204,6 +221,13 @@ class Telemetry:
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                 raise
+
+    def annotate(self, name: str, value: Any) -> None:
+        """Set an attribute on the current span (the client method's span), if one is recording."""
+        if self.tracing:
+            current = _otel_trace.get_current_span()
+            if current.is_recording():
+                current.set_attribute(name, value)
 
     # -- metrics ---------------------------------------------------------------------------------
 
@@ -273,6 +297,9 @@ class Telemetry:
             self._instruments["fallthroughs"].add(
                 1, {"tiermem.tier": tier.value, "tiermem.operation": operation}
             )
+        if span is None and self.tracing:
+            current = _otel_trace.get_current_span()
+            span = current if current.is_recording() else None
         if span is not None:
             span.add_event(
                 "tiermem.fallthrough",
