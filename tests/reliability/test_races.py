@@ -1,0 +1,76 @@
+"""Promotion races against real Redis + Cosmos, forced deterministically.
+
+The warm tier is wrapped so a read pauses *after* it fetched the old value and *before* the client
+promotes it; the test then runs a delete or a write and releases the read. The promotion (SET NX)
+must lose to the tombstone or the newer value in the real Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from tests.doubles import WrappedStore
+from tiermem import MemoryBuilder, MemoryClient, RecordKind, Tier, make_key
+from tiermem.tiers.cosmos import CosmosWarmMemory
+from tiermem.tiers.redis import RedisHotMemory
+
+pytestmark = [pytest.mark.redis, pytest.mark.cosmos, pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+async def raced(
+    redis_url: str, cosmos_server: Any
+) -> AsyncIterator[tuple[MemoryClient, RedisHotMemory, WrappedStore]]:
+    hot = RedisHotMemory.from_url(redis_url, prefix=f"race{secrets.token_hex(3)}")
+    warm = WrappedStore(
+        CosmosWarmMemory(
+            cosmos_server.endpoint, "races", f"c{secrets.token_hex(6)}", key=SecretStr(cosmos_server.key)
+        ),
+        Tier.WARM,
+    )
+    memory = MemoryBuilder().with_hot(hot).with_warm(warm).build()  # type: ignore[arg-type]
+    await memory.setup()
+    async with memory:
+        yield memory, hot, warm
+
+
+async def test_promotion_vs_delete_on_real_services(
+    raced: tuple[MemoryClient, RedisHotMemory, WrappedStore],
+) -> None:
+    memory, hot, warm = raced
+    mk = make_key("default", "default", "k")
+    await memory.set("k", "old")
+    await hot.delete(mk)
+    reached, release = warm.gate("get")
+    reader = asyncio.create_task(memory.get("k"))
+    await reached.wait()
+    await memory.delete("k")
+    release.set()
+    assert await reader == "old"
+    marker = await hot.get(mk)
+    assert marker is not None and marker.kind is RecordKind.TOMBSTONE
+    assert await memory.get("k") is None
+
+
+async def test_promotion_vs_write_on_real_services(
+    raced: tuple[MemoryClient, RedisHotMemory, WrappedStore],
+) -> None:
+    memory, hot, warm = raced
+    mk = make_key("default", "default", "k")
+    await memory.set("k", "old")
+    await hot.delete(mk)
+    reached, release = warm.gate("get")
+    reader = asyncio.create_task(memory.get("k"))
+    await reached.wait()
+    await memory.set("k", "new")
+    release.set()
+    assert await reader == "old"
+    cached = await hot.get(mk)
+    assert cached is not None and cached.payload == b"new"
+    assert await memory.get("k") == "new"
