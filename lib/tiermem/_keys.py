@@ -77,9 +77,13 @@ def validate_ttl(ttl: object) -> float | None:
         return None
     if isinstance(ttl, bool) or not isinstance(ttl, int | float):
         raise InvalidTTLError(f"ttl must be a number of seconds, not {type(ttl).__name__}")
-    if not ttl > 0 or ttl == float("inf"):
-        raise InvalidTTLError(f"ttl must be a positive, finite number of seconds, got {ttl!r}")
-    return float(ttl)
+    try:
+        seconds = float(ttl)
+    except OverflowError as exc:  # an int beyond float range
+        raise InvalidTTLError("ttl must be a positive, finite number of seconds") from exc
+    if not seconds > 0 or seconds == float("inf"):
+        raise InvalidTTLError(f"ttl must be a positive, finite number of seconds, got {ttl!r:.40}")
+    return seconds
 
 
 # --- Redis: tm:{tenant}:{namespace}:{key}. Tenant and namespace cannot hold ':', so this is reversible.
@@ -154,7 +158,8 @@ def parse_blob_name(name: str) -> MemoryKey:
 
 
 # --- Files: case-insensitive-safe names ([a-z0-9_-] and lower-case %xx), so 'A' and 'a' never share a
-# file on macOS/Windows. Long keys become '~' + lowercase base32 split into <= 200-char directory segments.
+# file on macOS/Windows. Long keys become '~' + lowercase base32 split into <= 200-char directory segments;
+# their leaf file ends in '~' (never a base32 character), so no long key's file is another's directory.
 
 
 def _file_quote(text: str) -> str:
@@ -169,7 +174,9 @@ def file_parts(mk: MemoryKey) -> tuple[str, ...]:
     else:
         b32 = base64.b32encode(mk.key.encode("utf-8")).rstrip(b"=").decode("ascii").lower()
         chunks = [b32[i : i + _FILE_SEGMENT_MAX] for i in range(0, len(b32), _FILE_SEGMENT_MAX)]
-        tail = ("~" + chunks[0], *chunks[1:])
+        chunks[0] = "~" + chunks[0]
+        chunks[-1] += "~"
+        tail = tuple(chunks)
     return (_file_quote(mk.tenant), _file_quote(mk.namespace), *tail)
 
 
@@ -185,7 +192,9 @@ def parse_file_parts(parts: tuple[str, ...]) -> MemoryKey:
     tenant, namespace = _unpercent(parts[0]), _unpercent(parts[1])
     tail = parts[2:]
     if tail[0].startswith("~"):
-        b32 = (tail[0][1:] + "".join(tail[1:])).upper()
+        if not tail[-1].endswith("~"):
+            raise InvalidKeyError("not a tiermem file path")
+        b32 = "".join(tail)[1:-1].upper()
         key = base64.b32decode(b32 + "=" * (-len(b32) % 8)).decode("utf-8")
     elif len(tail) == 1:
         key = _unpercent(tail[0])

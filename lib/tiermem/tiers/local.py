@@ -139,7 +139,7 @@ class LocalHotMemory(AsyncResource):
 
     def _victim(self) -> MemoryKey:
         if self.eviction is EvictionPolicy.LFU:
-            while self._min_freq not in self._freq:
+            if self._min_freq not in self._freq:
                 self._min_freq = min(self._freq)
             return next(iter(self._freq[self._min_freq]))
         return next(iter(self._order))
@@ -163,16 +163,17 @@ class LocalHotMemory(AsyncResource):
                 key=mk.key,
             )
         self._remove(mk)
-        self._entries[mk] = _HotEntry(record.with_expiry(record.expires_at), size)
+        # Make room first, so the entry being admitted is never its own victim (LFU: it has freq 1).
+        while self._entries and (len(self._entries) >= self.max_items or self._bytes + size > self.max_bytes):
+            self._remove(self._victim())
+            self.evictions += 1
+        self._entries[mk] = _HotEntry(record, size)
         self._bytes += size
         if self.eviction is EvictionPolicy.LFU:
             self._freq.setdefault(1, OrderedDict())[mk] = None
             self._min_freq = 1
         else:
             self._order[mk] = None
-        while len(self._entries) > self.max_items or self._bytes > self.max_bytes:
-            self._remove(self._victim())
-            self.evictions += 1
 
     # -- TierStore -----------------------------------------------------------------------------
 
@@ -500,6 +501,8 @@ class SqliteWarmMemory(AsyncResource):
 # ---------------------------------------------------------------------------------------------
 # File cold tier
 
+_ETAG_BYTES: Final = 8
+
 
 class FileColdMemory(AsyncResource):
     """Cold tier as one file per key under ``root``: atomic writes (temp file, fsync, rename, fsync dir).
@@ -553,24 +556,21 @@ class FileColdMemory(AsyncResource):
                     key=key.key if key else None,
                 ) from exc
 
-    @staticmethod
-    def _etag(st: os.stat_result) -> str:
-        return f"{st.st_mtime_ns:x}-{st.st_size:x}"
-
     def _read(self, path: Path) -> Record | None:
         try:
-            with path.open("rb") as fh:
-                data = fh.read()
-                etag = self._etag(os.fstat(fh.fileno()))
-        except (FileNotFoundError, NotADirectoryError):
+            data = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
-        return Record.from_bytes(data, etag=etag)
+        # Layout: a random per-write ETag, then the record. Timestamps are too coarse to be ETags.
+        return Record.from_bytes(memoryview(data)[_ETAG_BYTES:], etag=data[:_ETAG_BYTES].hex())
 
     def _write(self, path: Path, data: bytes) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.parent / f".tmp-{secrets.token_hex(8)}"
+        etag = secrets.token_bytes(_ETAG_BYTES)
         try:
             with tmp.open("wb") as fh:
+                fh.write(etag)
                 fh.write(data)
                 fh.flush()
                 if self._fsync:
@@ -585,7 +585,7 @@ class FileColdMemory(AsyncResource):
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        return self._etag(path.stat())
+        return etag.hex()
 
     async def setup(self) -> None:
         await self._io("setup", None, lambda: self.root.mkdir(parents=True, exist_ok=True))
@@ -628,8 +628,8 @@ class FileColdMemory(AsyncResource):
         def probe() -> bool:
             try:
                 with path.open("rb") as fh:
-                    head = fh.read(HEADER_SIZE)
-            except (FileNotFoundError, NotADirectoryError):
+                    head = fh.read(_ETAG_BYTES + HEADER_SIZE)[_ETAG_BYTES:]
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 return False
             return not Record.from_bytes(head).is_expired(now)
 
@@ -691,7 +691,7 @@ class FileColdMemory(AsyncResource):
                             continue
                         path = Path(dirpath, name)
                         with path.open("rb") as fh:
-                            head = fh.read(HEADER_SIZE)
+                            head = fh.read(_ETAG_BYTES + HEADER_SIZE)[_ETAG_BYTES:]
                         try:
                             expired = Record.from_bytes(head).is_expired(cutoff)
                         except CorruptValueError:
