@@ -6,15 +6,14 @@ takes everything as arguments. With no Azure settings the result is the embedded
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tiermem._errors import ConfigurationError
+from tiermem._net import is_loopback
 
 if TYPE_CHECKING:
     from tiermem._builder import MemoryBuilder
@@ -79,17 +78,6 @@ class MemorySettings(BaseSettings):
     @property
     def uses_azure(self) -> bool:
         return bool(self.cosmos_endpoint or self.blob_account_url or self.key_vault_url)
-
-
-def is_loopback(url: str) -> bool:
-    """Whether a URL points at this machine (emulators, stand-ins, local servers)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _OwnedCredential:

@@ -639,19 +639,21 @@ class FileColdMemory(AsyncResource):
         return list(await asyncio.gather(*(self.get(mk) for mk in keys)))
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
-        async def one(mk: MemoryKey, rec: Record) -> None:
+        async def one(mk: MemoryKey, rec: Record) -> bool:
             try:
                 await self.set(mk, rec, if_absent=if_absent)
             except ConflictError:
                 if not if_absent:
                     raise
+                return False  # skipped: a live value exists (promotion semantics)
+            return True
 
         results = await asyncio.gather(*(one(mk, rec) for mk, rec in items), return_exceptions=True)
         failed = {
             mk.key: r for (mk, _), r in zip(items, results, strict=True) if isinstance(r, BaseException)
         }
         if failed:
-            written = [mk.key for (mk, _), r in zip(items, results, strict=True) if r is None]
+            written = [mk.key for (mk, _), r in zip(items, results, strict=True) if r is True]
             raise BatchWriteError("cold mset failed", written=written, failed=failed, tier=Tier.COLD)
 
     def _walk(self, tenant: str, namespace: str | None) -> Iterator[tuple[tuple[str, ...], Path]]:
