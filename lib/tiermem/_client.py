@@ -644,6 +644,10 @@ class MemoryClient:
                     )
                 except TierUnavailableError as exc:
                     core.telemetry.fell_through(Tier.HOT, "mget", exc, span)
+                except CorruptValueError as exc:
+                    # One undecodable hot value fails the whole MGET; hot is a cache: drop it, read through.
+                    core.mark_dirty(mk for mk in mks if key_digest(mk.key) == exc.key_hash)
+                    core.telemetry.fell_through(Tier.HOT, "mget", exc, span)
                 else:
                     pending = []
                     hits = 0

@@ -80,6 +80,27 @@ class MemorySettings(BaseSettings):
         return bool(self.cosmos_endpoint or self.blob_account_url or self.key_vault_url)
 
 
+class _OwnedSyncCredential:
+    """A sync azure-identity credential the client closes (Redis Entra auth needs a sync one)."""
+
+    def __init__(self, credential: Any) -> None:
+        self.credential = credential
+
+    async def aclose(self) -> None:
+        self.credential.close()
+
+
+def make_sync_credential(settings: MemorySettings) -> Any:
+    """redis-entraid calls ``get_token`` synchronously, so Redis needs an ``azure.identity`` credential."""
+    try:
+        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+    except ImportError as exc:
+        raise ImportError("Azure credentials need azure-identity: pip install 'tiermem[identity]'") from exc
+    if settings.azure_client_id:
+        return ManagedIdentityCredential(client_id=settings.azure_client_id)
+    return DefaultAzureCredential()
+
+
 class _OwnedCredential:
     """Lets the client close a credential that ``from_settings`` created (and only that one)."""
 
@@ -172,7 +193,9 @@ def _with_redis(builder: MemoryBuilder, settings: MemorySettings, credential: An
     if settings.redis_ca_file is not None:
         options["ssl_ca_certs"] = str(settings.redis_ca_file)
     if mode == "entra":
-        builder.with_redis(url, credential=credential(), **options)
+        sync_credential = make_sync_credential(settings)
+        builder.own(_OwnedSyncCredential(sync_credential))
+        builder.with_redis(url, credential=sync_credential, **options)
     elif mode == "password":
         if settings.redis_password is not None:
             builder.with_redis(url, password=settings.redis_password, **options)
