@@ -33,6 +33,7 @@ from tiermem._errors import (
     ConflictError,
     CorruptValueError,
     InvalidInputError,
+    InvalidScopeError,
     InvalidTTLError,
     TierError,
     TierMemError,
@@ -519,11 +520,14 @@ class MemoryClient:
     closes them in :meth:`aclose`; credentials injected into adapters stay open.
     """
 
-    def __init__(self, core: _Core, *, tenant: str, namespace: str, root: bool = True) -> None:
+    def __init__(
+        self, core: _Core, *, tenant: str, namespace: str, root: bool = True, tenant_locked: bool = False
+    ) -> None:
         self._core = core
         self._tenant = validate_scope(tenant, "tenant")
         self._namespace = validate_scope(namespace, "namespace")
         self._root = root
+        self._tenant_locked = tenant_locked
 
     # -- scope --------------------------------------------------------------------------------------
 
@@ -544,13 +548,31 @@ class MemoryClient:
         """The configured tiers, fastest first."""
         return tuple(s.tier for s in self._core.slots)
 
-    def scoped(self, *, tenant: str | None = None, namespace: str | None = None) -> MemoryClient:
-        """A view limited to one tenant/namespace. Closing a view does not close the client."""
+    @property
+    def tenant_locked(self) -> bool:
+        """Whether views of this client may only change namespace, never tenant."""
+        return self._tenant_locked
+
+    def scoped(
+        self, *, tenant: str | None = None, namespace: str | None = None, lock_tenant: bool = False
+    ) -> MemoryClient:
+        """A view limited to one tenant/namespace. Closing a view does not close the client.
+
+        Args:
+            lock_tenant: the view (and every view made from it) can never switch tenant; hand such a
+                view to agents and request handlers so they cannot reach other tenants.
+
+        Raises:
+            InvalidScopeError: bad tenant/namespace, or a tenant change on a tenant-locked view.
+        """
+        if self._tenant_locked and tenant is not None and tenant != self._tenant:
+            raise InvalidScopeError("this memory view is locked to its tenant", operation="scoped")
         return MemoryClient(
             self._core,
             tenant=self._tenant if tenant is None else tenant,
             namespace=self._namespace if namespace is None else namespace,
             root=False,
+            tenant_locked=self._tenant_locked or lock_tenant,
         )
 
     def _key(self, key: str) -> MemoryKey:

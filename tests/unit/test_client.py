@@ -320,6 +320,18 @@ async def test_corrupt_durable_payload_raises(rig: Rig) -> None:
     assert info.value.tier is Tier.WARM and info.value.key_hash
 
 
+async def test_tenant_locked_views_cannot_switch_tenant(rig: Rig) -> None:
+    locked = rig.memory.scoped(tenant="acme", lock_tenant=True)
+    assert locked.tenant_locked
+    with pytest.raises(InvalidScopeError):
+        locked.scoped(tenant="globex")
+    inner = locked.scoped(namespace="notes")  # namespaces are still free
+    assert (inner.tenant, inner.namespace, inner.tenant_locked) == ("acme", "notes", True)
+    with pytest.raises(InvalidScopeError):
+        inner.scoped(tenant="globex")
+    assert locked.scoped(tenant="acme").tenant == "acme"
+
+
 async def test_tenant_isolation(rig: Rig) -> None:
     acme = rig.memory.scoped(tenant="acme", namespace="sessions")
     globex = rig.memory.scoped(tenant="globex", namespace="sessions")
