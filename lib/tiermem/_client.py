@@ -371,6 +371,18 @@ class _Core:
             self.mark_dirty([w.mk for w in writes])
             self.telemetry.fell_through(Tier.HOT, operation, exc, None)
 
+    async def invalidate_hot(self, keys: Sequence[MemoryKey]) -> None:
+        """Drop hot copies whose durable write has an unknown outcome (it timed out, it may have landed)."""
+        hot = self.hot
+        if hot is None or not keys:
+            return
+        store: Any = hot.store
+        try:
+            await self.call(hot, "mdelete", lambda: store.mdelete(keys), nkeys=len(keys))
+        except TierError as exc:
+            self.mark_dirty(keys)
+            self.telemetry.fell_through(Tier.HOT, "invalidate", exc, None)
+
     def hot_record(self, record: Record, now: float) -> Record:
         """The record as cached in hot: expiry capped by ``hot_ttl``, never past the value's own."""
         ttl = self.policy.hot_ttl
@@ -835,6 +847,17 @@ class MemoryClient:
             rec = w.record if core.durable is not None else core.hot_record(w.record, now)
             await core.call(hot, "set", lambda: hstore.set(mk, rec, if_absent=if_absent), key=mk)
             return None
+        try:
+            etag = await self._write_durable(w, if_match, if_absent)
+        except TierUnavailableError:
+            await core.invalidate_hot([mk])  # the write may have landed: never leave the old value in hot
+            raise
+        await core.hot_write("set", [w], now)
+        return etag
+
+    async def _write_durable(self, w: _Write, if_match: str | None, if_absent: bool) -> str | None:
+        core = self._core
+        mk = w.mk
         etag: str | None
         if w.plan is _Plan.LARGE:
             cold, warm = core.cold, core.warm
@@ -859,7 +882,6 @@ class MemoryClient:
                 lambda: dstore.set(mk, w.record, if_match=if_match, if_absent=if_absent),
                 key=mk,
             )
-        await core.hot_write("set", [w], now)
         return etag
 
     async def mset(
@@ -935,6 +957,8 @@ class MemoryClient:
             stored = await batch(core.cold, large, [w.record for w in large])
             ok += await batch(core.warm, stored, [_pointer(w.record, w.record.expires_at) for w in stored])
         await core.hot_write("mset", ok, now)
+        unknown = [w.mk for w in writes if isinstance(failed.get(w.mk.key), TierUnavailableError)]
+        await core.invalidate_hot(unknown)  # their durable writes may have landed
         if failed:
             written = [w.mk.key for w in ok] + [w.mk.key for w in hot_only if w.mk.key not in failed]
             raise BatchWriteError("mset partially failed", written=written, failed=failed)

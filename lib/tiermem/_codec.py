@@ -6,8 +6,9 @@ A stored record is a 17-byte binary header followed by the payload::
 
 The payload is orjson for JSON values, UTF-8 for ``str`` and the raw bytes for ``bytes``;
 flag bit 0 means the payload is a complete gzip stream. A binary header (not a JSON wrapper)
-avoids base64-ing bytes and double-encoding JSON; the CRC32 covers the stored payload, and gzip
-carries its own CRC of the original bytes, so corruption raises instead of returning garbage.
+avoids base64-ing bytes and double-encoding JSON, and gzip
+carries its own CRC of the original bytes, so corruption raises instead of returning garbage. The CRC32
+covers kind, flags and payload (not expiry, which promotions rewrite).
 Nothing is ever deserialized with pickle.
 """
 
@@ -59,7 +60,7 @@ class Record:
         payload: the stored bytes (a gzip stream when ``compressed``).
         compressed: whether ``payload`` is gzip.
         expires_at: absolute expiry (Unix seconds) or ``None``.
-        checksum: CRC32 of ``payload``.
+        checksum: CRC32 of kind, compression flag and ``payload``.
         etag: the tier's version tag when read back (Cosmos/Blob/SQLite), else ``None``.
     """
 
@@ -112,11 +113,16 @@ class Record:
         return replace(self, expires_at=expires_at, etag=None)
 
 
+def checksum(kind: RecordKind, compressed: bool, payload: bytes) -> int:
+    """CRC32 over kind, compression flag and payload (expiry is left out: promotions rewrite it)."""
+    return zlib.crc32(payload, zlib.crc32(bytes((kind, _FLAG_GZIP if compressed else 0))))
+
+
 def make_record(
     kind: RecordKind, payload: bytes, *, compressed: bool = False, expires_at: float | None = None
 ) -> Record:
     """Build a record, computing its checksum."""
-    return Record(kind, payload, compressed, expires_at, zlib.crc32(payload))
+    return Record(kind, payload, compressed, expires_at, checksum(kind, compressed, payload))
 
 
 def tombstone(expires_at: float) -> Record:
@@ -215,7 +221,7 @@ class Codec:
 
     def raw_payload(self, record: Record) -> bytes:
         """Verify the checksum and return the uncompressed payload."""
-        if zlib.crc32(record.payload) != record.checksum:
+        if checksum(record.kind, record.compressed, record.payload) != record.checksum:
             raise CorruptValueError("stored value failed its CRC32 check")
         if not record.compressed:
             return record.payload

@@ -109,8 +109,18 @@ def _b64(key: str) -> str:
     return base64.urlsafe_b64encode(key.encode("utf-8")).rstrip(b"=").decode("ascii")
 
 
+_B64_RE: Final = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _unb64(text: str) -> str:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+    # Strict: the decoder silently drops characters outside the alphabet, which would make
+    # two different names parse to the same key.
+    if not _B64_RE.fullmatch(text) or len(text) % 4 == 1:
+        raise InvalidKeyError("not a tiermem base64url name")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidKeyError("not a tiermem base64url name") from exc
 
 
 def cosmos_id(mk: MemoryKey) -> str:
@@ -119,9 +129,13 @@ def cosmos_id(mk: MemoryKey) -> str:
 
 
 def parse_cosmos_id(item_id: str) -> MemoryKey:
+    """The key an item id encodes; ``InvalidKeyError`` for ids tiermem would not write."""
     tenant, _, rest = item_id.partition(":")
     namespace, _, encoded = rest.partition(":")
-    return make_key(tenant, namespace, _unb64(encoded))
+    mk = make_key(tenant, namespace, _unb64(encoded))
+    if cosmos_id(mk) != item_id:
+        raise InvalidKeyError("not a tiermem item id")
+    return mk
 
 
 # --- Blob: {tenant}/{namespace}/{percent-encoded key}; '~' + base64url when that would pass 1024 chars.
@@ -151,10 +165,14 @@ def blob_name(mk: MemoryKey) -> str:
 
 
 def parse_blob_name(name: str) -> MemoryKey:
+    """The key a blob name encodes; ``InvalidKeyError`` for any name tiermem would not write."""
     tenant, _, rest = name.partition("/")
     namespace, _, encoded = rest.partition("/")
     key = _unb64(encoded[1:]) if encoded.startswith("~") else _unpercent(encoded)
-    return make_key(tenant, namespace, key)
+    mk = make_key(tenant, namespace, key)
+    if blob_name(mk) != name:  # canonical form only: foreign blobs are never mistaken for keys
+        raise InvalidKeyError("not a tiermem blob name")
+    return mk
 
 
 # --- Files: case-insensitive-safe names ([a-z0-9_-] and lower-case %xx), so 'A' and 'a' never share a
@@ -200,4 +218,7 @@ def parse_file_parts(parts: tuple[str, ...]) -> MemoryKey:
         key = _unpercent(tail[0])
     else:
         raise InvalidKeyError("not a tiermem file path")
-    return make_key(tenant, namespace, key)
+    mk = make_key(tenant, namespace, key)
+    if file_parts(mk) != tuple(parts):  # canonical form only: stray files are never mistaken for keys
+        raise InvalidKeyError("not a tiermem file path")
+    return mk

@@ -385,6 +385,16 @@ async def test_durable_outage_raises_typed_error(rig: Rig) -> None:
     assert await rig.memory.get("k") is None  # nothing reported written was written
 
 
+async def test_unknown_durable_outcome_invalidates_hot(rig: Rig) -> None:
+    await rig.memory.set("k", "v1")
+    rig.warm.down = True  # the durable write fails as "unreachable": it may or may not have landed
+    with pytest.raises(TierUnavailableError):
+        await rig.memory.set("k", "v2")
+    rig.warm.down = False
+    assert await rig.hot.inner.get(rig.mk("k")) is None  # hot no longer vouches for v1
+    assert await rig.memory.get("k") == "v1"  # read through to the durable tier's truth
+
+
 async def test_if_match_with_consistent_read(rig: Rig) -> None:
     await rig.memory.set("doc", {"v": 1})
     entry = await rig.memory.get_entry("doc", consistent=True)

@@ -674,7 +674,10 @@ class FileColdMemory(AsyncResource):
             validate_scope(namespace, "namespace")
         entries = await self._io("scan", None, lambda: [parts for parts, _ in self._walk(tenant, namespace)])
         for parts in entries:
-            yield parse_file_parts(parts)
+            try:
+                yield parse_file_parts(parts)
+            except InvalidKeyError:
+                continue  # a file tiermem did not write (e.g. an operator's README): not a key
 
     async def sweep(self, *, now: float | None = None) -> int:
         cutoff = self._clock() if now is None else now
