@@ -28,11 +28,16 @@ from tiermem._errors import (
 from tiermem._keys import make_key
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierInfo, TierStore, WarmMemory
 from tiermem._telemetry import Stats
+from tiermem.agents import AgentBuilder, AgentFactory, AgentHandle, MemoryAware
+from tiermem.sessions import ConversationStore, SessionMetadata
 from tiermem.tiers.local import EvictionPolicy, FileColdMemory, LocalHotMemory, SqliteWarmMemory
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentBuilder",
+    "AgentFactory",
+    "AgentHandle",
     "AuthenticationError",
     "BatchWriteError",
     "CircuitOpenError",
@@ -42,6 +47,7 @@ __all__ = [
     "ColdMemory",
     "ConfigurationError",
     "ConflictError",
+    "ConversationStore",
     "CorruptValueError",
     "Entry",
     "EvictionPolicy",
@@ -53,12 +59,14 @@ __all__ = [
     "InvalidTTLError",
     "InvalidValueError",
     "LocalHotMemory",
+    "MemoryAware",
     "MemoryBuilder",
     "MemoryClient",
     "MemoryKey",
     "Policy",
     "Record",
     "RecordKind",
+    "SessionMetadata",
     "SqliteWarmMemory",
     "Stats",
     "ThrottledError",

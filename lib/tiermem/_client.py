@@ -1017,7 +1017,17 @@ class MemoryClient:
         return core.telemetry.snapshot(circuits=core.circuits(), dirty_keys=len(core.dirty))
 
     def tier_store(self, tier: Tier) -> TierStore | None:
-        """The adapter behind a tier (for operations such as ``sweep`` and ``purge``)."""
+        """The adapter behind a tier (for operations such as ``sweep`` and ``purge``).
+
+        Raises:
+            InvalidScopeError: this view is tenant-locked: a tier store reaches every tenant's data.
+        """
+        if self._tenant_locked:
+            raise InvalidScopeError(
+                "a tenant-locked view cannot hand out tier stores: they reach every tenant",
+                tier=tier,
+                operation="tier_store",
+            )
         for slot in self._core.slots:
             if slot.tier is tier:
                 return slot.store
