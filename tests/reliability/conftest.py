@@ -146,7 +146,6 @@ class StackFactory:
                 tier, timeout=timeout, failure_threshold=failure_threshold, reset_timeout=reset_timeout
             )
         memory = builder.build()
-        await memory.setup()
         stack = Stack(
             memory,
             self.redis,
@@ -159,7 +158,10 @@ class StackFactory:
             self.azurite.connection_string,
             proxies,
         )
-        self.made.append(stack)
+        self.made.append(stack)  # registered before any I/O, so a failed setup is still cleaned up
+        # Set the stores up directly: the deadlines under test may be tighter than a cold start.
+        for store in (hot, warm, cold):
+            await store.setup()
         return stack
 
     async def close(self) -> None:
