@@ -6,10 +6,12 @@ errors as one line unless ``--debug``. Tested in-process with click's ``CliRunne
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Final
 
 try:
     import click
@@ -38,7 +40,28 @@ def _parse_value(raw: str, as_json: bool) -> Any:
         raise click.BadParameter(f"not valid JSON: {exc}") from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """Subcommands whose modules load only when used (``serve`` needs the service extra, and the
+    service imports this package: loading it eagerly would be circular)."""
+
+    _lazy: Final = MappingProxyType(
+        {"serve": "tiermem.service.cli:serve", "bench": "tiermem.cli._bench:bench"}
+    )
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self._lazy.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON output.")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.option(

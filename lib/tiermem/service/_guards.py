@@ -1,0 +1,57 @@
+"""FastAPI dependencies that authenticate a request and check the role its route needs.
+
+No ``from __future__ import annotations`` here or in the route modules: FastAPI reads the
+``Annotated`` metadata at import time and the dependencies live in closures.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tiermem.service._auth import Authenticator, Permission, Principal, require
+
+__all__ = ["Guard", "Guards", "make_guards"]
+
+Guard = Callable[..., Awaitable[Principal]]
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """One dependency per permission; routes declare ``Annotated[Principal, Depends(guards.read)]``."""
+
+    read: Guard
+    write: Guard
+    stats: Guard
+
+
+def make_guards(authenticator: Authenticator, roles: Mapping[Permission, str]) -> Guards:
+    """Dependencies for ``authenticator``; OpenAPI shows the bearer scheme only when a token is needed."""
+    if authenticator.requires_token:
+        bearer = HTTPBearer(
+            auto_error=False,
+            bearerFormat="JWT",
+            scheme_name="EntraID",
+            description="An Entra ID access token for the service's audience, with app roles.",
+        )
+
+        def guard(permission: Permission) -> Guard:
+            async def check(
+                credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+            ) -> Principal:
+                token = credentials.credentials if credentials is not None else None
+                return require(await authenticator.authenticate(token), permission, roles)
+
+            return check
+
+    else:
+
+        def guard(permission: Permission) -> Guard:
+            async def check() -> Principal:
+                return require(await authenticator.authenticate(None), permission, roles)
+
+            return check
+
+    return Guards(read=guard(Permission.READ), write=guard(Permission.WRITE), stats=guard(Permission.STATS))

@@ -1,0 +1,228 @@
+"""``/v1/memory``: single values (``/{namespace}/{key}``) and batches (``/{namespace}:mget``, ``:mset``).
+
+Every handler works on ``memory.scoped(tenant=<the caller's token claim>, namespace=<path>)``, so
+a caller can only ever reach its own tenant. The key route
+(``/{namespace}/{key}``, any characters) matches only after ``/{namespace}/``; the batch routes are
+``/{namespace}:mget`` (no slash), so the two never overlap.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from starlette.convertors import Convertor, register_url_convertor
+
+from tiermem._client import MemoryClient
+from tiermem._errors import ConflictError
+from tiermem._protocols import Tier
+from tiermem.service._auth import Principal
+from tiermem.service._errors import ApiError, translate
+from tiermem.service._guards import Guards
+from tiermem.service._models import (
+    NAMESPACE_PATTERN,
+    ErrorBody,
+    GetResponse,
+    MgetRequest,
+    MgetResponse,
+    MsetRequest,
+    MsetResponse,
+    PutRequest,
+    PutResponse,
+    decode_value,
+    encode_value,
+    from_http_etag,
+    to_http_etag,
+)
+
+__all__ = ["ERROR_RESPONSES", "memory_router"]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Invalid input (key, namespace, value, ttl)"},
+    401: {"model": ErrorBody, "description": "Missing or invalid bearer token"},
+    403: {"model": ErrorBody, "description": "The token lacks the role this operation needs"},
+    413: {"model": ErrorBody, "description": "Request body or value too large"},
+    422: {"model": ErrorBody, "description": "The request does not match the schema"},
+    500: {"model": ErrorBody, "description": "Internal error (details are logged, never returned)"},
+    503: {"model": ErrorBody, "description": "Storage temporarily unavailable (see Retry-After)"},
+}
+
+
+class _KeyConvertor(Convertor[str]):
+    """Like ``path``, but also matches newlines (``.*`` does not), so every key reaches validation.
+
+    A key holding a control character must get a 400 from the key rules, not a 404 from routing.
+    """
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("tiermem_key", _KeyConvertor())
+_KEY_PATH = "/{namespace}/{key:tiermem_key}"
+
+_Namespace = Annotated[
+    str, Path(pattern=NAMESPACE_PATTERN, description="Namespace: [A-Za-z0-9._-]{1,64}, not only dots")
+]
+_Key = Annotated[
+    str,
+    Path(
+        description="The key: 1..512 UTF-8 bytes without control characters; may contain '/' (a key is data)"
+    ),
+]
+
+
+def _check_tier(memory: MemoryClient, tier: Tier | None) -> None:
+    if tier is not None and tier not in memory.tiers:
+        raise ApiError(400, "invalid_input", f"the {tier.value} tier is not configured on this service")
+
+
+def _precondition(if_match: str | None, if_none_match: str | None) -> tuple[str | None, bool]:
+    """``(if_match etag, if_absent)`` from the conditional headers of a PUT."""
+    if if_match is not None and if_none_match is not None:
+        raise ApiError(400, "invalid_input", "use either If-Match or If-None-Match, not both")
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise ApiError(400, "invalid_input", "PUT supports only If-None-Match: * (create only)")
+        return None, True
+    if if_match is None:
+        return None, False
+    if if_match.strip() == "*":
+        raise ApiError(400, "invalid_input", "If-Match: * is not supported; send the ETag from a GET")
+    etag = from_http_etag(if_match)
+    if etag is None:  # not an ETag this service issued, so it cannot match the current value
+        raise ApiError(412, "precondition_failed", "the precondition (If-Match/If-None-Match) failed")
+    return etag, False
+
+
+def memory_router(memory: MemoryClient, guards: Guards) -> APIRouter:
+    """Routes over ``memory``; ``guards`` authenticate and authorize each request."""
+    router = APIRouter(prefix="/v1/memory", tags=["memory"], responses=ERROR_RESPONSES)
+
+    def scoped(principal: Principal, namespace: str) -> MemoryClient:
+        return memory.scoped(tenant=principal.tenant, namespace=namespace, lock_tenant=True)
+
+    @router.post("/{namespace}:mget", summary="Read many keys", response_model=MgetResponse)
+    async def mget(
+        namespace: _Namespace, body: MgetRequest, principal: Annotated[Principal, Depends(guards.read)]
+    ) -> MgetResponse:
+        values = await scoped(principal, namespace).mget(body.keys)
+        out: dict[str, Any] = {}
+        encoded: list[str] = []
+        for key, value in values.items():
+            if value is None:
+                out[key] = None
+                continue
+            out[key], encoding = encode_value(value)
+            if encoding == "base64":
+                encoded.append(key)
+        return MgetResponse(values=out, base64=encoded)
+
+    @router.post("/{namespace}:mset", summary="Write many keys", response_model=MsetResponse)
+    async def mset(
+        namespace: _Namespace, body: MsetRequest, principal: Annotated[Principal, Depends(guards.write)]
+    ) -> MsetResponse:
+        _check_tier(memory, body.tier)
+        await scoped(principal, namespace).mset(body.items, ttl=body.ttl, tier=body.tier)
+        return MsetResponse(stored=len(body.items))
+
+    @router.get(
+        _KEY_PATH,
+        summary="Read a value",
+        response_model=GetResponse,
+        responses={404: {"model": ErrorBody, "description": "No live value for this key"}},
+    )
+    async def get_value(
+        namespace: _Namespace,
+        key: _Key,
+        principal: Annotated[Principal, Depends(guards.read)],
+        response: Response,
+        consistent: Annotated[
+            bool, Query(description="Read the durable tier (skip the cache) so the ETag is current")
+        ] = False,
+    ) -> GetResponse:
+        entry = await scoped(principal, namespace).get_entry(key, consistent=consistent)
+        if entry is None:
+            raise ApiError(404, "not_found", "no value for this key")
+        etag = to_http_etag(entry.etag)
+        if etag is not None:
+            response.headers["ETag"] = etag
+        value, encoding = encode_value(entry.value)
+        return GetResponse(
+            namespace=namespace,
+            key=key,
+            value=value,
+            encoding=encoding,
+            tier=entry.tier,
+            etag=etag,
+            expires_at=entry.expires_at,
+        )
+
+    @router.head(
+        _KEY_PATH,
+        summary="Whether a live value exists",
+        status_code=200,
+        response_class=Response,
+        responses={404: {"description": "No live value for this key"}},
+    )
+    async def head_value(
+        namespace: _Namespace, key: _Key, principal: Annotated[Principal, Depends(guards.read)]
+    ) -> Response:
+        found = await scoped(principal, namespace).exists(key)
+        return Response(status_code=200 if found else 404)
+
+    @router.put(
+        _KEY_PATH,
+        summary="Write a value",
+        response_model=PutResponse,
+        responses={
+            409: {"model": ErrorBody, "description": "Concurrent change"},
+            412: {"model": ErrorBody, "description": "If-Match / If-None-Match precondition failed"},
+        },
+    )
+    async def put_value(
+        namespace: _Namespace,
+        key: _Key,
+        body: PutRequest,
+        principal: Annotated[Principal, Depends(guards.write)],
+        response: Response,
+        if_match: Annotated[
+            str | None, Header(description="Write only if the value still has this ETag")
+        ] = None,
+        if_none_match: Annotated[
+            str | None, Header(description="'*': write only if no live value exists")
+        ] = None,
+    ) -> PutResponse:
+        _check_tier(memory, body.tier)
+        etag_in, if_absent = _precondition(if_match, if_none_match)
+        try:
+            value = decode_value(body.value, body.encoding)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_input", str(exc)) from None
+        try:
+            etag = await scoped(principal, namespace).set(
+                key, value, ttl=body.ttl, tier=body.tier, if_match=etag_in, if_absent=if_absent
+            )
+        except ConflictError as exc:
+            raise translate(exc, precondition=etag_in is not None or if_absent) from exc
+        http_etag = to_http_etag(etag)
+        if http_etag is not None:
+            response.headers["ETag"] = http_etag
+        return PutResponse(namespace=namespace, key=key, etag=http_etag)
+
+    @router.delete(
+        _KEY_PATH,
+        summary="Delete a value from every tier (idempotent)",
+        status_code=204,
+        response_class=Response,
+    )
+    async def delete_value(
+        namespace: _Namespace, key: _Key, principal: Annotated[Principal, Depends(guards.write)]
+    ) -> Response:
+        await scoped(principal, namespace).delete(key)
+        return Response(status_code=204)
+
+    return router
