@@ -123,7 +123,7 @@ def make_credential(settings: MemorySettings) -> Any:
 
 
 def builder_from_settings(settings: MemorySettings) -> MemoryBuilder:
-    """Describe tiers from settings; Azure tiers where configured, embedded tiers otherwise."""
+    """Describe tiers from settings: each tier is the Azure service where configured, else embedded."""
     from tiermem._builder import MemoryBuilder
     from tiermem.tiers.local import FileColdMemory, LocalHotMemory, SqliteWarmMemory
 
@@ -164,7 +164,7 @@ def builder_from_settings(settings: MemorySettings) -> MemoryBuilder:
                 settings.cosmos_container,
                 credential=shared_credential(),
             )
-    elif not settings.redis_url or settings.blob_account_url or settings.blob_connection_string:
+    else:  # always a durable tier: a write that returns must have reached one
         builder.with_warm(SqliteWarmMemory(settings.local_dir / "warm.db"))
 
     if settings.blob_connection_string is not None:
