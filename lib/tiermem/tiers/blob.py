@@ -60,6 +60,7 @@ try:
     import aiohttp
     from azure.core import MatchConditions
     from azure.core.exceptions import (
+        AzureError,
         ClientAuthenticationError,
         HttpResponseError,
         IncompleteReadError,
@@ -72,8 +73,12 @@ try:
     from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 except ImportError as exc:  # pragma: no cover - exercised by the no-extras test in a subprocess
     _IMPORT_ERROR: ImportError | None = exc
+    _FAILURES: tuple[type[Exception], ...] = ()
 else:
     _IMPORT_ERROR = None
+    # What the SDK and its transport raise for service and network failures. Anything else is a
+    # bug (ours or the SDK's) and propagates as itself rather than posing as a tier error.
+    _FAILURES = (AzureError, aiohttp.ClientError, OSError, TimeoutError)
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -558,7 +563,7 @@ class BlobColdMemory(AsyncResource):
             return await call()
         except (TierMemError, StopAsyncIteration):  # ours already, or the end of a listing
             raise
-        except Exception as exc:
+        except _FAILURES as exc:
             raise _translate(exc, operation=operation, key=key, container=self.container) from exc
 
     async def _sdk_or_none(
@@ -569,7 +574,7 @@ class BlobColdMemory(AsyncResource):
             return await call()
         except (TierMemError, StopAsyncIteration):  # ours already, or the end of a listing
             raise
-        except Exception as exc:
+        except _FAILURES as exc:
             if _is_miss(exc):
                 return None
             raise _translate(exc, operation=operation, key=key, container=self.container) from exc

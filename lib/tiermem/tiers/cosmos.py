@@ -53,6 +53,7 @@ try:
     import aiohttp
     from azure.core import MatchConditions
     from azure.core.exceptions import (
+        AzureError,
         ClientAuthenticationError,
         ServiceRequestError,
         ServiceResponseError,
@@ -62,8 +63,12 @@ try:
     from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
 except ImportError as exc:  # pragma: no cover - exercised by the no-extras test in a subprocess
     _IMPORT_ERROR: ImportError | None = exc
+    _FAILURES: tuple[type[Exception], ...] = ()
 else:
     _IMPORT_ERROR = None
+    # What the SDK and its transport raise for service and network failures. Anything else is a
+    # bug (ours or the SDK's) and propagates as itself rather than posing as a tier error.
+    _FAILURES = (AzureError, aiohttp.ClientError, OSError, TimeoutError)
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -406,7 +411,7 @@ class CosmosWarmMemory(AsyncResource):
             return await call()
         except TierMemError:
             raise
-        except Exception as exc:
+        except _FAILURES as exc:
             raise _translate(exc, operation=operation, key=key, resource=self._resource, size=size) from exc
 
     async def _sdk_or_none(
@@ -422,7 +427,7 @@ class CosmosWarmMemory(AsyncResource):
             return await call()
         except TierMemError:
             raise
-        except Exception as exc:
+        except _FAILURES as exc:
             if _is_miss(exc):
                 return None
             raise _translate(exc, operation=operation, key=key, resource=self._resource, size=size) from exc
