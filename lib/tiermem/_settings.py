@@ -6,6 +6,7 @@ takes everything as arguments. With no Azure settings the result is the embedded
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -80,27 +81,6 @@ class MemorySettings(BaseSettings):
         return bool(self.cosmos_endpoint or self.blob_account_url or self.key_vault_url)
 
 
-class _OwnedSyncCredential:
-    """A sync azure-identity credential the client closes (Redis Entra auth needs a sync one)."""
-
-    def __init__(self, credential: Any) -> None:
-        self.credential = credential
-
-    async def aclose(self) -> None:
-        self.credential.close()
-
-
-def make_sync_credential(settings: MemorySettings) -> Any:
-    """redis-entraid calls ``get_token`` synchronously, so Redis needs an ``azure.identity`` credential."""
-    try:
-        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-    except ImportError as exc:
-        raise ImportError("Azure credentials need azure-identity: pip install 'tiermem[identity]'") from exc
-    if settings.azure_client_id:
-        return ManagedIdentityCredential(client_id=settings.azure_client_id)
-    return DefaultAzureCredential()
-
-
 class _OwnedCredential:
     """Lets the client close a credential that ``from_settings`` created (and only that one)."""
 
@@ -108,13 +88,22 @@ class _OwnedCredential:
         self.credential = credential
 
     async def aclose(self) -> None:
-        await self.credential.close()
+        closed = self.credential.close()
+        if inspect.isawaitable(closed):  # azure.identity.aio credentials close asynchronously
+            await closed
 
 
-def make_credential(settings: MemorySettings) -> Any:
-    """User-assigned ``ManagedIdentityCredential`` if a client id is set, else ``DefaultAzureCredential``."""
+def make_credential(settings: MemorySettings, *, sync: bool = False) -> Any:
+    """User-assigned ``ManagedIdentityCredential`` if a client id is set, else ``DefaultAzureCredential``.
+
+    Args:
+        sync: an ``azure.identity`` (not ``.aio``) credential; redis-entraid calls ``get_token`` in sync.
+    """
     try:
-        from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
+        if sync:
+            from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+        else:
+            from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential  # type: ignore[assignment]
     except ImportError as exc:
         raise ImportError("Azure credentials need azure-identity: pip install 'tiermem[identity]'") from exc
     if settings.azure_client_id:
@@ -193,8 +182,8 @@ def _with_redis(builder: MemoryBuilder, settings: MemorySettings, credential: An
     if settings.redis_ca_file is not None:
         options["ssl_ca_certs"] = str(settings.redis_ca_file)
     if mode == "entra":
-        sync_credential = make_sync_credential(settings)
-        builder.own(_OwnedSyncCredential(sync_credential))
+        sync_credential = make_credential(settings, sync=True)
+        builder.own(_OwnedCredential(sync_credential))
         builder.with_redis(url, credential=sync_credential, **options)
     elif mode == "password":
         if settings.redis_password is not None:

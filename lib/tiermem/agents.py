@@ -25,15 +25,15 @@ Example::
 from __future__ import annotations
 
 import enum
-from types import TracebackType
 from typing import Any, Generic, Protocol, Self, TypeVar, cast, runtime_checkable
 
 from typing_extensions import TypeVar as DefaultTypeVar
 
 from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
-from tiermem._errors import ClientClosedError, ConfigurationError, InvalidScopeError
+from tiermem._errors import ConfigurationError, InvalidScopeError
 from tiermem._keys import validate_scope
+from tiermem._lifecycle import AsyncResource, ClientState
 
 __all__ = ["AgentBuilder", "AgentFactory", "AgentHandle", "MemoryAware"]
 
@@ -66,7 +66,7 @@ class _Source(enum.Enum):
     WRAP = "wrap"
 
 
-class AgentHandle(Generic[AgentT]):
+class AgentHandle(AsyncResource, Generic[AgentT]):
     """An agent together with its memory view; an async context manager.
 
     ``aclose()`` closes what the builder created: the agent if a factory made it and it has
@@ -85,7 +85,6 @@ class AgentHandle(Generic[AgentT]):
         self._memory = memory
         self._owned_client = owned_client
         self._owned_agent = owned_agent
-        self._closed = False
 
     @property
     def agent(self) -> AgentT:
@@ -104,32 +103,16 @@ class AgentHandle(Generic[AgentT]):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._state is ClientState.CLOSED
 
-    async def aclose(self) -> None:
+    async def _close(self) -> None:
         """Close the factory-made agent (if closable) and the owned client. Injected ones stay open."""
-        if self._closed:
-            return
-        self._closed = True
         try:
             if self._owned_agent and isinstance(self._agent, _AsyncClosable):
                 await self._agent.aclose()  # first: an agent may flush to memory while closing
         finally:
             if self._owned_client is not None:
                 await self._owned_client.aclose()
-
-    async def __aenter__(self) -> Self:
-        if self._closed:
-            raise ClientClosedError("AgentHandle is closed", operation="__aenter__")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 class AgentBuilder(Generic[AgentT]):
