@@ -1,0 +1,139 @@
+"""Smoke test of the benchmark suite (``benchmarks/``, ``tiermem bench``).
+
+It runs ``--quick`` in-process on the embedded default and against the real local services, and
+checks that the run completes, that every scenario row is there and that the JSON document has the
+fields CI artifacts rely on. It asserts nothing about timings: targets are reported, not enforced.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.services.fixtures import BlobService, CosmosService, RedisService
+from tiermem.cli._bench import bench
+
+ROW_IDS = {
+    "hot.get.raw",
+    "hot.get.aiocache",
+    "hot.get.cashews",
+    "hot.mget.raw",
+    "hot.mget.gets",
+    "hot.mget.aiocache",
+    "hot.mget.cashews",
+    "hot.mset.raw",
+    "hot.mset.aiocache",
+    "hot.mset.cashews",
+    "warm.get.raw",
+    "warm.mget.raw",
+    "cold.set.1MiB",
+    "cold.get.1MiB",
+    "cold.set.10MiB",
+    "cold.get.10MiB",
+    "tracing.api",
+    "tracing.sdk",
+    "codec.encode.small",
+    "codec.decode.small",
+    "codec.encode.large",
+    "codec.decode.large",
+}
+SERVICE_ROWS = {row for row in ROW_IDS if row.startswith(("warm.", "cold."))}
+ENV = (
+    "TIERMEM_REDIS_URL",
+    "TIERMEM_COSMOS_ENDPOINT",
+    "TIERMEM_COSMOS_KEY",
+    "TIERMEM_BLOB_CONNECTION_STRING",
+)
+
+
+def _run(tmp_path: Path, *args: str) -> dict[str, Any]:
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(bench, ["--quick", "--json", str(out), *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "tiermem benchmark" in result.output  # the human table went to stdout
+    document: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return document
+
+
+def _check_document(document: dict[str, Any], *, mode: str) -> dict[str, dict[str, Any]]:
+    assert document["schema"] == "tiermem-bench/1"
+    assert document["quick"] is True
+    assert document["rounds"] == 1
+    assert document["services"]["mode"] == mode
+    assert document["machine"]["cpus"] >= 1
+    rows = {row["id"]: row for row in document["rows"]}
+    assert set(rows) == ROW_IDS
+    assert len(rows) == len(document["rows"])  # no duplicates
+    for row in rows.values():
+        assert row["status"] in ("pass", "fail", "info", "n/a")
+        assert set(row) >= {"group", "label", "baseline_name", "ratio", "target", "note", "na_reason"}
+        if row["status"] == "n/a":
+            assert row["na_reason"]
+            assert row["subject"] is None
+            continue
+        for side in ("subject", "baseline"):
+            measured = row[side]
+            assert measured["median_s"] > 0
+            assert len(measured["samples_s"]) == 1
+            assert measured["ops_per_batch"] >= 1
+        assert math.isfinite(row["ratio"])
+        assert row["ratio"] > 0
+    summary = document["summary"]
+    assert sum(summary.values()) == len(ROW_IDS)
+    assert {c["algorithm"] for c in document["compression"]} >= {"gzip"}
+    assert {c["level"] for c in document["compression"] if c["algorithm"] == "gzip"} == {1, 6, 9}
+    assert all(t["ratio"] > 1 for t in document["compression_threshold"])
+    return rows
+
+
+def test_quick_run_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    rows = _check_document(_run(tmp_path), mode="embedded")
+    for row_id in SERVICE_ROWS:
+        assert rows[row_id]["status"] == "n/a"
+    measured = ROW_IDS - SERVICE_ROWS
+    assert all(rows[row_id]["status"] != "n/a" for row_id in measured)
+    assert rows["hot.get.raw"]["baseline_name"] == "dict.get"
+    assert rows["hot.get.raw"]["target"] is None  # Redis targets do not apply to a dict
+
+
+@pytest.mark.redis
+@pytest.mark.cosmos
+@pytest.mark.blob
+def test_quick_run_against_the_local_services(
+    tmp_path: Path,
+    redis_server: RedisService,
+    cosmos_server: CosmosService,
+    azurite: BlobService,
+) -> None:
+    document = _run(
+        tmp_path,
+        "--redis",
+        redis_server.url,
+        "--cosmos",
+        cosmos_server.endpoint,
+        "--cosmos-key",
+        cosmos_server.key,
+        "--blob-connection-string",
+        azurite.connection_string,
+    )
+    rows = _check_document(document, mode="given")
+    assert all(row["status"] != "n/a" for row in rows.values())
+    assert rows["hot.get.raw"]["baseline_name"] == "redis-py GET"
+    assert rows["hot.get.raw"]["target"] == "<= 1.15x"
+    assert rows["warm.get.raw"]["target"] == "<= 1.3x"
+    assert rows["tracing.sdk"]["target"] == "<= +35%"
+    assert cosmos_server.key not in json.dumps(document)  # secrets never reach the artifact
+    assert "AccountKey" not in json.dumps(document)
+
+
+def test_start_services_refuses_endpoints() -> None:
+    result = CliRunner().invoke(bench, ["--start-services", "--redis", "redis://127.0.0.1:6379/0"])
+    assert result.exit_code == 2
+    assert "--start-services" in result.output
