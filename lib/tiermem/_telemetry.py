@@ -12,8 +12,9 @@ import bisect
 import logging
 import math
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -36,6 +37,9 @@ except ImportError:  # pragma: no cover - exercised in the no-extras install
     _OTEL = False
 
 _SCOPE: Final = "tiermem"
+
+_RECHECK_SECONDS: Final = 1.0
+_NO_SPAN: Final[AbstractContextManager[None]] = nullcontext()
 
 # Bucket upper bounds in seconds: 1 us .. ~200 s, 8 buckets per doubling (<= 9% relative error).
 _BOUNDS: Final = tuple(1e-6 * 2 ** (i / 8) for i in range(8 * 28))
@@ -133,7 +137,13 @@ class Telemetry:
         self._tracer: Any = None
         self._instruments: dict[str, Any] = {}
         self._gauges: list[Any] = []
-        self._fixed_provider = tracer_provider is not None
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._tracing_on = False
+        self._metrics_on = False
+        self._next_tracing_check = 0.0
+        self._next_metrics_check = 0.0
+        self._attrs: dict[tuple[str, str, str], tuple[dict[str, str], dict[str, str]]] = {}
         if _OTEL:
             from tiermem import __version__
 
@@ -190,27 +200,58 @@ class Telemetry:
 
     @property
     def tracing(self) -> bool:
-        """True once an SDK TracerProvider is installed (the API's default provider records nothing)."""
+        """True once an SDK TracerProvider is installed (the API's default provider records nothing).
+
+        Looking the global provider up reads the environment, so the answer is cached: a provider
+        installed after the client was built is noticed within a second.
+        """
+        if self._tracing_on:
+            return True
         if self._tracer is None:
             return False
-        if self._fixed_provider:
+        now = time.monotonic()
+        if now < self._next_tracing_check:
+            return False
+        self._next_tracing_check = now + _RECHECK_SECONDS
+        provider = self._tracer_provider or _otel_trace.get_tracer_provider()
+        self._tracing_on = not isinstance(
+            provider, _otel_trace.ProxyTracerProvider | _otel_trace.NoOpTracerProvider
+        )
+        return self._tracing_on
+
+    @property
+    def metrics(self) -> bool:
+        """True once an SDK MeterProvider is installed; until then the (no-op) instruments are skipped."""
+        if self._metrics_on:
             return True
-        provider = _otel_trace.get_tracer_provider()
-        return not isinstance(provider, _otel_trace.ProxyTracerProvider | _otel_trace.NoOpTracerProvider)
+        if not self._instruments:
+            return False
+        now = time.monotonic()
+        if now < self._next_metrics_check:
+            return False
+        self._next_metrics_check = now + _RECHECK_SECONDS
+        provider = self._meter_provider or _otel_metrics.get_meter_provider()
+        # The API's default is a private proxy class; both it and the no-op provider record nothing.
+        self._metrics_on = type(provider).__name__ not in ("_ProxyMeterProvider", "NoOpMeterProvider")
+        return self._metrics_on
 
     def key_attr(self, key: str) -> str:
         return key if self.record_keys else key_digest(key)
 
-    @contextmanager
-    def span(self, name: str, attributes: dict[str, Any], *, client: bool = False) -> Iterator[Span | None]:
-        """A span when tracing is on, else nothing; exceptions are recorded, status set, re-raised.
+    def span(
+        self, name: str, attributes: dict[str, Any], *, client: bool = False
+    ) -> AbstractContextManager[Span | None]:
+        """A span when tracing is on, else a shared no-op context; exceptions are recorded and re-raised.
 
         Client-method spans are INTERNAL; tier calls are CLIENT spans (a call to a service), so
         Azure Monitor shows them as dependencies typed by ``db.system``.
         """
         if not self.tracing:
-            yield None
-            return
+            return _NO_SPAN
+        return self._span(name, attributes, client)
+
+    @contextmanager
+    def _span(self, name: str, attributes: dict[str, Any], client: bool) -> Iterator[Span | None]:
         kind = SpanKind.CLIENT if client else SpanKind.INTERNAL
         with self._tracer.start_as_current_span(
             name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False
@@ -253,12 +294,14 @@ class Telemetry:
                 stats.errors += 1
             elif operation in ("set", "mset", "delete"):
                 stats.writes += count
-        if self._instruments:
-            attrs = {"tiermem.tier": tier.value, "tiermem.operation": operation, "tiermem.outcome": outcome}
-            self._instruments["operations"].add(count, attrs)
-            self._instruments["duration"].record(
-                seconds, {"tiermem.tier": tier.value, "tiermem.operation": operation}
-            )
+        if self.metrics:
+            cache_key = (tier.value, operation, outcome)
+            attrs = self._attrs.get(cache_key)
+            if attrs is None:  # attribute dicts are built once per (tier, op, outcome), then reused
+                base = {"tiermem.tier": tier.value, "tiermem.operation": operation}
+                attrs = self._attrs.setdefault(cache_key, ({**base, "tiermem.outcome": outcome}, base))
+            self._instruments["operations"].add(count, attrs[0])
+            self._instruments["duration"].record(seconds, attrs[1])
 
     def count_keys(self, tier: Tier, hits: int, misses: int) -> None:
         """Count per-key hits and misses of a batch read (its latency is recorded by ``record``)."""
@@ -266,7 +309,7 @@ class Telemetry:
         with self._lock:
             stats.hits += hits
             stats.misses += misses
-        if self._instruments:
+        if self.metrics:
             base = {"tiermem.tier": tier.value, "tiermem.operation": "mget"}
             if hits > 0:
                 self._instruments["operations"].add(hits, {**base, "tiermem.outcome": "hit"})
@@ -276,7 +319,7 @@ class Telemetry:
     def promoted(self, tier: Tier, count: int = 1) -> None:
         with self._lock:
             self.promotions += count
-        if self._instruments:
+        if self.metrics:
             self._instruments["promotions"].add(count, {"tiermem.tier": tier.value})
 
     def fell_through(self, tier: Tier, operation: str, exc: BaseException, span: Span | None) -> None:
@@ -293,7 +336,7 @@ class Telemetry:
             type(exc).__name__,
             exc,
         )
-        if self._instruments:
+        if self.metrics:
             self._instruments["fallthroughs"].add(
                 1, {"tiermem.tier": tier.value, "tiermem.operation": operation}
             )
@@ -314,14 +357,14 @@ class Telemetry:
         with self._lock:
             self.bytes_in += raw
             self.bytes_out += stored
-        if self._instruments:
+        if self.metrics:
             self._instruments["bytes_in"].add(raw)
             self._instruments["bytes_out"].add(stored)
 
     def dirty_overflow(self) -> None:
         with self._lock:
             self.dirty_overflows += 1
-        if self._instruments:
+        if self.metrics:
             self._instruments["dirty_overflows"].add(1)
 
     def snapshot(self, *, circuits: dict[str, str], dirty_keys: int) -> Stats:
