@@ -29,6 +29,7 @@ __all__ = [
     "ServiceUnavailableError",
     "free_port",
     "make_workdir",
+    "node_modules_path",
     "remove_workdir",
     "repo_root",
     "wait_until",
@@ -60,6 +61,20 @@ class ServiceStartupError(RuntimeError):
 def repo_root() -> Path:
     """Return the repository root (the directory holding ``package.json``)."""
     return Path(__file__).resolve().parents[2]
+
+
+def node_modules_path(*parts: str) -> Path:
+    """``<repo>/node_modules/<parts...>``, for the stand-ins that npm installs.
+
+    Raises:
+        ServiceUnavailableError: Node.js is not on PATH or the path does not exist.
+    """
+    if shutil.which("node") is None:
+        raise ServiceUnavailableError("node is not on PATH (Node.js 20 is needed for the npm stand-ins)")
+    path = repo_root().joinpath("node_modules", *parts)
+    if not path.exists():
+        raise ServiceUnavailableError(f"{path} is missing: run `npm ci` at the repository root")
+    return path
 
 
 def free_port(host: str = LOOPBACK) -> int:

@@ -17,19 +17,10 @@ runs with its temporary directory as working directory instead.
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
-from types import TracebackType
 
-from tests.services._process import (
-    LOOPBACK,
-    ManagedProcess,
-    ServiceStartupError,
-    ServiceUnavailableError,
-    make_workdir,
-    remove_workdir,
-    repo_root,
-)
+from tests.services._process import ManagedProcess, ServiceStartupError, make_workdir, node_modules_path
+from tests.services._service import LocalService
 from tests.services.tls import TlsMaterial
 
 __all__ = ["DEVSTORE_ACCOUNT_KEY", "DEVSTORE_ACCOUNT_NAME", "Azurite", "node_bin"]
@@ -49,27 +40,22 @@ def node_bin(name: str) -> Path:
     Raises:
         ServiceUnavailableError: Node.js is not on PATH or the package is not installed.
     """
-    if shutil.which("node") is None:
-        raise ServiceUnavailableError("node is not on PATH (Node.js 20 is needed for the npm stand-ins)")
-    path = repo_root() / "node_modules" / ".bin" / name
-    if not path.exists():
-        raise ServiceUnavailableError(f"{path} is missing: run `npm ci` at the repository root")
-    return path
+    return node_modules_path(".bin", name)
 
 
-class Azurite:
+class Azurite(LocalService):
     """An ``azurite-blob`` process on 127.0.0.1."""
 
+    _program = "azurite-blob"
+    _log_name = "azurite.log"
+
     def __init__(self, *, workdir: Path, tls: TlsMaterial | None, oauth: bool) -> None:
-        self.host = LOOPBACK
-        self.port = 0
+        super().__init__(workdir=workdir)
         self.account_name = DEVSTORE_ACCOUNT_NAME
         self.account_key = DEVSTORE_ACCOUNT_KEY
         self.tls = tls
         self.oauth = oauth
-        self.workdir = workdir
         self._binary = node_bin("azurite-blob")
-        self._process: ManagedProcess | None = None
 
     @classmethod
     def start(cls, *, port: int | None = None, timeout: float = 30.0) -> Azurite:
@@ -115,51 +101,6 @@ class Azurite:
             f"AccountKey={self.account_key};BlobEndpoint={self.blob_endpoint};"
         )
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "azurite.log"
-
-    def stop(self) -> None:
-        """Terminate Azurite and remove its directory. Idempotent."""
-        if self._process is not None:
-            self._process.stop()
-        remove_workdir(self.workdir)
-
-    def kill(self) -> None:
-        """SIGKILL (a crash); :meth:`restart` brings it back on the same port, empty."""
-        if self._process is not None:
-            self._process.kill()
-
-    def restart(self, *, timeout: float = 30.0) -> None:
-        """Stop and start again on the same port. All containers and blobs are gone afterwards."""
-        if self._process is not None:
-            self._process.stop()
-        self._launch(self.port, timeout)
-
-    def pause(self) -> None:
-        """SIGSTOP: connections are accepted by the kernel but never answered."""
-        if self._process is not None:
-            self._process.pause()
-
-    def resume(self) -> None:
-        if self._process is not None:
-            self._process.resume()
-
-    def __enter__(self) -> Azurite:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         return f"Azurite(blob_endpoint={self.blob_endpoint!r}, oauth={self.oauth}, pid={self.pid})"
 
@@ -179,23 +120,11 @@ class Azurite:
             argv += ["--oauth", "basic"]
         return argv
 
-    def _launch(self, port: int, timeout: float) -> None:
-        process = ManagedProcess(
-            f"azurite-blob:{port or 'auto'}",
-            self._argv(port),
-            cwd=self.workdir,
-            log_path=self.log_path,
+    def _wait_ready(self, process: ManagedProcess, timeout: float) -> int:
+        # Even with --silent, Azurite prints the address it listens on (needed for port 0).
+        match = process.wait_for_output(
+            _LISTENING, timeout=timeout, what="azurite-blob reports that it listens"
         )
-        self._process = process
-        process.start()
-        try:
-            # Even with --silent, Azurite prints the address it listens on (needed for port 0).
-            match = process.wait_for_output(
-                _LISTENING, timeout=timeout, what="azurite-blob reports that it listens"
-            )
-            if match.group(1) != self.scheme:
-                raise ServiceStartupError(f"azurite listens on {match.group(1)}, expected {self.scheme}")
-        except BaseException:
-            process.stop()
-            raise
-        self.port = int(match.group(2))
+        if match.group(1) != self.scheme:
+            raise ServiceStartupError(f"azurite listens on {match.group(1)}, expected {self.scheme}")
+        return int(match.group(2))

@@ -25,11 +25,11 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
 import redis
 
+from tests.services._service import StopOnExit
 from tests.services.identity import REDIS_RESOURCE, ManagedIdentityEndpoint
 from tests.services.redis import RedisServer
 
@@ -38,7 +38,7 @@ __all__ = ["ADMIN_USERNAME", "EntraRedis"]
 ADMIN_USERNAME = "tiermem-admin"
 
 
-class EntraRedis:
+class EntraRedis(StopOnExit):
     """A :class:`RedisServer` whose users are Entra identities, fed by a token endpoint.
 
     Attributes:
@@ -124,17 +124,6 @@ class EntraRedis:
             self.identity.on_issue.remove(self._on_issue)
         self._admin.close()
         self.server.stop()
-
-    def __enter__(self) -> EntraRedis:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"EntraRedis(url={self.url!r}, users={sorted(self.registered)})"

@@ -25,13 +25,15 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import NoReturn, TypeVar
+from dataclasses import dataclass
+from typing import Generic, NoReturn, TypeVar
 
 import pytest
 import redis
 
 from tests.services import containers
 from tests.services._process import ServiceUnavailableError
+from tests.services._service import StopOnExit
 from tests.services.azurite import Azurite
 from tests.services.cosmos import CosmosServer
 from tests.services.entra_redis import EntraRedis
@@ -75,6 +77,7 @@ CosmosService = CosmosServer | ExternalCosmos
 
 T = TypeVar("T")
 L = TypeVar("L")
+S = TypeVar("S", bound=StopOnExit)
 
 _STARTUP_TIMES = pytest.StashKey[dict[str, float]]()
 
@@ -102,47 +105,67 @@ def require_local(service: object, kind: type[L]) -> L:
     service_missing(f"needs a local {kind.__name__} it can stop and restart; got {service!r}")
 
 
-def _resolve(
-    config: pytest.Config,
-    name: str,
-    *,
-    from_env: Callable[[], T | None],
-    local: Callable[[], T],
-    container: Callable[[], tuple[T, Callable[[], None]]] | None,
-) -> _Resolved[T]:
+def _started(config: pytest.Config, name: str, start: Callable[[], T]) -> T:
+    """``start()``, recording how long it took for the end-of-run summary."""
+    started = time.perf_counter()
+    service = start()
+    config.stash.setdefault(_STARTUP_TIMES, {})[name] = time.perf_counter() - started
+    return service
+
+
+@dataclass(frozen=True)
+class _Source(Generic[T]):
+    """Where a resolved service can come from, tried in this order."""
+
+    name: str
+    from_env: Callable[[], T | None]
+    local: Callable[[], T]
+    container: Callable[[], tuple[T, Callable[[], None]]] | None
+
+
+def _resolve(config: pytest.Config, source: _Source[T]) -> _Resolved[T]:
     """Environment, then local process, then container; ``(service, stop or None)``."""
-    external = from_env()
+    external = source.from_env()
     if external is not None:
         return external, None
     reasons: list[str] = []
-    started = time.perf_counter()
     try:
-        service = local()
+        service = _started(config, source.name, source.local)
     except ServiceUnavailableError as exc:
         reasons.append(f"local: {exc}")
     else:
-        config.stash.setdefault(_STARTUP_TIMES, {})[name] = time.perf_counter() - started
         stop = getattr(service, "stop", None)
         return service, stop
-    if container is not None:
+    if source.container is not None:
         if containers.docker_available():
             try:
-                return container()
+                return source.container()
             except ServiceUnavailableError as exc:
                 reasons.append(f"container: {exc}")
         else:
             reasons.append("container: no Docker engine answers `docker info`")
-    service_missing(f"{name} is unavailable: " + "; ".join(reasons))
+    service_missing(f"{source.name} is unavailable: " + "; ".join(reasons))
 
 
-def _local_only(config: pytest.Config, name: str, start: Callable[[], T]) -> T:
-    started = time.perf_counter()
+def _provide(config: pytest.Config, source: _Source[T]) -> Iterator[T]:
+    """The body of a resolved session fixture: yield :func:`_resolve`'s service, then stop what
+    it started (a local process or a container)."""
+    service, stop = _resolve(config, source)
     try:
-        service = start()
+        yield service
+    finally:
+        if stop is not None:
+            stop()
+
+
+def _local_only(config: pytest.Config, name: str, start: Callable[[], S]) -> Iterator[S]:
+    """Yield from a session fixture: a service that exists only as a local fake; stopped at the end."""
+    try:
+        service = _started(config, name, start)
     except ServiceUnavailableError as exc:
         service_missing(f"{name} is unavailable: {exc}")
-    config.stash.setdefault(_STARTUP_TIMES, {})[name] = time.perf_counter() - started
-    return service
+    with service:
+        yield service
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
@@ -160,27 +183,25 @@ def _redis_from_env() -> ExternalRedis | None:
     return ExternalRedis(url=url) if url else None
 
 
+_REDIS_SOURCE: _Source[RedisService] = _Source(
+    "redis", _redis_from_env, RedisServer.start, containers.redis_container
+)
+
+
 def _cluster_from_env() -> ExternalRedisCluster | None:
     nodes = os.environ.get(ENV_REDIS_CLUSTER_NODES)
     return ExternalRedisCluster(startup_nodes=parse_host_ports(nodes)) if nodes else None
 
 
+_REDIS_CLUSTER_SOURCE: _Source[RedisClusterService] = _Source(
+    "redis-cluster", _cluster_from_env, RedisCluster.start, None
+)
+
+
 @pytest.fixture(scope="session")
 def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisService]:
     """A Redis server (``.host``, ``.port``, ``.url``); a :class:`RedisServer` when local."""
-    resolved: _Resolved[RedisService] = _resolve(
-        request.config,
-        "redis",
-        from_env=_redis_from_env,
-        local=RedisServer.start,
-        container=containers.redis_container,
-    )
-    service, stop = resolved
-    try:
-        yield service
-    finally:
-        if stop is not None:
-            stop()
+    yield from _provide(request.config, _REDIS_SOURCE)
 
 
 @pytest.fixture
@@ -195,19 +216,7 @@ def redis_url(redis_server: RedisService) -> str:
 def redis_cluster(request: pytest.FixtureRequest) -> Iterator[RedisClusterService]:
     """A Redis Cluster (``.startup_nodes``, ``.url``). No container fallback: cluster nodes in a
     container announce container-internal addresses that the client cannot reach."""
-    resolved: _Resolved[RedisClusterService] = _resolve(
-        request.config,
-        "redis-cluster",
-        from_env=_cluster_from_env,
-        local=RedisCluster.start,
-        container=None,
-    )
-    service, stop = resolved
-    try:
-        yield service
-    finally:
-        if stop is not None:
-            stop()
+    yield from _provide(request.config, _REDIS_CLUSTER_SOURCE)
 
 
 @pytest.fixture
@@ -236,11 +245,8 @@ def tls_material(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
 def managed_identity() -> Iterator[ManagedIdentityEndpoint]:
     """The local managed-identity endpoint. It does not touch ``os.environ``: use the
     ``managed_identity_env`` fixture or ``with managed_identity.activated():``."""
-    endpoint = ManagedIdentityEndpoint.start()
-    try:
+    with ManagedIdentityEndpoint.start() as endpoint:
         yield endpoint
-    finally:
-        endpoint.stop()
 
 
 @pytest.fixture
@@ -261,13 +267,9 @@ def key_vault(
     request: pytest.FixtureRequest, tls_material: TlsMaterial, managed_identity: ManagedIdentityEndpoint
 ) -> Iterator[KeyVaultFake]:
     """The Key Vault secrets fake (``.vault_url``, ``.set_secret()``); trust ``tls_material.ca_bundle``."""
-    vault = _local_only(
+    yield from _local_only(
         request.config, "key-vault", lambda: KeyVaultFake.start(tls=tls_material, identity=managed_identity)
     )
-    try:
-        yield vault
-    finally:
-        vault.stop()
 
 
 @pytest.fixture(scope="session")
@@ -275,11 +277,7 @@ def entra_redis(
     request: pytest.FixtureRequest, managed_identity: ManagedIdentityEndpoint
 ) -> Iterator[EntraRedis]:
     """A local Redis that accepts ``AUTH <oid> <token>`` for tokens from ``managed_identity``."""
-    glue = _local_only(request.config, "entra-redis", lambda: EntraRedis.start(managed_identity))
-    try:
-        yield glue
-    finally:
-        glue.stop()
+    yield from _local_only(request.config, "entra-redis", lambda: EntraRedis.start(managed_identity))
 
 
 # -- Blob ---------------------------------------------------------------------------------------
@@ -290,33 +288,22 @@ def _blob_from_env() -> ExternalBlob | None:
     return ExternalBlob(connection_string=value) if value else None
 
 
+_AZURITE_SOURCE: _Source[BlobService] = _Source(
+    "azurite", _blob_from_env, Azurite.start, containers.azurite_container
+)
+
+
 @pytest.fixture(scope="session")
 def azurite(request: pytest.FixtureRequest) -> Iterator[BlobService]:
     """Blob storage with shared-key auth (``.connection_string``, ``.blob_endpoint``, ``.account_name``)."""
-    resolved: _Resolved[BlobService] = _resolve(
-        request.config,
-        "azurite",
-        from_env=_blob_from_env,
-        local=Azurite.start,
-        container=containers.azurite_container,
-    )
-    service, stop = resolved
-    try:
-        yield service
-    finally:
-        if stop is not None:
-            stop()
+    yield from _provide(request.config, _AZURITE_SOURCE)
 
 
 @pytest.fixture(scope="session")
 def azurite_oauth(request: pytest.FixtureRequest, tls_material: TlsMaterial) -> Iterator[Azurite]:
     """HTTPS Azurite with ``--oauth basic``: authenticate with ``managed_identity`` tokens and
     ``connection_verify=str(tls_material.ca_bundle)``."""
-    service = _local_only(request.config, "azurite-oauth", lambda: Azurite.start_oauth(tls_material))
-    try:
-        yield service
-    finally:
-        service.stop()
+    yield from _local_only(request.config, "azurite-oauth", lambda: Azurite.start_oauth(tls_material))
 
 
 @pytest.fixture
@@ -336,22 +323,15 @@ def _cosmos_from_env() -> ExternalCosmos | None:
     return ExternalCosmos(endpoint=endpoint, key=key) if endpoint and key else None
 
 
+_COSMOS_SOURCE: _Source[CosmosService] = _Source(
+    "cosmos", _cosmos_from_env, CosmosServer.start, containers.cosmos_container
+)
+
+
 @pytest.fixture(scope="session")
 def cosmos_server(request: pytest.FixtureRequest) -> Iterator[CosmosService]:
     """Cosmos DB (``.endpoint``, ``.key``); a patched ``@vercel/cosmosdb-server`` when local."""
-    resolved: _Resolved[CosmosService] = _resolve(
-        request.config,
-        "cosmos",
-        from_env=_cosmos_from_env,
-        local=CosmosServer.start,
-        container=containers.cosmos_container,
-    )
-    service, stop = resolved
-    try:
-        yield service
-    finally:
-        if stop is not None:
-            stop()
+    yield from _provide(request.config, _COSMOS_SOURCE)
 
 
 @pytest.fixture(scope="session")

@@ -24,8 +24,6 @@ The server runs in its own thread, so a client that blocks its event loop while 
 from __future__ import annotations
 
 import contextlib
-import http.server
-import json
 import os
 import secrets
 import threading
@@ -34,13 +32,13 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.services._http import LoopbackHttpService, Response
 from tests.services._process import LOOPBACK
 
 __all__ = [
@@ -86,32 +84,7 @@ class IssuedToken:
         return int(self.claims["exp"])
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, endpoint: ManagedIdentityEndpoint) -> None:
-        self.endpoint = endpoint
-        super().__init__((LOOPBACK, 0), _Handler)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        status, body = self.server.endpoint._handle(self.path, self.headers)
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Silence per-request logging (the endpoint keeps its own log of issued tokens)."""
-
-
-class ManagedIdentityEndpoint:
+class ManagedIdentityEndpoint(LoopbackHttpService):
     """An App Service managed-identity endpoint on 127.0.0.1 that mints signed JWTs.
 
     Attributes:
@@ -122,6 +95,9 @@ class ManagedIdentityEndpoint:
             An exception in a callback turns the response into a 500 (and is kept in
             :attr:`callback_errors`), so the client sees the failure.
     """
+
+    _thread_name = "managed-identity-endpoint"
+    _noun = "endpoint"
 
     def __init__(self, *, tenant_id: str | None = None, token_lifetime: float = 3600.0) -> None:
         self.tenant_id = tenant_id or str(uuid.uuid4())
@@ -136,8 +112,6 @@ class ManagedIdentityEndpoint:
         self._lock = threading.Lock()
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.key_id = secrets.token_hex(8)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def start(
@@ -145,24 +119,10 @@ class ManagedIdentityEndpoint:
     ) -> ManagedIdentityEndpoint:
         """Create the endpoint and start serving on a free loopback port."""
         endpoint = cls(tenant_id=tenant_id, token_lifetime=token_lifetime)
-        endpoint._server = _Server(endpoint)
-        endpoint._thread = threading.Thread(
-            target=endpoint._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="managed-identity-endpoint",
-            daemon=True,
-        )
-        endpoint._thread.start()
+        endpoint._serve()
         return endpoint
 
     # -- addresses and environment -------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the endpoint is not running")
-        port: int = self._server.server_address[1]
-        return port
 
     @property
     def url(self) -> str:
@@ -296,29 +256,6 @@ class ManagedIdentityEndpoint:
         with self._lock:
             return self._requests
 
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def stop(self) -> None:
-        """Stop serving and join the server thread. Idempotent."""
-        server, thread = self._server, self._thread
-        self._server, self._thread = None, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> ManagedIdentityEndpoint:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         where = self.url if self._server is not None else "stopped"
         return f"ManagedIdentityEndpoint({where}, tenant_id={self.tenant_id!r})"
@@ -364,6 +301,10 @@ class ManagedIdentityEndpoint:
             claims.update(extra_claims)
         token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.key_id})
         return claims, token
+
+    def _respond(self, method: str, path: str, headers: Message[str, str], body: bytes) -> Response:
+        status, payload = self._handle(path, headers)
+        return status, payload, {}
 
     def _handle(self, path: str, headers: Message[str, str]) -> tuple[int, dict[str, Any]]:
         with self._lock:

@@ -17,21 +17,19 @@ recovery, backups, certificates-backed secrets, paging, RBAC (any valid token ma
 
 from __future__ import annotations
 
-import http.server
 import json
-import ssl
 import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import Message
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 
+from tests.services._http import LoopbackHttpService, Response
 from tests.services._process import LOOPBACK
 from tests.services.identity import VAULT_RESOURCE, ManagedIdentityEndpoint
 from tests.services.tls import TlsMaterial
@@ -51,57 +49,7 @@ class SecretVersion:
     created: int = field(default_factory=lambda: int(time.time()))
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, vault: KeyVaultFake, context: ssl.SSLContext) -> None:
-        self.vault = vault
-        self._context = context
-        super().__init__((LOOPBACK, 0), _Handler)
-
-    def get_request(self) -> tuple[Any, Any]:
-        sock, address = self.socket.accept()
-        # The TLS handshake happens on first read in the handler thread, not in the accept loop.
-        return self._context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def _dispatch(self, method: str) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, payload, extra_headers = self.server.vault._handle(method, self.path, self.headers, body)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in extra_headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Silence per-request logging; :attr:`KeyVaultFake.requests` records requests."""
-
-
-class KeyVaultFake:
+class KeyVaultFake(LoopbackHttpService):
     """A Key Vault secrets fake on ``https://127.0.0.1:<port>/``.
 
     Attributes:
@@ -109,35 +57,24 @@ class KeyVaultFake:
         requests: ``(method, path, status)`` of every request, for assertions.
     """
 
+    _methods = frozenset({"GET", "PUT", "POST", "DELETE", "PATCH"})
+    _content_type = "application/json; charset=utf-8"
+    _thread_name = "key-vault-fake"
+    _noun = "vault"
+
     def __init__(self, *, tls: TlsMaterial, identity: ManagedIdentityEndpoint) -> None:
         self.tls = tls
         self.identity = identity
         self.secrets: dict[str, list[SecretVersion]] = {}
         self.requests: list[tuple[str, str, int]] = []
         self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
 
     @classmethod
     def start(cls, *, tls: TlsMaterial, identity: ManagedIdentityEndpoint) -> KeyVaultFake:
         """Serve on a free loopback port, trusting tokens signed by ``identity``."""
         vault = cls(tls=tls, identity=identity)
-        vault._server = _Server(vault, tls.server_context())
-        vault._thread = threading.Thread(
-            target=vault._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="key-vault-fake",
-            daemon=True,
-        )
-        vault._thread.start()
+        vault._serve(tls.server_context())
         return vault
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the vault is not running")
-        port: int = self._server.server_address[1]
-        return port
 
     @property
     def vault_url(self) -> str:
@@ -163,36 +100,13 @@ class KeyVaultFake:
             self.secrets.setdefault(name, []).append(version)
         return version.version
 
-    def stop(self) -> None:
-        """Stop serving and join the server thread. Idempotent."""
-        server, thread = self._server, self._thread
-        self._server, self._thread = None, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join(timeout=5)
-
-    def __enter__(self) -> KeyVaultFake:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         where = self.vault_url if self._server is not None else "stopped"
         return f"KeyVaultFake({where})"
 
     # -- request handling -------------------------------------------------------------------
 
-    def _handle(
-        self, method: str, raw_path: str, headers: Message[str, str], body: bytes
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _respond(self, method: str, raw_path: str, headers: Message[str, str], body: bytes) -> Response:
         status, payload, extra = self._route(method, raw_path, headers, body)
         with self._lock:
             self.requests.append((method, raw_path, status))

@@ -13,18 +13,16 @@ import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from tests.services._process import (
-    LOOPBACK,
     ManagedProcess,
     ServiceStartupError,
     ServiceUnavailableError,
     free_port,
     make_workdir,
-    remove_workdir,
     wait_until,
 )
+from tests.services._service import LocalService, StopOnExit
 
 __all__ = ["RedisCluster", "RedisServer", "find_redis_server", "redis_answers"]
 
@@ -69,15 +67,15 @@ def redis_answers(host: str, port: int, *, timeout: float = 0.5) -> bool:
     return reply.startswith((b"+PONG", b"-NOAUTH"))
 
 
-class RedisServer:
+class RedisServer(LocalService):
     """A ``redis-server`` child process on 127.0.0.1.
 
     Use :meth:`start`; the constructor does no I/O. Data lives in memory only, so :meth:`restart`
     returns an empty server on the same port (which is what fault-injection tests want).
     """
 
-    host: str
-    port: int
+    _program = "redis-server"
+    _log_name = "redis.log"
 
     def __init__(
         self,
@@ -88,18 +86,9 @@ class RedisServer:
         extra_args: Sequence[str] = (),
         owns_workdir: bool = True,
     ) -> None:
-        self.host = LOOPBACK
-        self.port = port
+        super().__init__(workdir=workdir, port=port, owns_workdir=owns_workdir)
         self.binary = binary
-        self.workdir = workdir
         self.extra_args = tuple(extra_args)
-        self._owns_workdir = owns_workdir
-        self._process = ManagedProcess(
-            f"redis-server:{port}",
-            self._argv(),
-            cwd=workdir,
-            log_path=workdir / "redis.log",
-        )
 
     @classmethod
     def start(
@@ -131,7 +120,7 @@ class RedisServer:
             extra_args=extra_args,
             owns_workdir=workdir is None,
         )
-        server._launch(timeout)
+        server._launch(server.port, timeout)
         return server
 
     @property
@@ -139,16 +128,8 @@ class RedisServer:
         return f"redis://{self.host}:{self.port}/0"
 
     @property
-    def pid(self) -> int | None:
-        return self._process.pid
-
-    @property
-    def log_path(self) -> Path:
-        return self._process.log_path
-
-    @property
     def running(self) -> bool:
-        return self._process.running
+        return self._process is not None and self._process.running
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Block until the server answers PING.
@@ -156,62 +137,34 @@ class RedisServer:
         Raises:
             ServiceStartupError: The process exited or the deadline passed.
         """
+        process = self._started_process()
 
         def ready() -> bool:
-            self._process.ensure_alive()
+            process.ensure_alive()
             return redis_answers(self.host, self.port)
 
         wait_until(
             ready,
             timeout=timeout,
             what=f"redis-server on {self.host}:{self.port} answers PING",
-            diagnostics=self._process.log_tail,
+            diagnostics=process.log_tail,
         )
-
-    def stop(self) -> None:
-        """Terminate the server, reap it and remove its directory. Idempotent."""
-        self._process.stop()
-        if self._owns_workdir:
-            remove_workdir(self.workdir)
-
-    def kill(self) -> None:
-        """SIGKILL the server (a crash); :meth:`restart` brings it back on the same port."""
-        self._process.kill()
 
     def restart(self, *, timeout: float = 10.0) -> None:
         """Stop (if running) and start again on the same port; returns once PING answers.
 
         All data is lost: persistence is off.
         """
-        self._process.stop()
-        self._launch(timeout)
-
-    def pause(self) -> None:
-        """SIGSTOP: connections stay open but nothing is answered (a hung server)."""
-        self._process.pause()
-
-    def resume(self) -> None:
-        self._process.resume()
-
-    def __enter__(self) -> RedisServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        super().restart(timeout=timeout)
 
     def __repr__(self) -> str:
         return f"RedisServer(url={self.url!r}, pid={self.pid})"
 
-    def _argv(self) -> list[str]:
+    def _argv(self, port: int) -> list[str]:
         return [
             self.binary,
             "--bind", self.host,
-            "--port", str(self.port),
+            "--port", str(port),
             "--daemonize", "no",
             "--save", "",
             "--appendonly", "no",
@@ -221,16 +174,12 @@ class RedisServer:
             *self.extra_args,
         ]  # fmt: skip
 
-    def _launch(self, timeout: float) -> None:
-        self._process.start()
-        try:
-            self.wait_ready(timeout)
-        except BaseException:
-            self._process.stop()
-            raise
+    def _wait_ready(self, process: ManagedProcess, timeout: float) -> int:
+        self.wait_ready(timeout)
+        return self.port
 
 
-class RedisCluster:
+class RedisCluster(StopOnExit):
     """A small OSS Redis Cluster of masters only (no replicas), all on 127.0.0.1."""
 
     def __init__(self, nodes: Sequence[RedisServer], bus_ports: Sequence[int]) -> None:
@@ -272,7 +221,7 @@ class RedisCluster:
                 )
                 nodes.append(node)
                 bus_ports.append(bus_port)
-                node._process.start()
+                node._spawn(node.port)
             for node in nodes:
                 node.wait_ready(max(0.1, deadline - time.monotonic()))
             cluster = cls(nodes, bus_ports)
@@ -295,17 +244,6 @@ class RedisCluster:
         for node in self.nodes:
             node.stop()
 
-    def __enter__(self) -> RedisCluster:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         return f"RedisCluster(startup_nodes={self.startup_nodes!r})"
 
@@ -324,7 +262,7 @@ class RedisCluster:
 
             def converged() -> bool:
                 for node, client in zip(self.nodes, clients, strict=True):
-                    node._process.ensure_alive()
+                    node._started_process().ensure_alive()
                     info = client.cluster("INFO")
                     if isinstance(info, bytes):
                         text = info.decode()
@@ -341,12 +279,13 @@ class RedisCluster:
                 converged,
                 timeout=timeout,
                 what=f"{count} cluster nodes report cluster_state:ok",
-                diagnostics=lambda: "".join(n._process.log_tail(10) for n in self.nodes),
+                diagnostics=lambda: "".join(n._started_process().log_tail(10) for n in self.nodes),
                 interval=0.05,
             )
         except redis.RedisError as exc:
             raise ServiceStartupError(
-                f"forming the cluster failed: {exc}" + "".join(n._process.log_tail(10) for n in self.nodes)
+                f"forming the cluster failed: {exc}"
+                + "".join(n._started_process().log_tail(10) for n in self.nodes)
             ) from exc
         finally:
             for client in clients:
