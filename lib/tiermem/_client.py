@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ from typing import Any, Final, Self, TypeVar
 import orjson
 
 from tiermem._breaker import CircuitBreaker, CircuitState
-from tiermem._codec import Codec, Record, RecordKind, Value, make_record, tombstone
+from tiermem._codec import Codec, Record, RecordKind, Value, fence, make_record, tombstone
 from tiermem._errors import (
     BatchWriteError,
     ClientClosedError,
@@ -178,10 +179,31 @@ class _KeyLocks:
                 lock.release()
 
 
-def _pointer(record: Record, expires_at: float | None) -> Record:
+def _cold_key(mk: MemoryKey, version: str) -> MemoryKey:
+    """Where one version of a large value lives in cold. The NUL separator cannot occur in a valid key,
+    so versions never collide with user keys, and every write gets a fresh object: a write that
+    loses its warm precondition can never destroy the committed version (ADR 0005)."""
+    return MemoryKey(mk.tenant, mk.namespace, f"{mk.key}\x00{version}")
+
+
+def _pointer(record: Record, version: str) -> Record:
     digest = hashlib.sha256(record.payload).hexdigest()
-    body = orjson.dumps({"size": len(record.payload), "sha256": digest, "crc": record.checksum})
-    return make_record(RecordKind.POINTER, body, expires_at=expires_at)
+    body = orjson.dumps({"size": len(record.payload), "sha256": digest, "crc": record.checksum, "v": version})
+    return make_record(RecordKind.POINTER, body, expires_at=record.expires_at)
+
+
+def _pointer_meta(mk: MemoryKey, ptr: Record) -> tuple[MemoryKey, str | None]:
+    """The cold key a warm pointer refers to, and the sha256 it promises."""
+    try:
+        meta = orjson.loads(ptr.payload)
+        version = meta.get("v")
+        digest = meta.get("sha256")
+    except (orjson.JSONDecodeError, AttributeError) as exc:
+        raise CorruptValueError(
+            "warm pointer does not parse", tier=Tier.WARM, operation="get", key=mk.key
+        ) from exc
+    target = _cold_key(mk, version) if isinstance(version, str) else mk
+    return target, digest if isinstance(digest, str) else None
 
 
 class _Core:
@@ -215,7 +237,9 @@ class _Core:
         self.owned = list(owned)
         self.state = ClientState.OPEN
         self.locks = _KeyLocks()
-        self.dirty: OrderedDict[MemoryKey, None] = OrderedDict()
+        self.dirty: OrderedDict[MemoryKey, int] = OrderedDict()  # key -> generation when marked
+        self.dirty_generation = 0
+        self.flushing = False
         self.hot_bypass_until = 0.0
         telemetry.register_gauges(self._observe_circuits, self._observe_dirty)
 
@@ -323,9 +347,10 @@ class _Core:
     # -- hot-tier health: dirty keys and bypass ----------------------------------------------------
 
     def mark_dirty(self, keys: Iterable[MemoryKey]) -> None:
-        """Remember hot keys that may hold stale values; they are deleted before hot is read again."""
+        """Remember hot keys that may hold stale values; they are fenced before hot is read again."""
+        self.dirty_generation += 1
         for mk in keys:
-            self.dirty[mk] = None
+            self.dirty[mk] = self.dirty_generation
         if len(self.dirty) > self.policy.dirty_max_keys:
             # Too many to remember: every hot value expires within hot_ttl, so skipping hot reads
             # for that long guarantees nothing stale is served after recovery.
@@ -345,15 +370,23 @@ class _Core:
         if hot is None or (self.hot_bypass_until and time.monotonic() < self.hot_bypass_until):
             return None
         if self.dirty:
-            pending = list(self.dirty)
+            if self.flushing:
+                return None  # another task is fencing the dirty keys: read through meanwhile
+            pending = dict(self.dirty)
+            marker = fence(self.clock() + self.policy.tombstone_ttl)
+            items = [(mk, marker) for mk in pending]
             store: Any = hot.store
+            self.flushing = True
             try:
-                await self.call(hot, "mdelete", lambda: store.mdelete(pending), nkeys=len(pending))
-            except TierUnavailableError as exc:
+                await self.call(hot, "mset", lambda: store.mset(items), nkeys=len(items))
+            except (TierError, InvalidInputError) as exc:
                 self.telemetry.fell_through(Tier.HOT, operation, exc, None)
                 return None
-            for mk in pending:
-                self.dirty.pop(mk, None)
+            finally:
+                self.flushing = False
+            for mk, generation in pending.items():
+                if self.dirty.get(mk) == generation:  # re-marked during the flush: keep it
+                    del self.dirty[mk]
         return hot
 
     async def hot_write(self, operation: str, writes: Sequence[_Write], now: float) -> None:
@@ -362,30 +395,30 @@ class _Core:
         if hot is None or not writes:
             return
         store: Any = hot.store
-        cache = [(w.mk, self.hot_record(w.record, now)) for w in writes if w.cache]
-        drop = [w.mk for w in writes if not w.cache]
+        marker = fence(now + self.policy.tombstone_ttl)
+        items = [(w.mk, self.hot_record(w.record, now) if w.cache else marker) for w in writes]
         try:
-            if len(cache) == 1 and not drop:
-                mk, rec = cache[0]
+            if len(items) == 1:
+                mk, rec = items[0]
                 await self.call(hot, "set", lambda: store.set(mk, rec), key=mk)
-            elif cache:
-                await self.call(hot, "mset", lambda: store.mset(cache), nkeys=len(cache))
-            if drop:
-                await self.call(hot, "mdelete", lambda: store.mdelete(drop), nkeys=len(drop))
-        except TierError as exc:
+            else:
+                await self.call(hot, "mset", lambda: store.mset(items), nkeys=len(items))
+        except (TierError, InvalidInputError) as exc:
             # The durable write stands; hot may now be stale for these keys until we can delete them.
             self.mark_dirty([w.mk for w in writes])
             self.telemetry.fell_through(Tier.HOT, operation, exc, None)
 
     async def invalidate_hot(self, keys: Sequence[MemoryKey]) -> None:
-        """Drop hot copies whose durable write has an unknown outcome (it timed out, it may have landed)."""
+        """Fence hot copies whose durable write has an unknown outcome (it timed out, it may have landed)."""
         hot = self.hot
         if hot is None or not keys:
             return
         store: Any = hot.store
+        marker = fence(self.clock() + self.policy.tombstone_ttl)
+        items = [(mk, marker) for mk in keys]
         try:
-            await self.call(hot, "mdelete", lambda: store.mdelete(keys), nkeys=len(keys))
-        except TierError as exc:
+            await self.call(hot, "mset", lambda: store.mset(items), nkeys=len(items))
+        except (TierError, InvalidInputError) as exc:
             self.mark_dirty(keys)
             self.telemetry.fell_through(Tier.HOT, "invalidate", exc, None)
 
@@ -411,7 +444,7 @@ class _Core:
         store: Any = hot.store
         try:
             await self.call(hot, "promote", lambda: store.mset(todo, if_absent=True), nkeys=len(todo))
-        except TierError as exc:
+        except (TierError, InvalidInputError) as exc:
             self.telemetry.fell_through(Tier.HOT, "promote", exc, None)
             return 0
         self.telemetry.promoted(Tier.HOT, len(todo))
@@ -427,7 +460,7 @@ class _Core:
         items = [(mk, marker) for mk in keys]
         try:
             await self.call(hot, "mset", lambda: store.mset(items, if_absent=True), nkeys=len(items))
-        except TierError as exc:
+        except (TierError, InvalidInputError) as exc:
             self.telemetry.fell_through(Tier.HOT, "negative-cache", exc, None)
 
     # -- reading -----------------------------------------------------------------------------------
@@ -447,12 +480,14 @@ class _Core:
                 rec: Record | None = await self.call(
                     hot, "get", lambda: store.get(mk), key=mk, outcome=_hit_outcome
                 )
-            except TierUnavailableError as exc:
-                self.telemetry.fell_through(Tier.HOT, "get", exc, None)
             except CorruptValueError as exc:
                 await self._drop_corrupt_hot(mk, exc)
+            except TierError as exc:
+                if self.durable is None:
+                    raise  # hot is the only tier: an outage is an error, never a miss
+                self.telemetry.fell_through(Tier.HOT, "get", exc, None)
             else:
-                if rec is not None and not rec.is_expired(now):
+                if rec is not None and not rec.is_expired(now) and rec.kind is not RecordKind.FENCE:
                     if rec.kind is RecordKind.TOMBSTONE:
                         return None
                     try:
@@ -481,9 +516,14 @@ class _Core:
         else:
             value_rec, expires_at = rec, rec.expires_at
         value = self.decode(value_rec, source, mk)
-        if promote and await self.promote([(mk, value_rec.with_expiry(expires_at))], now):
+        if promote and self.fresh(now) and await self.promote([(mk, value_rec.with_expiry(expires_at))], now):
             self.telemetry.annotate("tiermem.promoted", 1)
         return Entry(value, source, etag, expires_at)
+
+    def fresh(self, started: float) -> bool:
+        """Whether a read that started at ``started`` may still promote: a read slower than the
+        tombstone TTL could be promoting a value deleted meanwhile, whose tombstone has expired."""
+        return self.clock() - started < self.policy.tombstone_ttl
 
     async def _drop_corrupt_hot(self, mk: MemoryKey, exc: CorruptValueError) -> None:
         # Hot is a cache of the durable tier: a damaged copy is removed and the durable copy read.
@@ -498,7 +538,8 @@ class _Core:
                 "a warm item points to the cold tier, but no cold tier is configured", tier=Tier.WARM
             )
         store: Any = cold.store
-        keys = [mk for mk, _ in pointers]
+        targets = [_pointer_meta(mk, ptr) for mk, ptr in pointers]
+        keys = [target for target, _ in targets]
         if len(keys) == 1:
             mk0 = keys[0]
             found: list[Record | None] = [
@@ -507,23 +548,45 @@ class _Core:
         else:
             found = await self.call(cold, "mget", lambda: store.mget(keys), nkeys=len(keys))
         out: list[Record | None] = []
-        for (mk, ptr), rec in zip(pointers, found, strict=True):
+        for (mk, _), (_, digest), rec in zip(pointers, targets, found, strict=True):
             if rec is None:
                 logger.warning("warm pointer without a cold object (deleted concurrently?): key#%s", _h(mk))
                 out.append(None)
                 continue
-            meta = orjson.loads(ptr.payload)
-            if hashlib.sha256(rec.payload).hexdigest() != meta.get("sha256"):
-                # A concurrent large write replaced the object; it carries its own CRC, checked on decode.
-                logger.warning(
-                    "cold object differs from its warm pointer (concurrent write?): key#%s", _h(mk)
+            if digest is not None and hashlib.sha256(rec.payload).hexdigest() != digest:
+                # Every version has its own object, so a mismatch is damage, not a concurrent write.
+                raise CorruptValueError(
+                    "cold object does not match its warm pointer's sha256",
+                    tier=Tier.COLD,
+                    operation="get",
+                    key=mk.key,
                 )
             out.append(rec)
         return out
 
+    async def discard_cold(self, keys: Sequence[MemoryKey]) -> None:
+        """Best-effort removal of cold versions nothing points to any more (sweep and lifecycle rules
+        are the backstop): failures are logged, never raised, because the caller's write stands."""
+        cold = self.cold
+        if cold is None or not keys:
+            return
+        store: Any = cold.store
+
+        async def discard(mk: MemoryKey) -> None:
+            try:
+                await self.call(cold, "delete", lambda: store.delete(mk), key=mk)
+            except TierMemError as exc:
+                logger.warning("could not remove an unreferenced cold version (left for sweep): %s", exc)
+
+        for mk in keys:
+            await discard(mk)
+
 
 def _hit_outcome(record: Record | None) -> str:
-    return "miss" if record is None or record.kind is RecordKind.TOMBSTONE else "hit"
+    return "miss" if record is None or record.kind in _MARKERS else "hit"
+
+
+_MARKERS: Final = frozenset({RecordKind.TOMBSTONE, RecordKind.FENCE})
 
 
 def _h(mk: MemoryKey) -> str:
@@ -648,19 +711,22 @@ class MemoryClient:
                 hstore: Any = hot.store
                 try:
                     rec = await core.call(hot, "get", lambda: hstore.get(mk), key=mk, outcome=_hit_outcome)
-                except TierUnavailableError as exc:
-                    core.telemetry.fell_through(Tier.HOT, "exists", exc, None)
                 except CorruptValueError as exc:
                     await core._drop_corrupt_hot(mk, exc)
+                except TierError as exc:
+                    if core.durable is None:
+                        raise  # hot is the only tier: an outage is an error, never "absent"
+                    core.telemetry.fell_through(Tier.HOT, "exists", exc, None)
                 else:
-                    if rec is not None and not rec.is_expired(now):
+                    if rec is not None and not rec.is_expired(now) and rec.kind is not RecordKind.FENCE:
                         return rec.kind is not RecordKind.TOMBSTONE
             durable = core.durable
             if durable is None:
                 return False
             dstore: Any = durable.store
-            rec = await core.call(durable, "get", lambda: dstore.get(mk), key=mk, outcome=_hit_outcome)
-            return rec is not None and not rec.is_expired(now) and rec.kind is not RecordKind.TOMBSTONE
+            # The tier's own exists checks expiry without downloading the value (a blob, a 1 MB item).
+            found: bool = await core.call(durable, "exists", lambda: dstore.exists(mk), key=mk)
+            return found
 
     async def mget(self, keys: Sequence[str]) -> dict[str, Value]:
         """Many values in one round trip per tier; misses map to ``None``; keys keep input order.
@@ -685,17 +751,19 @@ class MemoryClient:
                     recs: list[Record | None] = await core.call(
                         hot, "mget", lambda: hstore.mget(mks), nkeys=len(mks)
                     )
-                except TierUnavailableError as exc:
-                    core.telemetry.fell_through(Tier.HOT, "mget", exc, span)
                 except CorruptValueError as exc:
                     # One undecodable hot value fails the whole MGET; hot is a cache: drop it, read through.
                     core.mark_dirty(mk for mk in mks if key_digest(mk.key) == exc.key_hash)
+                    core.telemetry.fell_through(Tier.HOT, "mget", exc, span)
+                except TierError as exc:
+                    if core.durable is None:
+                        raise  # hot is the only tier: an outage is an error, never a miss
                     core.telemetry.fell_through(Tier.HOT, "mget", exc, span)
                 else:
                     pending = []
                     hits = 0
                     for mk, rec in zip(mks, recs, strict=True):
-                        if rec is None or rec.is_expired(now):
+                        if rec is None or rec.is_expired(now) or rec.kind is RecordKind.FENCE:
                             pending.append(mk)
                         elif rec.kind is RecordKind.TOMBSTONE:
                             hits += 1
@@ -733,7 +801,7 @@ class MemoryClient:
                             promotions.append((mk, crec.with_expiry(ptr.expires_at)))
                 core.telemetry.count_keys(durable.tier, len(pending) - len(misses), len(misses))
                 await core.negative_cache(misses, now)
-            promoted = await core.promote(promotions, now)
+            promoted = await core.promote(promotions, now) if core.fresh(now) else 0
             if span is not None:
                 span.set_attribute("tiermem.promoted", promoted)
         return out
@@ -861,7 +929,16 @@ class MemoryClient:
         except TierUnavailableError:
             await core.invalidate_hot([mk])  # the write may have landed: never leave the old value in hot
             raise
-        await core.hot_write("set", [w], now)
+        except asyncio.CancelledError:
+            core.mark_dirty(
+                [mk]
+            )  # cancelled mid-write: it may still land, so hot must not vouch for the old value
+            raise
+        try:
+            await core.hot_write("set", [w], now)
+        except asyncio.CancelledError:
+            core.mark_dirty([mk])
+            raise
         return etag
 
     async def _write_durable(self, w: _Write, if_match: str | None, if_absent: bool) -> str | None:
@@ -876,11 +953,25 @@ class MemoryClient:
             wstore: Any = warm.store
             if if_absent and await core.call(warm, "exists", lambda: wstore.exists(mk), key=mk):
                 raise ConflictError("key already exists", tier=Tier.WARM, operation="set", key=mk.key)
-            await core.call(cold, "set", lambda: cstore.set(mk, w.record), key=mk)
-            ptr = _pointer(w.record, w.record.expires_at)
-            etag = await core.call(
-                warm, "set", lambda: wstore.set(mk, ptr, if_match=if_match, if_absent=if_absent), key=mk
-            )
+            # The previous version (if any) is removed only after the new pointer is committed.
+            previous: Record | None = await core.call(warm, "get", lambda: wstore.get(mk), key=mk)
+            version = secrets.token_hex(8)
+            cmk = _cold_key(mk, version)
+            await core.call(cold, "set", lambda: cstore.set(cmk, w.record), key=cmk)
+            ptr = _pointer(w.record, version)
+            try:
+                etag = await core.call(
+                    warm, "set", lambda: wstore.set(mk, ptr, if_match=if_match, if_absent=if_absent), key=mk
+                )
+            except TierUnavailableError:
+                raise  # the pointer may have landed: keep the new version it would point to
+            except TierMemError:
+                await core.discard_cold([cmk])  # refused (conflict, too large...): nothing points to it
+                raise
+            if previous is not None and previous.kind is RecordKind.POINTER:
+                old_key, _ = _pointer_meta(mk, previous)
+                if old_key != cmk:
+                    await core.discard_cold([old_key])
         else:
             durable = core.durable
             assert durable is not None
@@ -926,6 +1017,13 @@ class MemoryClient:
                 await self._write_many(list(writes.values()), now)
 
     async def _write_many(self, writes: list[_Write], now: float) -> None:
+        try:
+            await self._write_batches(writes, now)
+        except asyncio.CancelledError:
+            self._core.mark_dirty([w.mk for w in writes])  # cancelled mid-batch: writes may still land
+            raise
+
+    async def _write_batches(self, writes: list[_Write], now: float) -> None:
         core = self._core
         hot_only = [w for w in writes if w.plan is _Plan.HOT_ONLY]
         durable = [w for w in writes if w.plan is _Plan.DURABLE]
@@ -933,38 +1031,50 @@ class MemoryClient:
         failed: dict[str, BaseException] = {}
         ok: list[_Write] = []
 
-        async def batch(slot: _Slot | None, ws: list[_Write], records: list[Record]) -> list[_Write]:
-            if slot is None or not ws:
-                return ws
+        async def batch(slot: _Slot | None, entries: list[tuple[_Write, MemoryKey, Record]]) -> list[_Write]:
+            """One batch write; returns the writes that landed and records the failures by logical key."""
+            if slot is None or not entries:
+                return [w for w, _, _ in entries]
             store: Any = slot.store
-            items = [(w.mk, r) for w, r in zip(ws, records, strict=True)]
+            items = [(tk, r) for _, tk, r in entries]
             try:
                 await core.call(slot, "mset", lambda: store.mset(items), nkeys=len(items))
             except BatchWriteError as exc:
-                for w in ws:
-                    if w.mk.key in exc.failed:
-                        failed[w.mk.key] = exc.failed[w.mk.key]
                 written = set(exc.written)
-                return [w for w in ws if w.mk.key in written]
+                for w, tk, _ in entries:
+                    if tk.key in exc.failed:
+                        failed[w.mk.key] = exc.failed[tk.key]
+                return [w for w, tk, _ in entries if tk.key in written]
             except TierError as exc:
-                for w in ws:
+                for w, _, _ in entries:
                     failed[w.mk.key] = exc
                 return []
-            return ws
+            return [w for w, _, _ in entries]
 
         if hot_only:
-            hot = core.hot
-            assert hot is not None
-            recs = [
-                w.record if core.durable is not None else core.hot_record(w.record, now) for w in hot_only
-            ]
-            await batch(hot, hot_only, recs)
+            await batch(
+                core.hot,
+                [
+                    (w, w.mk, w.record if core.durable is not None else core.hot_record(w.record, now))
+                    for w in hot_only
+                ],
+            )
         if durable:
-            slot = core.durable
-            ok += await batch(slot, durable, [w.record for w in durable])
+            ok += await batch(core.durable, [(w, w.mk, w.record) for w in durable])
         if large:
-            stored = await batch(core.cold, large, [w.record for w in large])
-            ok += await batch(core.warm, stored, [_pointer(w.record, w.record.expires_at) for w in stored])
+            versions = {w.mk: _cold_key(w.mk, secrets.token_hex(8)) for w in large}
+            stored = await batch(core.cold, [(w, versions[w.mk], w.record) for w in large])
+            pointed = await batch(
+                core.warm,
+                [(w, w.mk, _pointer(w.record, versions[w.mk].key.rpartition("\x00")[2])) for w in stored],
+            )
+            ok += pointed
+            refused = [
+                versions[w.mk]
+                for w in stored
+                if w not in pointed and not isinstance(failed.get(w.mk.key), TierUnavailableError)
+            ]
+            await core.discard_cold(refused)  # versions no pointer refers to
         await core.hot_write("mset", ok, now)
         unknown = [w.mk for w in writes if isinstance(failed.get(w.mk.key), TierUnavailableError)]
         await core.invalidate_hot(unknown)  # their durable writes may have landed
@@ -994,9 +1104,18 @@ class MemoryClient:
                     except TierError as exc:
                         core.mark_dirty([mk])
                         core.telemetry.fell_through(Tier.HOT, "delete", exc, None)
-                await asyncio.gather(
-                    *(self._delete_in(slot, mk) for slot in (core.warm, core.cold) if slot is not None)
-                )
+                warm, cold = core.warm, core.cold
+                if warm is not None and cold is not None:
+                    # A large value lives in a versioned cold object named by its warm pointer.
+                    wstore: Any = warm.store
+                    previous: Record | None = await core.call(warm, "get", lambda: wstore.get(mk), key=mk)
+                    await self._delete_in(warm, mk)
+                    if previous is not None and previous.kind is RecordKind.POINTER:
+                        await self._delete_in(cold, _pointer_meta(mk, previous)[0])
+                elif warm is not None or cold is not None:
+                    durable = core.durable
+                    assert durable is not None
+                    await self._delete_in(durable, mk)
 
     async def _delete_in(self, slot: _Slot, mk: MemoryKey) -> None:
         store: Any = slot.store

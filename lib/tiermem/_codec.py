@@ -46,6 +46,7 @@ class RecordKind(enum.IntEnum):
     BYTES = 3
     POINTER = 4  # warm item that points at a large value stored in the cold tier
     TOMBSTONE = 5  # short-lived hot marker written by delete: a definitive miss
+    FENCE = 6  # short-lived hot marker written by an invalidation: read through, but never promote over it
 
 
 _VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
@@ -124,6 +125,12 @@ def make_record(
 ) -> Record:
     """Build a record, computing its checksum."""
     return Record(kind, payload, compressed, expires_at, checksum(kind, compressed, payload))
+
+
+def fence(expires_at: float) -> Record:
+    """The hot-tier marker an invalidation leaves: readers go to the durable tier, and a promotion of a
+    value read before the write (``SET NX``) cannot fill the hole a plain delete would leave."""
+    return make_record(RecordKind.FENCE, b"", expires_at=expires_at)
 
 
 def tombstone(expires_at: float) -> Record:

@@ -71,6 +71,21 @@ def make_key(tenant: str, namespace: str, key: str) -> MemoryKey:
     )
 
 
+_VERSION_RE: Final = re.compile(r"[0-9a-f]{16}")
+
+
+def _stored_key(tenant: str, namespace: str, key: str) -> MemoryKey:
+    """A key read back from a cold name: a valid key, or one plus the ``\\x00<16 hex>`` version suffix
+    that large values carry (ADR 0005). Anything else is not a name tiermem writes."""
+    base, sep, version = key.rpartition("\x00")
+    if not sep:
+        return make_key(tenant, namespace, key)
+    if not _VERSION_RE.fullmatch(version):
+        raise InvalidKeyError("not a tiermem object name")
+    make_key(tenant, namespace, base)
+    return MemoryKey(tenant, namespace, key)
+
+
 def validate_ttl(ttl: object) -> float | None:
     """Return the TTL in seconds (``None`` = no expiry); reject negative, zero, NaN, inf and bools."""
     if ttl is None:
@@ -168,8 +183,11 @@ def parse_blob_name(name: str) -> MemoryKey:
     """The key a blob name encodes; ``InvalidKeyError`` for any name tiermem would not write."""
     tenant, _, rest = name.partition("/")
     namespace, _, encoded = rest.partition("/")
-    key = _unb64(encoded[1:]) if encoded.startswith("~") else _unpercent(encoded)
-    mk = make_key(tenant, namespace, key)
+    try:
+        key = _unb64(encoded[1:]) if encoded.startswith("~") else _unpercent(encoded)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidKeyError("not a tiermem blob name") from exc
+    mk = _stored_key(tenant, namespace, key)
     if blob_name(mk) != name:  # canonical form only: foreign blobs are never mistaken for keys
         raise InvalidKeyError("not a tiermem blob name")
     return mk
@@ -207,18 +225,23 @@ def file_scope_parts(tenant: str, namespace: str | None = None) -> tuple[str, ..
 def parse_file_parts(parts: tuple[str, ...]) -> MemoryKey:
     if len(parts) < 3:
         raise InvalidKeyError("not a tiermem file path")
-    tenant, namespace = _unpercent(parts[0]), _unpercent(parts[1])
-    tail = parts[2:]
-    if tail[0].startswith("~"):
-        if not tail[-1].endswith("~"):
+    try:
+        tenant, namespace = _unpercent(parts[0]), _unpercent(parts[1])
+        tail = parts[2:]
+        if tail[0].startswith("~"):
+            if not tail[-1].endswith("~"):
+                raise InvalidKeyError("not a tiermem file path")
+            b32 = "".join(tail)[1:-1].upper()
+            key = base64.b32decode(b32 + "=" * (-len(b32) % 8)).decode("utf-8")
+        elif len(tail) == 1:
+            key = _unpercent(tail[0])
+        else:
             raise InvalidKeyError("not a tiermem file path")
-        b32 = "".join(tail)[1:-1].upper()
-        key = base64.b32decode(b32 + "=" * (-len(b32) % 8)).decode("utf-8")
-    elif len(tail) == 1:
-        key = _unpercent(tail[0])
-    else:
-        raise InvalidKeyError("not a tiermem file path")
-    mk = make_key(tenant, namespace, key)
+    except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error is a ValueError
+        if isinstance(exc, InvalidKeyError):
+            raise
+        raise InvalidKeyError("not a tiermem file path") from exc
+    mk = _stored_key(tenant, namespace, key)
     if file_parts(mk) != tuple(parts):  # canonical form only: stray files are never mistaken for keys
         raise InvalidKeyError("not a tiermem file path")
     return mk

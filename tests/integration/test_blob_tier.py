@@ -776,7 +776,8 @@ async def test_through_the_client_large_values_land_in_blob(
         await memory.set("small", "in warm")
         assert await memory.get("report") == big
         assert await memory.get("small") == "in warm"
-    assert await names(container_of(raw, store)) == [blob_name(make_key("default", "default", "report"))]
+    (only,) = await names(container_of(raw, store))  # one versioned object for the large value
+    assert only.startswith(blob_name(make_key("default", "default", "report")) + "%00")
 
 
 # -- Entra ID over HTTPS (managed identity) -----------------------------------------------------

@@ -40,6 +40,7 @@ from tiermem import (
     HotMemory,
     MemoryBuilder,
     MemoryKey,
+    RecordKind,
     SqliteWarmMemory,
     Tier,
     TierError,
@@ -282,8 +283,11 @@ async def test_builder_client_promotes_into_redis_and_invalidates(
     memory = MemoryBuilder().with_hot(hot, owned=False).with_warm(warm).build()
     try:
         await memory.setup()
-        await memory.set("k", {"v": 1}, tier=Tier.WARM)  # durable only
-        assert raw.exists(hot.raw_key(make_key("default", "default", "k"))) == 0
+        await memory.set("k", {"v": 1}, tier=Tier.WARM)  # durable only: hot gets a short fence
+        fenced = await hot.get(make_key("default", "default", "k"))
+        assert fenced is not None and fenced.kind is RecordKind.FENCE
+        assert await memory.get("k") == {"v": 1}  # read through the fence; no promotion over it
+        raw.delete(hot.raw_key(make_key("default", "default", "k")))  # as if the fence had expired
         assert await memory.get("k") == {"v": 1}  # warm hit, promoted with SET NX
         assert raw.exists(hot.raw_key(make_key("default", "default", "k"))) == 1
         entry = await memory.get_entry("k")

@@ -35,6 +35,7 @@ from tiermem import (
     ValueTooLargeError,
     make_key,
 )
+from tiermem._client import _pointer_meta
 
 
 @dataclass
@@ -72,6 +73,10 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = build(tmp_path, FakeClock(), hot_ttl=300, compress_min_bytes=1024)
     async with r.memory:
         yield r
+
+
+def _fenced_or_absent(record: Any) -> bool:
+    return record is None or record.kind is RecordKind.FENCE
 
 
 async def test_write_through_reaches_durable_then_hot(rig: Rig) -> None:
@@ -123,10 +128,10 @@ async def test_large_value_goes_to_cold_with_pointer(tmp_path: Path) -> None:
     async with r.memory:
         await r.memory.set("blob", big, ttl=60)
         pointer = await r.warm.inner.get(r.mk("blob"))
-        stored = await r.cold.inner.get(r.mk("blob"))
         assert pointer is not None and pointer.kind is RecordKind.POINTER
+        stored = await r.cold.inner.get(_pointer_meta(r.mk("blob"), pointer)[0])
         assert stored is not None and stored.kind is RecordKind.BYTES
-        assert await r.hot.inner.get(r.mk("blob")) is None  # above hot_max_bytes: not cached
+        assert _fenced_or_absent(await r.hot.inner.get(r.mk("blob")))  # above hot_max_bytes: not cached
         entry = await r.memory.get_entry("blob")
         assert entry is not None and entry.tier is Tier.COLD and entry.value == big
 
@@ -158,13 +163,14 @@ async def test_pinned_tiers(rig: Rig) -> None:
     assert await rig.memory.get("session") == {"s": 1}
 
     await rig.memory.set("w", "warm only", tier=Tier.WARM)
-    assert await rig.hot.inner.get(rig.mk("w")) is None
+    assert _fenced_or_absent(await rig.hot.inner.get(rig.mk("w")))
     assert await rig.memory.get("w") == "warm only"
 
     await rig.memory.set("archive", "cold only", tier=Tier.COLD)
-    assert await rig.hot.inner.get(rig.mk("archive")) is None
+    assert _fenced_or_absent(await rig.hot.inner.get(rig.mk("archive")))
     ptr = await rig.warm.inner.get(rig.mk("archive"))
     assert ptr is not None and ptr.kind is RecordKind.POINTER
+    rig.clock.advance(6)  # past the fence the pinned write left in hot
     entry = await rig.memory.get_entry("archive")
     assert entry is not None and entry.tier is Tier.COLD and entry.value == "cold only"
     again = await rig.memory.get_entry("archive")
@@ -239,6 +245,7 @@ async def test_mget_one_call_per_tier_and_input_order(rig: Rig) -> None:
     await rig.memory.mset({"h1": 1, "h2": 2, "w1": 3, "c1": 4})
     await rig.memory.set("c1", "cold", tier=Tier.COLD)
     await rig.hot.inner.mdelete([rig.mk("w1")])
+    rig.clock.advance(6)  # let the fence from the pinned write expire, so c1 can be promoted
     rig.hot.calls.clear()
     rig.warm.calls.clear()
     rig.cold.calls.clear()
@@ -391,7 +398,7 @@ async def test_unknown_durable_outcome_invalidates_hot(rig: Rig) -> None:
     with pytest.raises(TierUnavailableError):
         await rig.memory.set("k", "v2")
     rig.warm.down = False
-    assert await rig.hot.inner.get(rig.mk("k")) is None  # hot no longer vouches for v1
+    assert _fenced_or_absent(await rig.hot.inner.get(rig.mk("k")))  # hot no longer vouches for v1
     assert await rig.memory.get("k") == "v1"  # read through to the durable tier's truth
 
 
@@ -474,3 +481,119 @@ async def test_lifecycle(tmp_path: Path) -> None:
     with pytest.raises(ClientClosedError):
         await r.memory.get("k")
     await r.memory.aclose()  # idempotent
+
+
+async def _cold_objects(r: Rig) -> list[Any]:
+    root = r.path / "cold"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+async def test_conditional_large_write_that_loses_keeps_the_committed_value(tmp_path: Path) -> None:
+    r = build(tmp_path, FakeClock(), warm_max_bytes=16 * 1024)
+    a, b = os.urandom(40 * 1024), os.urandom(40 * 1024)
+    async with r.memory:
+        etag = await r.memory.set("big", a)
+        await r.memory.set("big", os.urandom(40 * 1024), if_match=etag)  # now etag is stale
+        committed = await r.memory.get_entry("big", consistent=True)
+        assert committed is not None
+        with pytest.raises(ConflictError):
+            await r.memory.set("big", b, if_match=etag)
+        with pytest.raises(ConflictError):
+            await r.memory.set("big", b, if_absent=True)
+        again = await r.memory.get_entry("big", consistent=True)
+        assert again is not None and again.value == committed.value  # the loser never became visible
+        assert len(await _cold_objects(r)) == 1  # refused versions and the overwritten one are gone
+
+
+async def test_large_overwrite_and_delete_leave_no_cold_objects(tmp_path: Path) -> None:
+    r = build(tmp_path, FakeClock(), warm_max_bytes=16 * 1024)
+    async with r.memory:
+        for _ in range(3):
+            await r.memory.set("big", os.urandom(40 * 1024))
+        assert len(await _cold_objects(r)) == 1
+        await r.memory.mset({"m1": os.urandom(40 * 1024), "m2": os.urandom(40 * 1024)})
+        assert await r.memory.get("m1") is not None
+        await r.memory.delete("big")
+        await r.memory.delete("m1")
+        await r.memory.delete("m2")
+        assert await _cold_objects(r) == []
+
+
+async def test_damaged_cold_object_is_corrupt_not_served(tmp_path: Path) -> None:
+    r = build(tmp_path, FakeClock(), warm_max_bytes=16 * 1024)
+    async with r.memory:
+        await r.memory.set("big", os.urandom(40 * 1024))
+        await r.hot.inner.delete(r.mk("big"))
+        pointer = await r.warm.inner.get(r.mk("big"))
+        assert pointer is not None
+        target = _pointer_meta(r.mk("big"), pointer)[0]
+        other, _ = r.memory._core.codec.encode(os.urandom(40 * 1024))
+        await r.cold.inner.set(target, other)  # a valid record, but not the one the pointer names
+        with pytest.raises(CorruptValueError):
+            await r.memory.get("big")
+
+
+async def test_invalidation_fences_hot_against_a_racing_promotion(rig: Rig) -> None:
+    await rig.memory.set("k", "v1")
+    await rig.hot.inner.delete(rig.mk("k"))
+    reached, release = rig.warm.gate("get")
+    reader = asyncio.create_task(rig.memory.get("k"))
+    await reached.wait()  # the reader holds v1 and is about to promote it
+    await rig.memory.set("k", "v2", tier=Tier.WARM)  # no write-through: hot is invalidated, not filled
+    release.set()
+    assert await reader == "v1"
+    marker = await rig.hot.inner.get(rig.mk("k"))
+    assert marker is not None and marker.kind is RecordKind.FENCE  # the promotion lost to the fence
+    assert await rig.memory.get("k") == "v2"
+
+
+async def test_hot_refusing_a_value_never_leaves_the_old_one(tmp_path: Path) -> None:
+    clock = FakeClock()
+    hot = LocalHotMemory(max_bytes=4096, clock=clock)
+    memory = (
+        MemoryBuilder().with_clock(clock).with_hot(hot).with_warm(SqliteWarmMemory(tmp_path / "w.db")).build()
+    )
+    async with memory:
+        await memory.set("k", "small")
+        await memory.set("k", os.urandom(8 * 1024))  # fits the policy's hot_max_bytes, not this hot tier
+        assert await memory.get("k") != "small"
+
+
+async def test_cancelled_write_does_not_leave_hot_vouching_for_the_old_value(rig: Rig) -> None:
+    await rig.memory.set("k", "v1")
+    reached, release = rig.warm.gate("set")
+    writer = asyncio.create_task(rig.memory.set("k", "v2"))
+    await reached.wait()
+    writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writer
+    release.set()
+    assert rig.memory.stats().dirty_keys == 1
+    value = await rig.memory.get("k")
+    durable = await rig.memory.get_entry("k", consistent=True)
+    assert durable is not None and value == durable.value
+
+
+async def test_hot_only_client_raises_on_outage_instead_of_missing(tmp_path: Path) -> None:
+    r = build(tmp_path, FakeClock(), tiers="h")
+    async with r.memory:
+        await r.memory.set("k", 1)
+        r.hot.down = True
+        with pytest.raises(TierUnavailableError):
+            await r.memory.get("k")
+        with pytest.raises(TierUnavailableError):
+            await r.memory.exists("k")
+        with pytest.raises(TierUnavailableError):
+            await r.memory.mget(["k"])
+
+
+async def test_slow_read_does_not_promote(rig: Rig) -> None:
+    await rig.memory.set("k", "v")
+    await rig.hot.inner.delete(rig.mk("k"))
+    reached, release = rig.warm.gate("get")
+    reader = asyncio.create_task(rig.memory.get("k"))
+    await reached.wait()
+    rig.clock.advance(10)  # longer than the tombstone TTL: a delete meanwhile could be forgotten
+    release.set()
+    assert await reader == "v"
+    assert await rig.hot.inner.get(rig.mk("k")) is None

@@ -153,6 +153,7 @@ class LocalHotMemory(AsyncResource):
 
     def _put(self, mk: MemoryKey, record: Record) -> None:
         size = record.size + len(mk.key) + len(mk.tenant) + len(mk.namespace) + _ENTRY_OVERHEAD
+        self._remove(mk)  # even when the new record is refused, the old one must not stay cached
         if size > self.max_bytes:
             raise ValueTooLargeError(
                 f"record of {size} bytes exceeds the hot tier's max_bytes={self.max_bytes}",
