@@ -8,6 +8,7 @@ a rotated secret is picked up, and never logged or shown in ``repr``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any, Protocol, runtime_checkable
 
@@ -16,6 +17,9 @@ from pydantic import SecretStr
 from tiermem._errors import AuthenticationError, ConfigurationError, TierUnavailableError
 
 __all__ = ["KeyVaultSecret", "SecretSource"]
+
+logger = logging.getLogger("tiermem")
+_RETRY_AFTER = 30.0  # seconds before a failed refresh is retried while the cached value is served
 
 
 @runtime_checkable
@@ -76,31 +80,43 @@ class KeyVaultSecret:
         async with self._lock:
             if self._value is not None and time.monotonic() - self._fetched_at < self._refresh_after:
                 return self._value
-            from azure.core.exceptions import (
-                ClientAuthenticationError,
-                HttpResponseError,
-                ServiceRequestError,
-            )
-
             try:
-                secret = await self._secret_client().get_secret(self.name)
-            except ClientAuthenticationError as exc:
-                raise AuthenticationError(
-                    f"Key Vault refused the credential for secret {self.name!r}"
-                ) from exc
-            except ServiceRequestError as exc:
-                raise TierUnavailableError(f"Key Vault unreachable at {self.vault_url}") from exc
-            except HttpResponseError as exc:
-                if exc.status_code in (401, 403):
-                    raise AuthenticationError(
-                        f"Key Vault denied secret {self.name!r} (needs 'Key Vault Secrets User')"
-                    ) from exc
-                raise ConfigurationError(f"Key Vault secret {self.name!r}: {exc.reason}") from exc
+                secret = await self._fetch()
+            except TierUnavailableError:
+                if self._value is None:
+                    raise
+                # A refresh failed: keep serving the value we have, and try again a little later.
+                logger.warning("Key Vault refresh of secret %r failed; using the cached value", self.name)
+                self._fetched_at = time.monotonic() - self._refresh_after + _RETRY_AFTER
+                return self._value
             if secret.value is None:
                 raise ConfigurationError(f"Key Vault secret {self.name!r} has no value")
             self._value = SecretStr(secret.value)
             self._fetched_at = time.monotonic()
             return self._value
+
+    async def _fetch(self) -> Any:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        try:
+            return await self._secret_client().get_secret(self.name)
+        except ClientAuthenticationError as exc:
+            raise AuthenticationError(f"Key Vault refused the credential for secret {self.name!r}") from exc
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise TierUnavailableError(f"Key Vault unreachable at {self.vault_url}") from exc
+        except HttpResponseError as exc:
+            if exc.status_code in (401, 403):
+                raise AuthenticationError(
+                    f"Key Vault denied secret {self.name!r} (needs 'Key Vault Secrets User')"
+                ) from exc
+            if exc.status_code is not None and (exc.status_code == 429 or exc.status_code >= 500):
+                raise TierUnavailableError(f"Key Vault answered {exc.status_code} for {self.name!r}") from exc
+            raise ConfigurationError(f"Key Vault secret {self.name!r}: {exc.reason}") from exc
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -843,8 +843,8 @@ async def test_managed_identity_credential_path(
 
 def test_constructor_validates_without_io() -> None:
     secret = SecretStr(base64.b64encode(b"not-a-real-key").decode())
-    # No I/O: an endpoint that does not resolve is fine until first use.
-    store = CosmosWarmMemory("https://nowhere.invalid:443/", "db", "c", key=secret)
+    # No I/O: an endpoint nothing listens on is fine until first use.
+    store = CosmosWarmMemory("https://127.0.0.1:1/", "db", "c", key=secret)
     assert secret.get_secret_value() not in repr(store)
     bad: list[dict[str, Any]] = [
         {},  # none of credential / key / client
@@ -858,13 +858,17 @@ def test_constructor_validates_without_io() -> None:
     ]
     for options in bad:
         with pytest.raises(ConfigurationError):
-            CosmosWarmMemory("https://acct.documents.azure.com:443/", "db", "c", **options)
+            CosmosWarmMemory("https://127.0.0.1:8081/", "db", "c", **options)
     with pytest.raises(ConfigurationError, match="https"):
         CosmosWarmMemory("http://acct.documents.azure.com/", "db", "c", key=secret)
     with pytest.raises(ConfigurationError, match="loopback"):
-        CosmosWarmMemory("https://acct.documents.azure.com/", "db", "c", key=secret, connection_verify=False)
+        CosmosWarmMemory("https://acct.documents.azure.com/", "db", "c", key=secret)  # keys: emulators only
+    with pytest.raises(ConfigurationError, match="loopback"):
+        CosmosWarmMemory(
+            "https://acct.documents.azure.com/", "db", "c", credential=object(), connection_verify=False
+        )
     with pytest.raises(ConfigurationError, match="database"):
-        CosmosWarmMemory("https://acct.documents.azure.com/", "db/x", "c", key=secret)
+        CosmosWarmMemory("https://127.0.0.1:8081/", "db/x", "c", key=secret)
     CosmosWarmMemory("http://127.0.0.1:8081/", "db", "c", key=secret, connection_verify=False)
 
 

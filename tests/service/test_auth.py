@@ -344,18 +344,24 @@ async def test_write_only_token_cannot_read(service: Service) -> None:
 async def test_bad_tenant_claim_is_refused_and_never_used(
     tmp_path: Path, idp: IdentityProvider, tenant_claim: Any
 ) -> None:
-    async with service_over(tmp_path, idp, auth_tenant_claim="tiermem_tenant") as svc:
+    async with service_over(
+        tmp_path, idp, auth_tenant_claim="tiermem_tenant", auth_tenant_id=TENANT_A
+    ) as svc:
         token = idp.mint(tiermem_tenant=tenant_claim)
         await _assert_invalid(svc, token, "token has no valid tenant claim")
 
 
 async def test_missing_custom_tenant_claim(tmp_path: Path, idp: IdentityProvider) -> None:
-    async with service_over(tmp_path, idp, auth_tenant_claim="tiermem_tenant") as svc:
+    async with service_over(
+        tmp_path, idp, auth_tenant_claim="tiermem_tenant", auth_tenant_id=TENANT_A
+    ) as svc:
         await _assert_invalid(svc, idp.mint(), "token has no valid tenant claim")
 
 
 async def test_custom_tenant_claim_splits_one_entra_tenant(tmp_path: Path, idp: IdentityProvider) -> None:
-    async with service_over(tmp_path, idp, auth_tenant_claim="tiermem_tenant") as svc:
+    async with service_over(
+        tmp_path, idp, auth_tenant_claim="tiermem_tenant", auth_tenant_id=TENANT_A
+    ) as svc:
         team1 = svc.auth(tiermem_tenant="team-1")
         team2 = svc.auth(tiermem_tenant="team-2")
         assert (await svc.client.put(URL, json={"value": 1}, headers=team1)).status_code == 200
@@ -437,6 +443,12 @@ def test_the_default_settings_fail_closed(tmp_path: Path, monkeypatch: pytest.Mo
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ConfigurationError, match="TIERMEM_AUTH_TENANT_ID"):
         build_service_app(make_memory(tmp_path))
+
+
+def test_multi_tenant_apps_must_use_the_tid_claim(idp: IdentityProvider) -> None:
+    # Every claim but tid is under the control of the customer tenant that issued the token.
+    with pytest.raises(ConfigurationError, match="'tid' claim"):
+        EntraAuthenticator.from_settings(idp.settings(auth_tenant_claim="tiermem_tenant"))
 
 
 async def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, idp: IdentityProvider) -> None:

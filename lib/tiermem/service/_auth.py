@@ -373,6 +373,13 @@ class EntraAuthenticator:
             )
         if not tenant_claim:
             raise ConfigurationError("TIERMEM_AUTH_TENANT_CLAIM must name a claim")
+        if self.multi_tenant and tenant_claim != "tid":
+            # In a multi-tenant app every other claim is under the control of the issuing customer
+            # tenant (claims mapping, extension attributes): one customer could name another's tenant.
+            raise ConfigurationError(
+                "a multi-tenant app must take the tiermem tenant from the 'tid' claim "
+                "(TIERMEM_AUTH_TENANT_CLAIM=tid): other claims are set by each customer tenant"
+            )
         self.authority = authority.rstrip("/")
         self.tenant_id = tenant_id
         self.allowed_tenants: frozenset[str] | None = (

@@ -326,6 +326,10 @@ class CosmosWarmMemory(AsyncResource):
         loopback = is_loopback(endpoint)
         if parts.scheme != "https" and not loopback:
             raise ConfigurationError("endpoint must use https (plain http is accepted only for loopback)")
+        if key is not None and not loopback:
+            raise ConfigurationError(
+                "key= is for a local emulator on loopback; use credential= (managed identity) for Azure"
+            )
         if connection_verify is False and not loopback:
             raise ConfigurationError("connection_verify=False is accepted only for loopback endpoints")
         for what, name in (("database", database), ("container", container)):

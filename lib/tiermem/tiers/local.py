@@ -306,7 +306,7 @@ class SqliteWarmMemory(AsyncResource):
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, lambda: fn(self._connection()))
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, OSError) as exc:  # OSError: the file's directory cannot be made
             raise TierUnavailableError(
                 f"sqlite: {exc}", tier=Tier.WARM, operation=operation, key=key.key if key else None
             ) from exc
