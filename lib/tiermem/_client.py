@@ -241,7 +241,7 @@ class _Core:
         self.dirty_generation = 0
         self.flushing = False
         self.hot_bypass_until = 0.0
-        telemetry.register_gauges(self._observe_circuits, self._observe_dirty)
+        telemetry.register_gauges(self)
 
     @staticmethod
     def _slot(tier: Tier, store: TierStore | None, options: Mapping[Tier, TierOptions]) -> _Slot | None:
@@ -257,15 +257,14 @@ class _Core:
 
     # -- observability callbacks -------------------------------------------------------------------
 
-    def _observe_circuits(self, _options: Any) -> Iterable[Any]:
-        from opentelemetry.metrics import Observation
+    def gauge_circuits(self) -> dict[str, int]:
+        """Breaker states for the ``tiermem.circuit.state`` gauge (nothing once closed)."""
+        if self.state is ClientState.CLOSED:
+            return {}
+        return {s.tier.value: int(s.breaker.state) for s in self.slots}
 
-        return [Observation(int(s.breaker.state), {"tiermem.tier": s.tier.value}) for s in self.slots]
-
-    def _observe_dirty(self, _options: Any) -> Iterable[Any]:
-        from opentelemetry.metrics import Observation
-
-        return [Observation(len(self.dirty))]
+    def gauge_dirty(self) -> int:
+        return 0 if self.state is ClientState.CLOSED else len(self.dirty)
 
     def circuits(self) -> dict[str, str]:
         return {s.tier.value: s.breaker.state.name.lower().replace("_", "-") for s in self.slots}
@@ -318,6 +317,13 @@ class _Core:
                 ) from exc
             except TierUnavailableError as exc:
                 self._breaker_failure(slot, operation, exc)
+                telemetry.record(tier, operation, "error", time.perf_counter() - start)
+                raise
+            except BatchWriteError as exc:
+                if exc.failed and all(isinstance(e, TierUnavailableError) for e in exc.failed.values()):
+                    self._breaker_failure(slot, operation, exc)  # nothing got through: an outage
+                else:
+                    breaker.success()
                 telemetry.record(tier, operation, "error", time.perf_counter() - start)
                 raise
             except TierMemError:

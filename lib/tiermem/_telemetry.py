@@ -13,10 +13,11 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from tiermem._errors import key_digest
 
@@ -114,6 +115,53 @@ class Stats:
         }
 
 
+class GaugeSource(Protocol):
+    """What a client exposes to the shared gauges."""
+
+    def gauge_circuits(self) -> dict[str, int]: ...
+
+    def gauge_dirty(self) -> int: ...
+
+
+class _GaugeSet:
+    """The gauges of one MeterProvider and the clients they observe."""
+
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider  # keeps id(provider) unique while registered
+        self.sources: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.instruments: list[Any] = []
+
+    def create(self, meter: Any) -> None:
+        from opentelemetry.metrics import Observation
+
+        def circuits(_options: Any) -> list[Any]:
+            worst: dict[str, int] = {}
+            for source in list(self.sources):
+                for tier, state in source.gauge_circuits().items():
+                    worst[tier] = max(state, worst.get(tier, 0))
+            return [Observation(state, {"tiermem.tier": tier}) for tier, state in worst.items()]
+
+        def dirty(_options: Any) -> list[Any]:
+            return [Observation(sum(source.gauge_dirty() for source in list(self.sources)))]
+
+        self.instruments.append(
+            meter.create_observable_gauge(
+                "tiermem.circuit.state",
+                callbacks=[circuits],
+                description="Circuit breaker state per tier: 0 closed, 1 half-open, 2 open",
+            )
+        )
+        self.instruments.append(
+            meter.create_observable_gauge(
+                "tiermem.dirty_keys", callbacks=[dirty], description="Hot keys awaiting invalidation"
+            )
+        )
+
+
+_GAUGES: dict[int, _GaugeSet] = {}
+_GAUGES_LOCK = threading.Lock()
+
+
 class Telemetry:
     """One instance per client: OTel spans/instruments (when available) plus local stats.
 
@@ -179,22 +227,22 @@ class Telemetry:
             }
             self._meter = meter
 
-    def register_gauges(self, circuit_states: Any, dirty_count: Any) -> None:
-        """Observable gauges for breaker state and pending hot invalidations (callbacks from the client)."""
+    def register_gauges(self, source: GaugeSource) -> None:
+        """Report ``source``'s breaker states and dirty keys through the observable gauges.
+
+        Instruments are deduplicated by name per MeterProvider, so the gauges are created once per
+        provider and observe every open client registered with it (worst breaker state per tier,
+        dirty keys summed); closed or collected clients drop out.
+        """
         if not _OTEL:
             return
-        self._gauges.append(
-            self._meter.create_observable_gauge(
-                "tiermem.circuit.state",
-                callbacks=[circuit_states],
-                description="Circuit breaker state per tier: 0 closed, 1 half-open, 2 open",
-            )
-        )
-        self._gauges.append(
-            self._meter.create_observable_gauge(
-                "tiermem.dirty_keys", callbacks=[dirty_count], description="Hot keys awaiting invalidation"
-            )
-        )
+        provider = self._meter_provider or _otel_metrics.get_meter_provider()
+        with _GAUGES_LOCK:
+            entry = _GAUGES.get(id(provider))
+            if entry is None:
+                entry = _GAUGES[id(provider)] = _GaugeSet(provider)
+                entry.create(self._meter)
+            entry.sources.add(source)
 
     # -- tracing ---------------------------------------------------------------------------------
 

@@ -236,3 +236,42 @@ async def test_raw_keys_when_opted_in(tmp_path: Path) -> None:
 async def test_circuit_state_gauge(traced: Traced) -> None:
     points = traced.metric_points("tiermem.circuit.state")
     assert {p.attributes["tiermem.tier"]: p.value for p in points} == {"hot": 0, "warm": 0, "cold": 0}
+
+
+async def test_gauges_cover_every_open_client_on_a_provider(tmp_path: Path) -> None:
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+
+    def client(name: str) -> tuple[MemoryClient, WrappedStore]:
+        hot = WrappedStore(LocalHotMemory(), Tier.HOT)
+        memory = (
+            MemoryBuilder()
+            .with_hot(hot)  # type: ignore[arg-type]
+            .with_warm(SqliteWarmMemory(tmp_path / f"{name}.db"))
+            .with_telemetry(meter_provider=provider)
+            .with_resilience(Tier.HOT, failure_threshold=1, reset_timeout=60)
+            .build()
+        )
+        return memory, hot
+
+    def gauge(name: str) -> dict[Any, Any]:
+        data = reader.get_metrics_data()
+        assert data is not None
+        return {
+            tuple(sorted(p.attributes.items())): p.value
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+            if m.name == name
+            for p in m.data.data_points
+        }
+
+    first, _ = client("a")
+    second, second_hot = client("b")
+    async with first, second:
+        await second.set("k", "v")
+        second_hot.down = True
+        await second.get("k")  # one failure opens the second client's hot circuit
+        assert gauge("tiermem.circuit.state")[(("tiermem.tier", "hot"),)] == 2  # worst of both clients
+        await second.aclose()
+        assert gauge("tiermem.circuit.state")[(("tiermem.tier", "hot"),)] == 0  # closed clients drop out
