@@ -40,6 +40,10 @@ _FILE_SEGMENT_MAX: Final = 200
 
 def validate_key(key: object) -> str:
     """Return ``key`` if it is a 1..512-byte UTF-8 string without control characters."""
+    # Fast path for the common case, all in C: printable ASCII has no control characters and one
+    # byte per character.
+    if type(key) is str and 0 < len(key) <= MAX_KEY_BYTES and key.isascii() and key.isprintable():
+        return key
     if not isinstance(key, str):
         raise InvalidKeyError(f"key must be a str, not {type(key).__name__}")
     if not key:

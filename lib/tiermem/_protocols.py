@@ -11,7 +11,7 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import NamedTuple, Protocol, Self, runtime_checkable
 
 from tiermem._codec import Record
 
@@ -34,9 +34,12 @@ class Tier(enum.Enum):
     COLD = "cold"
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryKey:
-    """A validated logical key: (tenant, namespace, key). Build it with :func:`tiermem.make_key`."""
+class MemoryKey(NamedTuple):
+    """A validated logical key: (tenant, namespace, key). Build it with :func:`tiermem.make_key`.
+
+    A named tuple rather than a dataclass: hashing and equality run in C, and batches hash every key
+    several times (dedupe, lock stripes, result maps).
+    """
 
     tenant: str
     namespace: str
