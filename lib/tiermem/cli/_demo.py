@@ -123,7 +123,7 @@ async def _session(agent: MemoryClient, root: MemoryClient, options: Options, *,
 
     b = _calls(root)
     await agent.set("session:2025-01", {"turns": 412, "summary": "billing questions"}, tier=Tier.COLD)
-    n.step("archive last year's session (tier=COLD)", "value in cold, pointer in warm, hot untouched", b)
+    n.step("archive last year's session (tier=COLD)", "value in cold, pointer in warm, hot fenced", b)
     b = _calls(root)
     entry = await agent.get_entry("session:2025-01")
     n.step(
