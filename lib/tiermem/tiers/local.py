@@ -277,7 +277,7 @@ class SqliteWarmMemory(AsyncResource):
         busy_timeout: seconds to wait for another process's lock before failing.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 5.0, clock: Clock = time.time):
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, clock: Clock = time.time):
         self.path = str(path)
         self._busy_timeout = busy_timeout
         self._clock = clock
@@ -295,9 +295,17 @@ class SqliteWarmMemory(AsyncResource):
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=self._busy_timeout, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL and creating the schema take write locks: skip them when another
+            # connection (another process, another client) already did it, so opening never has to
+            # wait behind a busy writer.
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.executescript(_SCHEMA)
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='tiermem_items'"
+            ).fetchone()
+            if exists is None:
+                conn.executescript(_SCHEMA)
             self._conn = conn
         return self._conn
 
