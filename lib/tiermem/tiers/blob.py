@@ -55,12 +55,12 @@ from tiermem._keys import blob_name, parse_blob_name, validate_scope
 from tiermem._lifecycle import AsyncResource
 from tiermem._net import is_loopback
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem.tiers._azure import SDK_FAILURES
 
 try:
     import aiohttp
     from azure.core import MatchConditions
     from azure.core.exceptions import (
-        AzureError,
         ClientAuthenticationError,
         HttpResponseError,
         IncompleteReadError,
@@ -73,12 +73,8 @@ try:
     from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
 except ImportError as exc:  # pragma: no cover - exercised by the no-extras test in a subprocess
     _IMPORT_ERROR: ImportError | None = exc
-    _FAILURES: tuple[type[Exception], ...] = ()
 else:
     _IMPORT_ERROR = None
-    # What the SDK and its transport raise for service and network failures. Anything else is a
-    # bug (ours or the SDK's) and propagates as itself rather than posing as a tier error.
-    _FAILURES = (AzureError, aiohttp.ClientError, OSError, TimeoutError)
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -563,7 +559,7 @@ class BlobColdMemory(AsyncResource):
             return await call()
         except (TierMemError, StopAsyncIteration):  # ours already, or the end of a listing
             raise
-        except _FAILURES as exc:
+        except SDK_FAILURES as exc:
             raise _translate(exc, operation=operation, key=key, container=self.container) from exc
 
     async def _sdk_or_none(
@@ -574,7 +570,7 @@ class BlobColdMemory(AsyncResource):
             return await call()
         except (TierMemError, StopAsyncIteration):  # ours already, or the end of a listing
             raise
-        except _FAILURES as exc:
+        except SDK_FAILURES as exc:
             if _is_miss(exc):
                 return None
             raise _translate(exc, operation=operation, key=key, container=self.container) from exc

@@ -48,12 +48,12 @@ from tiermem._lifecycle import AsyncResource, ClientState
 from tiermem._net import is_loopback
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem._telemetry import logger
+from tiermem.tiers._azure import SDK_FAILURES
 
 try:
     import aiohttp
     from azure.core import MatchConditions
     from azure.core.exceptions import (
-        AzureError,
         ClientAuthenticationError,
         ServiceRequestError,
         ServiceResponseError,
@@ -63,12 +63,8 @@ try:
     from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
 except ImportError as exc:  # pragma: no cover - exercised by the no-extras test in a subprocess
     _IMPORT_ERROR: ImportError | None = exc
-    _FAILURES: tuple[type[Exception], ...] = ()
 else:
     _IMPORT_ERROR = None
-    # What the SDK and its transport raise for service and network failures. Anything else is a
-    # bug (ours or the SDK's) and propagates as itself rather than posing as a tier error.
-    _FAILURES = (AzureError, aiohttp.ClientError, OSError, TimeoutError)
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -415,7 +411,7 @@ class CosmosWarmMemory(AsyncResource):
             return await call()
         except TierMemError:
             raise
-        except _FAILURES as exc:
+        except SDK_FAILURES as exc:
             raise _translate(exc, operation=operation, key=key, resource=self._resource, size=size) from exc
 
     async def _sdk_or_none(
@@ -431,7 +427,7 @@ class CosmosWarmMemory(AsyncResource):
             return await call()
         except TierMemError:
             raise
-        except _FAILURES as exc:
+        except SDK_FAILURES as exc:
             if _is_miss(exc):
                 return None
             raise _translate(exc, operation=operation, key=key, resource=self._resource, size=size) from exc
