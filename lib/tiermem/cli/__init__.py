@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - the console script needs the ex
 from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
 from tiermem._protocols import Tier
-from tiermem.cli._common import Exit, Options, emit, run_async
+from tiermem.cli._common import Exit, Options, emit, progress, run_async
 from tiermem.cli._render import console, stats_table
 
 __all__ = ["cli", "main"]
@@ -177,7 +177,8 @@ async def mset(options: Options, pairs: tuple[str, ...], ttl: float | None, raw:
 async def init(options: Options) -> None:
     """Create what each configured tier needs (Cosmos database/container, Blob container). Idempotent."""
     async with _client(options) as memory:
-        await memory.setup()
+        with progress(options, "creating databases and containers..."):
+            await memory.setup()
         tiers = [t.value for t in memory.tiers]
     emit(options, {"initialized": tiers}, lambda: click.echo(f"initialized: {', '.join(tiers)}"))
 
@@ -189,7 +190,8 @@ async def sweep(options: Options) -> None:
     """Delete expired objects from the cold tier (Blob has no native TTL)."""
     async with _client(options) as memory:
         cold: Any = memory.tier_store(Tier.COLD)
-        removed = 0 if cold is None else await cold.sweep()
+        with progress(options, "sweeping expired objects from the cold tier..."):
+            removed = 0 if cold is None else await cold.sweep()
     emit(options, {"removed": removed}, lambda: click.echo(f"removed {removed} expired object(s)"))
 
 
@@ -202,7 +204,8 @@ def stats(options: Options) -> None:
     """
     from tiermem.cli._doctor import probe_stats
 
-    snapshot = run_async(probe_stats)(options)
+    with progress(options, "probing the tiers..."):
+        snapshot = run_async(probe_stats)(options)
     emit(options, snapshot.as_dict(), lambda: console().print(stats_table(snapshot)))
 
 
@@ -226,7 +229,8 @@ def doctor(options: Options, per_tier: float) -> None:
     """Check every tier: connectivity, auth, write/read/delete round trip, latency. Exit 0/1/2."""
     from tiermem.cli._doctor import run_doctor
 
-    code = run_async(run_doctor)(options, per_tier=per_tier)
+    with progress(options, "checking every tier..."):
+        code = run_async(run_doctor)(options, per_tier=per_tier)
     sys.exit(int(code))
 
 

@@ -8,6 +8,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
 import click
@@ -23,7 +24,7 @@ from tiermem._errors import (
 )
 from tiermem._settings import MemorySettings
 
-__all__ = ["Exit", "Options", "emit", "error_exit_code", "run_async"]
+__all__ = ["Exit", "Options", "emit", "error_exit_code", "progress", "run_async"]
 
 _T = TypeVar("_T")
 
@@ -106,3 +107,12 @@ def run_async(fn: Callable[..., Coroutine[Any, Any, _T]]) -> Callable[..., _T]:
             sys.exit(int(code))
 
     return wrapper
+
+
+def progress(options: Options, message: str) -> AbstractContextManager[Any]:
+    """A spinner on a terminal for operations that can take a while; nothing with ``--json``."""
+    if options.json:
+        return nullcontext()
+    from tiermem.cli._render import console
+
+    return console().status(message, spinner="dots")
