@@ -30,7 +30,9 @@ from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierInfo,
 from tiermem._telemetry import Stats
 from tiermem.agents import AgentBuilder, AgentFactory, AgentHandle, MemoryAware
 from tiermem.sessions import ConversationStore, SessionMetadata
-from tiermem.tiers.local import EvictionPolicy, FileColdMemory, LocalHotMemory, SqliteWarmMemory
+from tiermem.tiers.files import FileColdMemory
+from tiermem.tiers.memory import EvictionPolicy, LocalHotMemory
+from tiermem.tiers.sqlite import SqliteWarmMemory
 
 __version__ = "0.1.0"
 
