@@ -27,6 +27,7 @@ from tiermem._errors import (
 )
 from tiermem._keys import make_key
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierInfo, TierStore, WarmMemory
+from tiermem._settings import MemorySettings
 from tiermem._telemetry import Stats
 from tiermem.agents import AgentBuilder, AgentFactory, AgentHandle, MemoryAware
 from tiermem.sessions import ConversationStore, SessionMetadata
@@ -65,6 +66,7 @@ __all__ = [
     "MemoryBuilder",
     "MemoryClient",
     "MemoryKey",
+    "MemorySettings",
     "Policy",
     "Record",
     "RecordKind",

@@ -89,7 +89,8 @@ def test_errors_are_one_line_with_typed_exit_codes(run: Any, args: tuple[str, ..
 def test_error_as_json(run: Any) -> None:
     result = run("--json", "set", "", "1")
     assert result.exit_code == Exit.INVALID_INPUT
-    assert _json(result)["error"] == "InvalidKeyError"
+    error = _json(result)["error"]
+    assert error["code"] == "invalid_input" and error["type"] == "InvalidKeyError"
 
 
 def test_debug_shows_the_exception(tmp_path: Path) -> None:
