@@ -38,15 +38,25 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _start_monitor() -> Any:
-    """Azure Monitor export when APPLICATIONINSIGHTS_CONNECTION_STRING is set; the service runs without it."""
+def _start_monitor(settings: ServiceSettings, client_id: str | None) -> tuple[Any, Any]:
+    """Azure Monitor export when APPLICATIONINSIGHTS_CONNECTION_STRING is set; the service runs without it.
+
+    Returns the handle (or ``None``) and the credential made for Entra ingestion (or ``None``),
+    which the caller closes at shutdown.
+    """
     try:
         from tiermem.telemetry import configure_azure_monitor
 
-        return configure_azure_monitor(service_name="tiermem-service")
+        credential = None
+        if settings.monitor_entra:
+            from tiermem._settings import make_credential
+
+            credential = make_credential(client_id, sync=True)
+        handle = configure_azure_monitor(service_name="tiermem-service", credential=credential)
     except ImportError as exc:
         click.echo(f"warning: telemetry export is off: {exc}", err=True)
-        return None
+        return None, None
+    return handle, credential
 
 
 @click.command()
@@ -99,22 +109,32 @@ def serve(
             "Use --auth entra to listen on other addresses."
         )
     # Exporters first, so the client built next reports through them; shut down with the app.
-    monitor = _start_monitor()
     memory: MemoryClient | None = None
+    monitor: Any = None
+    monitor_credential: Any = None
+
+    def stop_monitor() -> None:
+        if monitor is not None:
+            monitor.shutdown()
+        if monitor_credential is not None:
+            monitor_credential.close()
+
     try:
-        memory = MemoryBuilder.from_settings(options.settings()).build()
+        memory_settings = options.settings()
+        monitor, monitor_credential = _start_monitor(settings, memory_settings.azure_client_id)
+
+        memory = MemoryBuilder.from_settings(memory_settings).build()
         app = create_app(
             memory,
             settings=settings,
             owns_memory=True,
             setup_embedded=True,
-            on_shutdown=monitor.shutdown if monitor is not None else None,
+            on_shutdown=stop_monitor,
         )
     except (TierMemError, ImportError) as exc:
         if memory is not None:
             asyncio.run(memory.aclose())
-        if monitor is not None:
-            monitor.shutdown()
+        stop_monitor()
         if options.debug:
             raise
         fail(options, exc, error_exit_code(exc) if isinstance(exc, TierMemError) else Exit.CONFIG)

@@ -56,6 +56,8 @@ class ServiceSettings(StrictSettings):
         max_response_bytes: largest ``:mget`` response; above it the caller is told to ask for fewer keys.
         limit_concurrency / keep_alive_timeout / max_header_bytes / backlog: uvicorn's limits for
             ``tiermem serve`` (docs/security.md, "Slow clients").
+        monitor_entra: ``tiermem serve`` exports to Application Insights with the managed identity
+            (``AZURE_CLIENT_ID``), for components that accept Entra-authenticated ingestion only.
     """
 
     model_config = SettingsConfigDict(
@@ -151,6 +153,11 @@ class ServiceSettings(StrictSettings):
         le=1024 * 1024,
         validation_alias=_service("max_header_bytes"),
         description="TIERMEM_SERVICE_MAX_HEADER_BYTES: request line + headers before the server refuses",
+    )
+    monitor_entra: bool = Field(
+        False,
+        validation_alias=_service("monitor_entra"),
+        description="TIERMEM_SERVICE_MONITOR_ENTRA: export telemetry with the managed identity (Entra)",
     )
     backlog: int = Field(
         2048,
