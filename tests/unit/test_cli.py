@@ -301,6 +301,8 @@ def test_bench_outside_a_checkout_says_what_to_do(
 ) -> None:
     from tiermem.cli import _bench
 
+    for name in [n for n in sys.modules if n.startswith("benchmarks.")]:  # loaded by other tests
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "benchmarks", None)  # not importable, as from a wheel
     monkeypatch.setattr(_bench, "checkout_root", lambda: tmp_path)
     result = run("bench", "--quick")
