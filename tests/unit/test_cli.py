@@ -309,3 +309,33 @@ def test_bench_outside_a_checkout_says_what_to_do(
     assert result.exit_code == Exit.CONFIG
     assert "not part of the installed package" in result.output
     assert "pip install -e '.[dev]' && tiermem bench --quick" in result.output
+
+
+# -- issue 13 item 18 (CLI part): a long wait shows what the command waits for -----------------------
+
+
+async def test_a_slow_command_shows_a_spinner_and_a_quick_one_does_not() -> None:
+    import asyncio
+    import io
+
+    from rich.console import Console
+
+    from tiermem.cli._common import Options, waiting
+
+    def terminal() -> tuple[Console, io.StringIO]:
+        out = io.StringIO()
+        return Console(file=out, force_terminal=True, width=100), out
+
+    options = Options(json_output=False, debug=False, overrides={})
+    slow, slow_out = terminal()
+    async with waiting(options, "waiting for the tiers", delay=0.01, console=slow):
+        await asyncio.sleep(0.3)
+    assert "waiting for the tiers" in slow_out.getvalue()
+    quick, quick_out = terminal()
+    async with waiting(options, "waiting for the tiers", delay=5, console=quick):
+        pass
+    assert "waiting for the tiers" not in quick_out.getvalue()
+    silent, silent_out = terminal()
+    async with waiting(Options(json_output=True, debug=False, overrides={}), "x", delay=0, console=silent):
+        await asyncio.sleep(0.05)
+    assert silent_out.getvalue() == ""

@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - the console script needs the ex
 from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
 from tiermem._protocols import Tier
-from tiermem.cli._common import Exit, Options, emit, output_options, progress, run_async
+from tiermem.cli._common import Exit, Options, emit, output_options, progress, run_async, waiting
 from tiermem.cli._render import console, stats_table
 
 __all__ = ["cli", "main"]
@@ -38,6 +38,9 @@ def _parse_value(raw: str, as_json: bool) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}") from exc
+
+
+_WAITING: Final = "waiting for the tiers (a slow endpoint gives up at its deadline)..."
 
 
 class _LazyGroup(click.Group):
@@ -104,7 +107,7 @@ def cli(
 @run_async
 async def get(options: Options, key: str) -> None:
     """Print the value of KEY (exit 1 if it is missing)."""
-    async with _client(options) as memory:
+    async with _client(options) as memory, waiting(options, _WAITING):
         entry = await memory.get_entry(key)
     if entry is None:
         emit(options, {"key": key, "found": False}, lambda: click.echo(f"(missing) {key}", err=True))
@@ -133,7 +136,7 @@ async def set_(
     if value == "-":
         value = sys.stdin.read()
     parsed = _parse_value(value, not raw)
-    async with _client(options) as memory:
+    async with _client(options) as memory, waiting(options, _WAITING):
         etag = await memory.set(key, parsed, ttl=ttl, tier=Tier(tier) if tier else None)
     emit(options, {"key": key, "stored": True, "etag": etag}, lambda: click.echo(f"stored {key}"))
 
@@ -146,7 +149,7 @@ async def set_(
 async def delete(options: Options, keys: tuple[str, ...]) -> None:
     """Delete KEYS from every tier (missing keys are fine); reports how many existed."""
     existed: list[str] = []
-    async with _client(options) as memory:
+    async with _client(options) as memory, waiting(options, _WAITING):
         for key in keys:
             # Checked just before the delete: a concurrent writer can change it in between.
             if await memory.exists(key):
@@ -169,7 +172,7 @@ async def delete(options: Options, keys: tuple[str, ...]) -> None:
 @run_async
 async def mget(options: Options, keys: tuple[str, ...]) -> None:
     """Print many values (one round trip per tier)."""
-    async with _client(options) as memory:
+    async with _client(options) as memory, waiting(options, _WAITING):
         values = await memory.mget(list(keys))
 
     def human() -> None:
@@ -195,7 +198,7 @@ async def mset(options: Options, pairs: tuple[str, ...], ttl: float | None, raw:
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}")
         items[key] = _parse_value(value, not raw)
-    async with _client(options) as memory:
+    async with _client(options) as memory, waiting(options, _WAITING):
         await memory.mset(items, ttl=ttl)
     emit(options, {"stored": list(items)}, lambda: click.echo(f"stored {len(items)} key(s)"))
 

@@ -7,8 +7,8 @@ import enum
 import functools
 import json
 import sys
-from collections.abc import Callable, Coroutine
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -35,6 +35,7 @@ __all__ = [
     "output_options",
     "progress",
     "run_async",
+    "waiting",
 ]
 
 _T = TypeVar("_T")
@@ -170,3 +171,29 @@ def progress(options: Options, message: str) -> AbstractContextManager[Any]:
     from tiermem.cli._render import console
 
     return console().status(message, spinner="dots")
+
+
+@asynccontextmanager
+async def waiting(
+    options: Options, message: str, *, delay: float = 1.0, console: Any = None
+) -> AsyncIterator[None]:
+    """A spinner that appears only if the block takes longer than ``delay`` seconds (a slow tier).
+
+    Quick commands print nothing extra; a hung endpoint shows what the command waits for instead of
+    a silent terminal. Nothing with ``--json`` or when stdout is not a terminal (rich draws no live
+    display there).
+    """
+    if options.json:
+        yield
+        return
+    if console is None:
+        from tiermem.cli._render import console as make_console
+
+        console = make_console()
+    status = console.status(message, spinner="dots")
+    timer = asyncio.get_running_loop().call_later(delay, status.start)
+    try:
+        yield
+    finally:
+        timer.cancel()
+        status.stop()
