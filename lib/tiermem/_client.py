@@ -29,6 +29,7 @@ from tiermem._breaker import CircuitBreaker, CircuitState
 from tiermem._codec import Codec, Record, RecordKind, Value, fence, make_record, tombstone
 from tiermem._errors import (
     BatchWriteError,
+    CircuitOpenError,
     ClientClosedError,
     ConfigurationError,
     ConflictError,
@@ -46,15 +47,12 @@ from tiermem._keys import validate_key, validate_scope, validate_ttl
 from tiermem._lifecycle import ClientState
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierStore, WarmMemory
 from tiermem._telemetry import _NO_SPAN, Stats, Telemetry, logger
+from tiermem._types import Entry
 
 __all__ = ["CircuitOpenError", "Entry", "MemoryClient", "Policy", "TierOptions"]
 
 _T = TypeVar("_T")
 _LOCK_STRIPES: Final = 256
-
-
-class CircuitOpenError(TierUnavailableError):
-    """The tier's circuit breaker is open: the call was not attempted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +122,6 @@ DEFAULT_TIER_OPTIONS: Final = {
     Tier.WARM: TierOptions(timeout=15.0),
     Tier.COLD: TierOptions(timeout=120.0),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A value with where it was served from and the durable tier's ETag (for ``if_match``)."""
-
-    value: Value
-    tier: Tier
-    etag: str | None = None
-    expires_at: float | None = None
 
 
 class _Plan(enum.Enum):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import ipaddress
 import math
 import re
 import ssl
@@ -28,7 +27,6 @@ from pydantic import SecretStr
 from tiermem._codec import Record
 from tiermem._errors import (
     AuthenticationError,
-    BatchWriteError,
     ConfigurationError,
     ConflictError,
     CorruptValueError,
@@ -38,8 +36,9 @@ from tiermem._errors import (
     TierUnavailableError,
 )
 from tiermem._keys import redis_key, validate_scope
-from tiermem._lifecycle import AsyncResource
+from tiermem._net import is_loopback_host
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem.tiers._base import BatchOutcome, TierAdapter, require_extra, retag_corrupt
 
 _T = TypeVar("_T")
 
@@ -60,6 +59,7 @@ try:
     from redis.credentials import CredentialProvider
 except ImportError as exc:  # the [redis] extra is not installed; RedisHotMemory says so when used
     _MISSING_REDIS: ImportError | None = exc
+    _FAILURES: tuple[type[BaseException], ...] = ()
 else:
     _MISSING_REDIS = None
 
@@ -142,7 +142,7 @@ else:
 
     _NEVER_RETRIED: Final = (rexc.AuthenticationError, rexc.AuthorizationError, rexc.MaxConnectionsError)
     # Everything here is translated by _translate; anything else (a bug) propagates unchanged.
-    _FAILURES: Final = (
+    _FAILURES = (
         rexc.RedisError,
         rexc.RedisClusterException,
         RequestTokenErr,
@@ -183,8 +183,7 @@ _PIPELINE_PREFIX: Final = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused
 
 
 def _require_redis() -> None:
-    if _MISSING_REDIS is not None:
-        raise ImportError("RedisHotMemory needs redis-py: pip install 'tiermem[redis]'") from _MISSING_REDIS
+    require_extra(_MISSING_REDIS, "RedisHotMemory", "redis-py", "redis")
 
 
 def _describe(exc: BaseException) -> str:
@@ -245,15 +244,6 @@ def _ttl_ms(record: Record, now: float) -> int | None:
     return math.ceil((record.expires_at - now) * 1000)
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _default_port(host: str, tls: bool) -> int:
     if tls:
         for suffix, port in _AZURE_TLS_PORTS:
@@ -262,7 +252,7 @@ def _default_port(host: str, tls: bool) -> int:
     return 6379
 
 
-class RedisHotMemory(AsyncResource):
+class RedisHotMemory(TierAdapter):
     """Hot tier on Redis: native TTL, one ``MGET`` per batch read, one pipeline per batch write.
 
     Build it with :meth:`from_url` / :meth:`from_host` (the adapter then owns and closes its
@@ -281,6 +271,9 @@ class RedisHotMemory(AsyncResource):
         ImportError: redis-py is not installed.
         ConfigurationError: ``prefix`` is invalid or the client decodes responses to ``str``.
     """
+
+    tier = Tier.HOT
+    failures = _FAILURES
 
     def __init__(self, client: Redis | RedisCluster, *, prefix: str = "tm") -> None:
         _require_redis()
@@ -479,7 +472,7 @@ class RedisHotMemory(AsyncResource):
         retries: int,
         ssl_ca_certs: str | None,
     ) -> RedisHotMemory:
-        if not tls and not _is_loopback(host):
+        if not tls and not is_loopback_host(host):
             raise ConfigurationError(
                 f"plaintext Redis is allowed only on loopback, not {host}: use rediss:// "
                 "(Azure Cache for Redis listens on 6380, Azure Managed Redis on 10000)"
@@ -603,10 +596,15 @@ class RedisHotMemory(AsyncResource):
         try:
             yield
         except _FAILURES as exc:
-            raise _translate(exc, operation, key) from exc
+            raise self._translate(exc, operation, key, None) from exc
         finally:
             if admission is not None:
                 admission.release()
+
+    def _translate(
+        self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
+    ) -> TierMemError:
+        return _translate(exc, operation, key)
 
     def _decode(self, data: bytes | str, operation: str, key: MemoryKey) -> Record:
         if isinstance(data, str):  # ruled out by the decode_responses check in __init__
@@ -614,7 +612,7 @@ class RedisHotMemory(AsyncResource):
         try:
             return Record.from_bytes(data)
         except CorruptValueError as exc:
-            raise CorruptValueError(exc.message, tier=Tier.HOT, operation=operation, key=key.key) from exc
+            raise retag_corrupt(exc, Tier.HOT, operation, key) from exc
 
     async def setup(self) -> None:
         """Nothing to create in Redis; checks that the server answers."""
@@ -732,22 +730,15 @@ class RedisHotMemory(AsyncResource):
             return
         async with self._call("mset"):
             replies = await pipe.execute(raise_on_error=False)
-        written: list[str] = []
-        failed: dict[str, BaseException] = {}
+        outcome = BatchOutcome()
         for (mk, is_set), reply in zip(queued, replies, strict=True):
             if isinstance(reply, BaseException):
                 error = _translate(reply, "mset", mk)
                 error.__cause__ = reply
-                failed[mk.key] = error
-            elif is_set and not reply:
-                continue  # NX: the key exists, which is what if_absent asks to keep
-            else:
-                written.append(mk.key)
-        if failed:
-            errors = list(failed.values())
-            if not written and all(isinstance(e, TierUnavailableError) for e in errors):
-                raise errors[0]
-            raise BatchWriteError("redis mset failed", written=written, failed=failed, tier=Tier.HOT)
+                outcome.fail(mk, error)
+            elif not is_set or reply:  # a falsy SET reply is NX keeping an existing key: what if_absent asks
+                outcome.ok(mk)
+        outcome.raise_failures(Tier.HOT, "redis", outage_as_itself=True)
 
     async def _close(self) -> None:
         if self._identity is not None:
