@@ -5,8 +5,9 @@ The public API is exactly ``__all__`` (checked by tests/unit/test_public_api.py)
 
 from tiermem._breaker import CircuitState
 from tiermem._builder import MemoryBuilder
-from tiermem._client import MemoryClient, Policy, TierOptions
+from tiermem._client import MemoryClient
 from tiermem._codec import Codec, Record, RecordKind
+from tiermem._config import Policy, TierOptions
 from tiermem._errors import (
     AuthenticationError,
     BatchWriteError,
