@@ -11,7 +11,7 @@ from tiermem._client import MemoryClient
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
 from tiermem._engine.core import Closable, Engine
 from tiermem._errors import ConfigurationError
-from tiermem._keys import validate_scope
+from tiermem._keys import validate_user_scope
 from tiermem._protocols import ColdMemory, HotMemory, Tier, TierStore, WarmMemory
 from tiermem._telemetry import Telemetry
 
@@ -116,8 +116,8 @@ class MemoryBuilder:
 
     def with_scope(self, *, tenant: str = "default", namespace: str = "default") -> Self:
         """The tenant and namespace the built client starts in (views via ``client.scoped``)."""
-        self._tenant = validate_scope(tenant, "tenant")
-        self._namespace = validate_scope(namespace, "namespace")
+        self._tenant = validate_user_scope(tenant, "tenant")
+        self._namespace = validate_user_scope(namespace, "namespace")
         return self
 
     def with_telemetry(

@@ -18,7 +18,7 @@ from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
 from tiermem._engine.core import Engine
 from tiermem._engine.writes import Write, plan
 from tiermem._errors import ClientClosedError, InvalidInputError, InvalidScopeError, TierMemError
-from tiermem._keys import validate_key, validate_scope, validate_ttl
+from tiermem._keys import validate_key, validate_scope, validate_ttl, validate_user_scope
 from tiermem._protocols import TierStore
 from tiermem._telemetry import _NO_SPAN, Stats
 from tiermem._types import Entry, MemoryKey, Tier, Value
@@ -35,13 +35,22 @@ class MemoryClient:
     """
 
     def __init__(
-        self, core: Engine, *, tenant: str, namespace: str, root: bool = True, tenant_locked: bool = False
+        self,
+        core: Engine,
+        *,
+        tenant: str,
+        namespace: str,
+        root: bool = True,
+        tenant_locked: bool = False,
+        internal: bool = False,
     ) -> None:
+        check = validate_scope if internal else validate_user_scope
         self._core = core
-        self._tenant = validate_scope(tenant, "tenant")
-        self._namespace = validate_scope(namespace, "namespace")
+        self._tenant = check(tenant, "tenant")
+        self._namespace = check(namespace, "namespace")
         self._root = root
         self._tenant_locked = tenant_locked
+        self._internal = internal
 
     # -- scope --------------------------------------------------------------------------------------
 
@@ -77,7 +86,8 @@ class MemoryClient:
                 view to agents and request handlers so they cannot reach other tenants.
 
         Raises:
-            InvalidScopeError: bad tenant/namespace, or a tenant change on a tenant-locked view.
+            InvalidScopeError: bad tenant/namespace, a reserved one (starting with ``_``, or the
+                ``sessions`` namespace), or a tenant change on a tenant-locked view.
         """
         if self._tenant_locked and tenant is not None and tenant != self._tenant:
             raise InvalidScopeError("this memory view is locked to its tenant", operation="scoped")
@@ -87,6 +97,22 @@ class MemoryClient:
             namespace=self._namespace if namespace is None else namespace,
             root=False,
             tenant_locked=self._tenant_locked or lock_tenant,
+            internal=self._internal and tenant is None and namespace is None,
+        )
+
+    def _internal_view(self, namespace: str) -> MemoryClient:
+        """A view in ``namespace`` even if it is reserved: for tiermem's own structures only.
+
+        ``ConversationStore`` keeps its heads and chunks in the reserved ``sessions`` namespace this
+        way, where plain ``scoped`` views (and so the HTTP memory routes) cannot write.
+        """
+        return MemoryClient(
+            self._core,
+            tenant=self._tenant,
+            namespace=namespace,
+            root=False,
+            tenant_locked=self._tenant_locked,
+            internal=True,
         )
 
     def _key(self, key: str) -> MemoryKey:

@@ -30,6 +30,7 @@ __all__ = [
     "validate_key",
     "validate_scope",
     "validate_ttl",
+    "validate_user_scope",
 ]
 
 MAX_KEY_BYTES: Final = 512
@@ -73,6 +74,27 @@ def validate_scope(name: object, what: str) -> str:
             f"{what} must match [A-Za-z0-9._-]{{1,64}} and not end with a dot, got {name!r:.80}"
         )
     return name
+
+
+RESERVED_NAMESPACES: Final = frozenset({"sessions"})
+"""Namespaces tiermem's own structures live in (``ConversationStore``'s default): never plain values."""
+
+
+def validate_user_scope(name: object, what: str) -> str:
+    """Like :func:`validate_scope`, and refuse the names tiermem keeps for its own structures.
+
+    A tenant or namespace starting with ``_`` is reserved, and so is the ``sessions`` namespace:
+    a plain write there could forge a session head that other structures trust (issue 13 item 5).
+    Views made with :meth:`MemoryClient.scoped` and builders use this; tier stores and the name
+    parsers (which read back what tiermem wrote) use :func:`validate_scope`.
+    """
+    scope = validate_scope(name, what)
+    if scope.startswith("_") or (what == "namespace" and scope in RESERVED_NAMESPACES):
+        raise InvalidScopeError(
+            f"{what} {scope!r} is reserved for tiermem's own structures (names starting with '_', "
+            "and the 'sessions' namespace of ConversationStore); choose another name"
+        )
+    return scope
 
 
 def make_key(tenant: str, namespace: str, key: str) -> MemoryKey:

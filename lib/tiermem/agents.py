@@ -32,7 +32,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
 from tiermem._errors import ConfigurationError, InvalidScopeError
-from tiermem._keys import validate_scope
+from tiermem._keys import validate_user_scope
 from tiermem._lifecycle import AsyncResource, ClientState
 
 __all__ = ["AgentBuilder", "AgentFactory", "AgentHandle", "MemoryAware"]
@@ -177,8 +177,8 @@ class AgentBuilder(Generic[AgentT]):
         Raises:
             InvalidScopeError: the tenant or namespace is not ``[A-Za-z0-9._-]{1,64}``.
         """
-        self._tenant = validate_scope(tenant, "tenant")
-        self._namespace = None if namespace is None else validate_scope(namespace, "namespace")
+        self._tenant = validate_user_scope(tenant, "tenant")
+        self._namespace = None if namespace is None else validate_user_scope(namespace, "namespace")
         return self
 
     # -- build --------------------------------------------------------------------------------------

@@ -25,10 +25,10 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -57,7 +57,10 @@ _DOC_OVERHEAD: Final = 1024  # JSON around the turns of a head or chunk document
 _DEFAULT_CHUNK_BYTES: Final = 64 * 1024
 _DISCARD_CONCURRENCY: Final = 16
 _READ_ATTEMPTS: Final = 4
+_PAGE_KEYS: Final = 64
+"""Most items one batch read or delete asks for: a head's counters never decide a round trip's size."""
 
+_T = TypeVar("_T")
 _Entry = dict[str, Any]  # {"t": turn} inline, or {"r": token} for a turn stored as its own item
 
 
@@ -135,7 +138,13 @@ class _Head:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptValueError(f"malformed session head: {exc}", operation="session", key=key) from exc
-        if not 0 <= head.archived <= head.sealed <= head.count or len(head.held) < head.count - head.sealed:
+        if (
+            not 0 <= head.archived <= head.sealed <= head.count
+            or len(head.held) < head.count - head.sealed
+            # Every chunk holds at least one turn, so a head cannot refer to more chunks than turns.
+            or not 0 <= head.c0 <= head.ck <= head.c0 + (head.sealed - head.archived)
+            or (head.archive is None) != (head.archived == 0)
+        ):
             raise CorruptValueError("session head counters are inconsistent", operation="session", key=key)
         return head
 
@@ -199,6 +208,11 @@ class ConversationStore:
     served from hot by default; across processes the client's write ordering can leave hot with
     an older head for at most ``hot_ttl`` (docs/adr/0003-write-ordering.md). Pass
     ``consistent=True`` to read the durable tier instead.
+
+    The default namespace, ``sessions``, is reserved: plain views (``memory.scoped``) and the HTTP
+    memory routes cannot use it, so nobody but a store writes the heads and chunks it trusts
+    (docs/security.md). Reads are paged (at most 64 items per batch), so a head's counters never
+    decide how much one round trip fetches.
 
     The store never closes ``memory``. Session ids follow the key rules (1..256 UTF-8 bytes, no
     control characters); turns are JSON objects (never pickled) and come back as new dicts.
@@ -264,7 +278,7 @@ class ConversationStore:
             inline_turn_bytes = max_chunk_bytes // 4
         if not 1 <= inline_turn_bytes <= max_chunk_bytes:
             raise ConfigurationError("inline_turn_bytes must be between 1 and max_chunk_bytes")
-        self._memory = memory.scoped(namespace=namespace)
+        self._memory = memory._internal_view(namespace)
         self._chunk_turns = chunk_turns
         self._recent_turns = recent_turns
         self._max_chunk_bytes = max_chunk_bytes
@@ -433,19 +447,26 @@ class ConversationStore:
                         "clearing a session whose head is damaged; its items stay as garbage: %s", exc
                     )
             refs: list[str] = []
+            chunk_keys: list[str] = []
             if head is not None:
                 entries = list(head.held)
-                chunks = await self._memory.mget(
-                    [_chunk_key(head.gen, k, sid) for k in range(head.c0, head.ck)]
-                )
-                for value in chunks.values():
-                    if isinstance(value, dict) and isinstance(value.get("e"), list):
-                        entries.extend(value["e"])
+                for page in _pages(range(head.c0, head.ck)):
+                    keys = [_chunk_key(head.gen, k, sid) for k in page]
+                    chunks = await self._memory.mget(keys)
+                    found = [key for key in keys if chunks.get(key) is not None]
+                    chunk_keys += found
+                    for key in found:
+                        value = chunks[key]
+                        if isinstance(value, dict) and isinstance(value.get("e"), list):
+                            entries.extend(value["e"])
+                    if len(found) < len(keys):
+                        break  # a damaged head: the chunks it claims past here never existed
                 refs = _refs(entries)
             # The head goes first: once it is gone nothing can reach the rest, even if we stop here.
             await self._memory.delete(hkey)
             if head is not None:
-                garbage = [_chunk_key(head.gen, k, sid) for k in range(head.ck + 1)]  # + a racing sealer's
+                # Chunks below c0 were the archive's to delete; chunk ck may be a racing sealer's.
+                garbage = [*chunk_keys, _chunk_key(head.gen, head.ck, sid)]
                 garbage += [_turn_key(token, sid) for token in refs]
                 if head.archive is not None:
                     garbage.append(_archive_key(head.archive, sid))
@@ -532,7 +553,9 @@ class ConversationStore:
             async with limit:
                 await self._memory.delete(key)
 
-        results = await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+        results: list[BaseException | None] = []
+        for page in _pages(keys):
+            results += await asyncio.gather(*(one(k) for k in page), return_exceptions=True)
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             logger.warning(
@@ -623,7 +646,7 @@ class ConversationStore:
         floor = max(lo, head.archived)
         next_start = head.sealed
         while k > head.c0 and next_start > floor:
-            want = -(-(next_start - floor) // self._chunk_turns) + 1
+            want = min(_PAGE_KEYS, -(-(next_start - floor) // self._chunk_turns) + 1)
             batch = list(range(max(head.c0, k - want), k))
             keys = [_chunk_key(head.gen, j, sid) for j in batch]
             found = await self._memory.mget(keys)
@@ -660,10 +683,10 @@ class ConversationStore:
         """Turn entries into turns, fetching the ones stored as their own items in one batch."""
         tokens = _refs(entries)
         stored: dict[str, Any] = {}
-        if tokens:
-            keys = [_turn_key(t, sid) for t in tokens]
+        for page in _pages(tokens):
+            keys = [_turn_key(t, sid) for t in page]
             found = await self._memory.mget(keys)
-            for token, key in zip(tokens, keys, strict=True):
+            for token, key in zip(page, keys, strict=True):
                 value = found.get(key)
                 if not isinstance(value, dict):
                     raise _Missing(key)
@@ -702,6 +725,12 @@ def _turn_key(token: str, sid: str) -> str:
 
 def _archive_key(token: str, sid: str) -> str:
     return f"a:{token}:{sid}"
+
+
+def _pages(items: Sequence[_T]) -> Iterator[Sequence[_T]]:
+    """``items`` in slices of at most ``_PAGE_KEYS`` (a ``range`` stays lazy)."""
+    for start in range(0, len(items), _PAGE_KEYS):
+        yield items[start : start + _PAGE_KEYS]
 
 
 def _etag_of(etag: str | None) -> str:

@@ -340,18 +340,18 @@ async def test_tenant_locked_views_cannot_switch_tenant(rig: Rig) -> None:
 
 
 async def test_tenant_isolation(rig: Rig) -> None:
-    acme = rig.memory.scoped(tenant="acme", namespace="sessions")
-    globex = rig.memory.scoped(tenant="globex", namespace="sessions")
-    await acme.set("../globex/sessions/x", "acme data")
+    acme = rig.memory.scoped(tenant="acme", namespace="notes")
+    globex = rig.memory.scoped(tenant="globex", namespace="notes")
+    await acme.set("../globex/notes/x", "acme data")
     await acme.set("x", "acme x")
     assert await globex.get("x") is None
-    assert await globex.get("../globex/sessions/x") is None
+    assert await globex.get("../globex/notes/x") is None
     assert await globex.mget(["x"]) == {"x": None}
     await globex.delete("x")
     assert await acme.get("x") == "acme x"
     warm: Any = rig.warm.inner
     assert {mk.key async for mk in warm.scan("globex")} == set()
-    assert {mk.key async for mk in warm.scan("acme")} == {"../globex/sessions/x", "x"}
+    assert {mk.key async for mk in warm.scan("acme")} == {"../globex/notes/x", "x"}
 
 
 async def test_hot_outage_falls_through_and_recovers_without_stale_reads(
