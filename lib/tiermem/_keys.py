@@ -7,7 +7,10 @@ tenant on every tier. Every encoding here is deterministic and reversible (teste
 from __future__ import annotations
 
 import base64
+import os
 import re
+import sys
+from collections.abc import Sequence
 from typing import Final
 from urllib.parse import unquote
 
@@ -18,6 +21,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "MAX_TTL_SECONDS",
     "blob_name",
+    "check_file_path",
     "cosmos_id",
     "file_parts",
     "file_scope_parts",
@@ -136,20 +140,26 @@ def validate_ttl(ttl: object) -> float | None:
     return seconds
 
 
-# --- Redis: tm:{tenant}:{namespace}:{key}. Tenant and namespace cannot hold ':', so this is reversible.
+# --- Redis: tm:{tenant}:{namespace}:{}{key}. Tenant and namespace cannot hold ':', so this is reversible.
+# The empty hash tag "{}" is the first '{' of every name (prefix, tenant and namespace cannot hold
+# braces), and Redis Cluster hashes the whole name when the first tag is empty. So a key's braces
+# never choose its slot (issue 13 item 10): every name spreads over all 16384 slots by its full
+# text, one tenant's keys over every node. A per-tenant tag would pin each tenant to one slot, one
+# node, and one shard's memory; nothing here needs keys co-located (batches go one MGET per slot).
+_NO_TAG: Final = "{}"
 
 
 def redis_key(mk: MemoryKey, prefix: str = "tm") -> str:
-    return f"{prefix}:{mk.tenant}:{mk.namespace}:{mk.key}"
+    return f"{prefix}:{mk.tenant}:{mk.namespace}:{_NO_TAG}{mk.key}"
 
 
 def parse_redis_key(raw: str, prefix: str = "tm") -> MemoryKey:
     head, sep, rest = raw.partition(":")
     tenant, _, rest = rest.partition(":")
     namespace, _, key = rest.partition(":")
-    if head != prefix or not sep:
+    if head != prefix or not sep or not key.startswith(_NO_TAG):
         raise InvalidKeyError(f"not a tiermem Redis key for prefix {prefix!r}")
-    return make_key(tenant, namespace, key)
+    return make_key(tenant, namespace, key[len(_NO_TAG) :])
 
 
 # --- Cosmos: id == pk == "{tenant}:{namespace}:{base64url(key)}": ASCII, no / \ ? #, <= 819 chars.
@@ -207,6 +217,8 @@ def _unpercent(text: str) -> str:
 
 
 def blob_name(mk: MemoryKey) -> str:
+    if mk.tenant.endswith(".") or mk.namespace.endswith("."):  # a MemoryKey built without make_key
+        raise InvalidScopeError("a blob path segment must not end with a dot", key=mk.key)
     prefix = f"{mk.tenant}/{mk.namespace}/"
     encoded = _percent(mk.key, _BLOB_SAFE, "%%%02X")
     if len(prefix) + len(encoded) > _BLOB_NAME_MAX:
@@ -233,8 +245,35 @@ def parse_blob_name(name: str) -> MemoryKey:
 # their leaf file ends in '~' (never a base32 character), so no long key's file is another's directory.
 
 
+# Windows opens a device, not a file, for these names (any case, with or without an extension).
+# Quoted names are lower case and never hold a dot, so an exact match is the only way to spell one.
+_WINDOWS_DEVICE_RE: Final = re.compile(r"(?:con|prn|aux|nul|com[0-9]|lpt[0-9])")
+_FILE_NAME_MAX: Final = 255
+_PATH_MAX: Final = {"darwin": 1024, "win32": 260}.get(sys.platform, 4096)
+_TMP_NAME_BYTES: Final = 21  # ".tmp-" + 16 hex: the temporary file a write renames into place
+
+
 def _file_quote(text: str) -> str:
-    return _percent(text, _FILE_SAFE, "%%%02x")
+    quoted = _percent(text, _FILE_SAFE, "%%%02x")
+    if _WINDOWS_DEVICE_RE.fullmatch(quoted):
+        quoted = f"%{ord(quoted[0]):02x}{quoted[1:]}"  # "con" -> "%63on": a file on every OS
+    return quoted
+
+
+def check_file_path(root: str | os.PathLike[str], parts: Sequence[str], key: str) -> None:
+    """Raise ``InvalidKeyError`` unless every part fits a file name and the path fits ``PATH_MAX``.
+
+    Checked before any I/O, so a key too long for this root is bad input, never an ``OSError``
+    (which the file tier would report as an outage, counted by the breaker every tenant shares).
+    """
+    leaf = max(len(parts[-1]), _TMP_NAME_BYTES)
+    size = len(os.fsencode(root)) + sum(len(p) + 1 for p in parts[:-1]) + 1 + leaf
+    if size >= _PATH_MAX or any(len(p) > _FILE_NAME_MAX for p in parts):
+        raise InvalidKeyError(
+            f"the file for this key needs a {size}-byte path; the limit is {_PATH_MAX - 1} bytes "
+            "(255 per name): use a shorter key or cold-tier root",
+            key=key,
+        )
 
 
 def file_parts(mk: MemoryKey) -> tuple[str, ...]:

@@ -180,11 +180,11 @@ async def test_raw_key_layout_is_literal_and_tenant_scoped(redis_url: str, raw: 
         await store.set(k("../x", tenant="other"), rec("other"))
         await custom.set(k("../x"), rec("custom"))
         found = {name.decode() for name in raw.scan_iter(match="tm:acme:*", count=1000)}
-        assert found == {f"tm:acme:ns:{key}" for key in keys}
+        assert found == {f"tm:acme:ns:{{}}{key}" for key in keys}
         assert {parse_redis_key(name) for name in found} == {k(key) for key in keys}
-        assert raw.get("tm:acme:ns:../x") == rec("../x").to_bytes()
-        assert raw.get("tm:other:ns:../x") == rec("other").to_bytes()
-        assert raw.get("app.v2:acme:ns:../x") == rec("custom").to_bytes()
+        assert raw.get("tm:acme:ns:{}../x") == rec("../x").to_bytes()
+        assert raw.get("tm:other:ns:{}../x") == rec("other").to_bytes()
+        assert raw.get("app.v2:acme:ns:{}../x") == rec("custom").to_bytes()
         assert (await custom.get(k("../x"))) == rec("custom")
         assert (await store.get(k("*"))) == rec("*")  # glob characters are data, not patterns
     finally:
@@ -477,7 +477,7 @@ async def test_tls_with_private_ca(tls_material: TlsMaterial) -> None:
             with pytest.raises(TierUnavailableError, match="certificate"):
                 await untrusted.ping()  # the session CA is not in the system trust store
             with redis.Redis(host=server.host, port=server.port) as plain:
-                assert plain.get("tm:acme:ns:a") == rec("over tls").to_bytes()
+                assert plain.get("tm:acme:ns:{}a") == rec("over tls").to_bytes()
             with redis.Redis(host=server.host, port=tls_port, socket_timeout=2) as plain_on_tls:
                 with pytest.raises(redis.ConnectionError):
                     plain_on_tls.ping()  # the port speaks TLS only

@@ -18,7 +18,7 @@ from tiermem._errors import (
     InvalidKeyError,
     TierUnavailableError,
 )
-from tiermem._keys import file_parts, file_scope_parts, parse_file_parts, validate_scope
+from tiermem._keys import check_file_path, file_parts, file_scope_parts, parse_file_parts, validate_scope
 from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem._types import Clock
@@ -64,7 +64,9 @@ class FileColdMemory(AsyncResource):
         return self._info
 
     def _path(self, mk: MemoryKey) -> Path:
-        path = self.root.joinpath(*file_parts(mk))
+        parts = file_parts(mk)
+        check_file_path(self.root, parts, mk.key)
+        path = self.root.joinpath(*parts)
         # Defence in depth: the encoding already rules this out.
         if os.path.commonpath([self.root, path]) != str(self.root):
             raise InvalidKeyError("key would escape the cold root", tier=Tier.COLD, key=mk.key)

@@ -1,8 +1,9 @@
 """Redis hot tier (``pip install tiermem[redis]``): Azure Managed Redis, Azure Cache for Redis, OSS Redis.
 
 ``RedisHotMemory`` speaks ``redis.asyncio`` (hiredis parser when installed) to one server or to an
-OSS Redis Cluster. Keys are ``{prefix}:{tenant}:{namespace}:{key}`` (no hash tags, so a tenant's
-keys spread over every shard); values are :meth:`tiermem.Record.to_bytes` envelopes with a native
+OSS Redis Cluster. Keys are ``{prefix}:{tenant}:{namespace}:{}{key}`` (the empty hash tag makes
+Redis Cluster hash the whole name, so braces in a key never pick its slot and a tenant's keys
+spread over every shard); values are :meth:`tiermem.Record.to_bytes` envelopes with a native
 ``PX`` expiry equal to the envelope's. Authentication is Entra ID through ``redis-entraid`` or a
 password; TLS is required for every non-loopback endpoint.
 
