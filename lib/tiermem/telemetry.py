@@ -42,6 +42,7 @@ def configure_azure_monitor(
     disable_offline_storage: bool = False,
     enable_azure_sdk_tracing: bool = True,
     credential: Any = None,
+    record_keys: bool = False,
 ) -> MonitorHandle | None:
     """Export traces and metrics to Application Insights when a connection string is available.
 
@@ -61,6 +62,9 @@ def configure_azure_monitor(
         credential: an ``azure.identity`` credential for Entra-authenticated ingestion (needed when
             the component disables local auth; the identity needs Monitoring Metrics Publisher).
             Not closed here: the caller owns it.
+        record_keys: export span URLs as they are. By default every URL in an exported span (the
+            Azure SDKs' ``url.full``/``http.url``, which spell blob names and Cosmos item ids, so
+            keys) keeps only its scheme, host, port and container names (docs/observability.md).
 
     Returns:
         A handle with the providers (for ``force_flush`` / ``shutdown``), or ``None``.
@@ -75,7 +79,7 @@ def configure_azure_monitor(
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
     except ImportError as exc:
         raise ImportError("Azure Monitor export needs: pip install 'tiermem[monitor]'") from exc
 
@@ -87,7 +91,12 @@ def configure_azure_monitor(
     if credential is not None:
         exporter_options["credential"] = credential
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(AzureMonitorTraceExporter(**exporter_options)))
+    span_exporter: SpanExporter = AzureMonitorTraceExporter(**exporter_options)
+    if not record_keys:
+        from tiermem._span_redaction import RedactingSpanExporter
+
+        span_exporter = RedactingSpanExporter(span_exporter)
+    tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     reader = PeriodicExportingMetricReader(
         AzureMonitorMetricExporter(**exporter_options), export_interval_millis=export_interval_millis
     )
