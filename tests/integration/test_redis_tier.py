@@ -271,7 +271,7 @@ async def test_use_after_close_and_injected_client_stays_open(redis_url: str) ->
         with pytest.raises(ClientClosedError):
             await store.get(k("a"))
         await store.aclose()  # idempotent
-        assert await client.get("inj:acme:ns:a") == rec(1).to_bytes()  # still usable: not ours to close
+        assert await client.get("inj:acme:ns:{}a") == rec(1).to_bytes()  # still usable: not ours to close
     finally:
         await client.aclose()
 
