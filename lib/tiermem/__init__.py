@@ -26,6 +26,7 @@ from tiermem._errors import (
     TierMemError,
     TierUnavailableError,
     ValueTooLargeError,
+    WriteOutcomeUnknownError,
 )
 from tiermem._keys import make_key
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierInfo, TierStore, WarmMemory
@@ -83,6 +84,7 @@ __all__ = [
     "TierUnavailableError",
     "ValueTooLargeError",
     "WarmMemory",
+    "WriteOutcomeUnknownError",
     "__version__",
     "make_key",
 ]

@@ -22,9 +22,12 @@ class Policy:
         hot_max_bytes: larger values are not cached in hot.
         warm_max_bytes: larger values go to cold, with a pointer in warm (Cosmos items max out at 2 MB).
         max_value_bytes: hard limit on any value (also bounds decompression).
-        tombstone_ttl: how long a delete's hot tombstone lives (must outlast a racing read).
+        tombstone_ttl: how long a reader's hot lease lives (ADR 0006): a read slower than this
+            cannot fill hot.
         negative_ttl: cache all-tier misses in hot for this long; ``None`` disables it.
         dirty_max_keys: bound on hot keys remembered for invalidation while hot is unreachable.
+        coherence_interval: seconds between reads of the durable hot epoch (ADR 0006): the
+            staleness bound after a write that could not invalidate hot.
         record_keys: put raw keys in spans (off: a stable hash is recorded instead).
     """
 
@@ -37,6 +40,7 @@ class Policy:
     tombstone_ttl: float = 5.0
     negative_ttl: float | None = None
     dirty_max_keys: int = 10_000
+    coherence_interval: float = 1.0
     record_keys: bool = False
 
     def __post_init__(self) -> None:
@@ -46,6 +50,8 @@ class Policy:
                 raise ConfigurationError(f"policy {name} must be > 0 seconds or None, got {value!r}")
         if not self.tombstone_ttl > 0:
             raise ConfigurationError("policy tombstone_ttl must be > 0 seconds")
+        if not self.coherence_interval > 0:
+            raise ConfigurationError("policy coherence_interval must be > 0 seconds")
         if self.hot_max_bytes < 1 or self.warm_max_bytes < 1 or self.max_value_bytes < 1:
             raise ConfigurationError("policy size limits must be >= 1 byte")
         if self.dirty_max_keys < 1:

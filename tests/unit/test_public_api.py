@@ -35,6 +35,7 @@ REQUIRED = {
     "ClientClosedError",
     "TierError",
     "TierUnavailableError",
+    "WriteOutcomeUnknownError",
     "CorruptValueError",
     "ConflictError",
     "ThrottledError",
@@ -118,6 +119,7 @@ def test_invalid_input_errors_are_value_errors(name: str) -> None:
     [
         "TierError",
         "TierUnavailableError",
+        "WriteOutcomeUnknownError",
         "CorruptValueError",
         "ConflictError",
         "ThrottledError",

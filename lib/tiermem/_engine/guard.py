@@ -23,11 +23,11 @@ from tiermem._errors import (
     TierUnavailableError,
 )
 from tiermem._lifecycle import ClientState
-from tiermem._protocols import TierStore
+from tiermem._protocols import HotMemory, TierStore
 from tiermem._telemetry import _NO_SPAN, Telemetry, logger
 from tiermem._types import MemoryKey, Tier
 
-__all__ = ["Guard", "Lifecycle"]
+__all__ = ["Guard", "HotGuard", "Lifecycle"]
 
 _T = TypeVar("_T")
 S = TypeVar("S", bound=TierStore, covariant=True)
@@ -79,17 +79,23 @@ class Guard(Generic[S]):
 
     # -- the store's verbs ----------------------------------------------------------------------------
 
-    async def get(self, key: MemoryKey) -> Record | None:
-        return await self._run("get", self._store.get(key), key, outcome=_hit_outcome)
+    async def get(self, key: MemoryKey, *, operation: str = "get") -> Record | None:
+        return await self._run(operation, self._store.get(key), key, outcome=_hit_outcome)
 
     async def exists(self, key: MemoryKey) -> bool:
         return await self._run("exists", self._store.exists(key), key)
 
     async def set(
-        self, key: MemoryKey, record: Record, *, if_match: str | None = None, if_absent: bool = False
+        self,
+        key: MemoryKey,
+        record: Record,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+        operation: str = "set",
     ) -> str | None:
         return await self._run(
-            "set", self._store.set(key, record, if_match=if_match, if_absent=if_absent), key
+            operation, self._store.set(key, record, if_match=if_match, if_absent=if_absent), key
         )
 
     async def delete(self, key: MemoryKey) -> None:
@@ -191,3 +197,20 @@ class Guard(Generic[S]):
                 exc,
                 self.options.reset_timeout,
             )
+
+
+class HotGuard(Guard[HotMemory]):
+    """The hot tier's guard: the common verbs plus the hot-only ones (batch delete, compare-and-swap)."""
+
+    __slots__ = ()
+
+    async def mdelete(self, keys: Sequence[MemoryKey], *, operation: str = "invalidate") -> None:
+        await self._run(
+            operation, self._store.mdelete(keys), keys[0] if len(keys) == 1 else None, nkeys=len(keys)
+        )
+
+    async def swap(
+        self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]], *, operation: str = "swap"
+    ) -> list[bool]:
+        first = items[0][0] if len(items) == 1 else None
+        return await self._run(operation, self._store.swap(items), first, nkeys=len(items))
