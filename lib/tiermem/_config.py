@@ -66,19 +66,29 @@ class TierOptions:
 
     Attributes:
         timeout: deadline (seconds) for one tier call including the SDK's own retries; ``None`` = none.
+            In-process stores (``TierInfo.in_process``) never wait on I/O and get no deadline.
         failure_threshold: consecutive unavailability failures that open the circuit.
         reset_timeout: seconds the circuit stays open before a half-open probe.
+        seconds_per_mib: added to ``timeout`` per MiB a call moves (writes; reads through a pointer
+            that names the size), so a large value gets the time it needs and a small one fails fast.
     """
 
     timeout: float | None = None
     failure_threshold: int = 5
     reset_timeout: float = 10.0
+    seconds_per_mib: float = 0.0
+
+    def deadline(self, nbytes: int) -> float | None:
+        """The deadline for a call that moves ``nbytes``."""
+        if self.timeout is None:
+            return None
+        return self.timeout + self.seconds_per_mib * nbytes / 1_048_576
 
 
 DEFAULT_TIER_OPTIONS: Final = {
-    # No asyncio deadline on hot calls by default: redis-py's socket timeouts bound them, and a
-    # deadline costs ~9 us per call (a timer-heap entry) on the path that must cost nothing.
-    Tier.HOT: TierOptions(timeout=None),
+    # Redis: 2 s for a whole call, retries included (redis-py alone: 1 s socket timeout x 4 tries).
+    Tier.HOT: TierOptions(timeout=2.0),
     Tier.WARM: TierOptions(timeout=15.0),
-    Tier.COLD: TierOptions(timeout=120.0),
+    # Blob: 30 s plus 2 s per MiB (a 64 MiB value gets 158 s; a hung endpoint fails a small call in 30 s).
+    Tier.COLD: TierOptions(timeout=30.0, seconds_per_mib=2.0),
 }

@@ -73,6 +73,15 @@ def pointer_target(mk: MemoryKey, ptr: Record) -> tuple[MemoryKey, str | None]:
     return target, digest if isinstance(digest, str) else None
 
 
+def _pointer_size(ptr: Record) -> int:
+    """The size a pointer promises (for the read's deadline); 0 when it does not say."""
+    try:
+        size = orjson.loads(ptr.payload).get("size")
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0
+    return size if isinstance(size, int) and size > 0 else 0
+
+
 class LargeValues:
     """Writes, reads and deletes of values that live in cold behind a warm pointer."""
 
@@ -93,7 +102,10 @@ class LargeValues:
             )
         targets = [pointer_target(mk, ptr) for mk, ptr in pointers]
         keys = [target for target, _ in targets]
-        found = [await cold.get(keys[0])] if len(keys) == 1 else await cold.mget(keys)
+        if len(keys) == 1:
+            found = [await cold.get(keys[0], size_hint=_pointer_size(pointers[0][1]))]
+        else:
+            found = await cold.mget(keys, size_hint=sum(_pointer_size(ptr) for _, ptr in pointers))
         out: list[Record | None] = []
         for (mk, _), (_, digest), rec in zip(pointers, targets, found, strict=True):
             if rec is None:

@@ -70,7 +70,7 @@ class LocalHotMemory(TierAdapter):
         self._min_freq = 0
         self._bytes = 0
         self.evictions = 0
-        self._info = TierInfo(db_system="tiermem_local", native_ttl=True)
+        self._info = TierInfo(db_system="tiermem_local", native_ttl=True, in_process=True)
 
     @property
     def info(self) -> TierInfo:
