@@ -190,7 +190,9 @@ def test_constructor_validates_sources_and_tls(azurite: BlobService) -> None:
     with pytest.raises(ConfigurationError, match="AsyncTokenCredential"):
         BlobColdMemory("https://acct.blob.core.windows.net", credential="account-key")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="SecretStr"):
-        BlobColdMemory(connection_string=azurite.connection_string)  # type: ignore[arg-type]
+        BlobColdMemory(connection_string=azurite.connection_string.encode())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="pass it as connection_string="):
+        BlobColdMemory(azurite.connection_string)
     real_account = (
         "DefaultEndpointsProtocol=https;AccountName=prod;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net"
     )

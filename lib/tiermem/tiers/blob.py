@@ -33,7 +33,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -79,7 +79,7 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties
     from azure.storage.blob.aio import BlobClient, ContainerClient
 
-__all__ = ["BlobColdMemory"]
+__all__ = ["BlobColdMemory", "BlobOptions"]
 
 
 _log = logging.getLogger("tiermem.blob")
@@ -173,6 +173,34 @@ def _own_key(name: str) -> MemoryKey | None:
     except ValueError:  # InvalidKeyError/InvalidScopeError, bad base64 or UTF-8
         return None
     return mk if blob_name(mk) == name else None
+
+
+def _looks_like_connection_string(text: str) -> bool:
+    """``DefaultEndpointsProtocol=...;AccountKey=...``: ``key=value`` pairs separated by semicolons."""
+    head = text.strip().split(";", 1)[0]
+    return "=" in head and "://" not in head
+
+
+class BlobOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`BlobColdMemory` (and :meth:`tiermem.MemoryBuilder.with_blob`)."""
+
+    credential: AsyncTokenCredential | None
+    connection_string: SecretStr | str | None
+    service_client: BlobServiceClient | None
+    max_concurrency: int
+    transfer_concurrency: int
+    max_single_put_size: int | None
+    max_block_size: int | None
+    max_single_get_size: int | None
+    max_chunk_get_size: int | None
+    retry_total: int | None
+    retry_backoff: float | None
+    retry_backoff_base: float | None
+    connection_timeout: float | None
+    read_timeout: float | None
+    connection_verify: str | os.PathLike[str] | None
+    audience: str | None
+    clock: Clock
 
 
 # -- the one place SDK exceptions are translated -------------------------------------------------
@@ -276,10 +304,11 @@ class BlobColdMemory(TierAdapter):
         account_url: ``https://<account>.blob.core.windows.net``; plain ``http`` only for loopback.
         container: container name (3-63 characters: lowercase letters, digits, single hyphens).
         credential: an ``AsyncTokenCredential`` (``DefaultAzureCredential``, ``ManagedIdentityCredential``).
-        connection_string: an emulator connection string as ``pydantic.SecretStr``; its endpoint must be
-            on a loopback address. Never logged, never in ``repr``.
-        service_client: an ``azure.storage.blob.aio.BlobServiceClient`` owned by the caller; its
-            pipeline (retries, timeouts, transfer sizes) is used as it is. Give it
+        connection_string: an emulator connection string, a ``str`` or ``pydantic.SecretStr`` (kept as
+            one); its endpoint must be on a loopback address. Never logged, never in ``repr``.
+        service_client: an ``azure.storage.blob.aio.BlobServiceClient`` you already hold (shared with
+            other code); it is never closed here, and its pipeline (retries, timeouts, transfer
+            sizes) is used as it is. Give it
             ``min_large_block_upload_threshold <= max_block_size`` so blocks are streamed, not copied.
         max_concurrency: most blob operations in flight for one ``mget``, ``mset`` or ``sweep``.
         transfer_concurrency: parallel connections for one large upload or download (the SDK's
@@ -315,7 +344,7 @@ class BlobColdMemory(TierAdapter):
         container: str = "tiermem",
         *,
         credential: AsyncTokenCredential | None = None,
-        connection_string: SecretStr | None = None,
+        connection_string: SecretStr | str | None = None,
         service_client: BlobServiceClient | None = None,
         max_concurrency: int = 8,
         transfer_concurrency: int = 4,
@@ -367,6 +396,15 @@ class BlobColdMemory(TierAdapter):
                 "give exactly one of account_url= with credential= (Entra ID), connection_string= "
                 f"(a local emulator) or service_client= (a shared BlobServiceClient); got {given or 'none'}"
             )
+        if account_url is not None and _looks_like_connection_string(account_url):
+            # Never echo it: a connection string holds the account key.
+            raise ConfigurationError(
+                "account_url looks like a storage connection string: pass it as connection_string= "
+                "(local emulators only; for Azure use account_url='https://<account>.blob.core.windows.net' "
+                "with credential=)"
+            )
+        if isinstance(connection_string, str):
+            connection_string = SecretStr(connection_string)  # from here on never printed or logged
         if credential is not None and account_url is None:
             raise ConfigurationError("credential= goes with account_url=; the other sources carry their own")
 
@@ -392,7 +430,7 @@ class BlobColdMemory(TierAdapter):
         elif connection_string is not None:
             if not isinstance(connection_string, SecretStr):
                 raise ConfigurationError(
-                    "connection_string must be a pydantic.SecretStr (it holds an account key)"
+                    "connection_string must be a str or a pydantic.SecretStr (it holds an account key)"
                 )
             if client_options.get("audience") is not None:
                 raise ConfigurationError("audience= applies to account_url= with an Entra ID credential")

@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypedDict
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.cosmos.aio import ContainerProxy
 
-__all__ = ["CosmosWarmMemory"]
+__all__ = ["CosmosOptions", "CosmosWarmMemory"]
 
 
 PARTITION_KEY_PATH: Final = "/pk"
@@ -135,6 +135,24 @@ def _service_message(exc: CosmosHttpResponseError) -> str:
     text = str(body.get("message") or "") if isinstance(body, dict) else raw
     lines = text.strip().splitlines()
     return lines[0][:300] if lines else ""
+
+
+class CosmosOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`CosmosWarmMemory` (and :meth:`tiermem.MemoryBuilder.with_cosmos`)."""
+
+    credential: AsyncTokenCredential | None
+    key: SecretStr | str | None
+    client: CosmosClient | None
+    max_concurrency: int
+    retry_total: int | None
+    retry_backoff_max: float | None
+    retry_fixed_interval: float | None
+    connection_timeout: float | None
+    read_timeout: float | None
+    connection_verify: bool | None
+    consistency_level: str | None
+    preferred_locations: Sequence[str] | None
+    clock: Clock
 
 
 def _translate(
@@ -234,8 +252,11 @@ class CosmosWarmMemory(TierAdapter):
         database: database name.
         container: container name (partition key ``/pk``, ``defaultTtl -1``).
         credential: an ``AsyncTokenCredential`` (``DefaultAzureCredential``, ``ManagedIdentityCredential``).
-        key: the account key as ``pydantic.SecretStr``; never logged, never in ``repr``.
-        client: an ``azure.cosmos.aio.CosmosClient`` already entered (``async with``) by its owner.
+        key: the account key, a ``str`` or ``pydantic.SecretStr`` (kept as one); never logged, never in
+            ``repr``.
+        client: an ``azure.cosmos.aio.CosmosClient`` you already hold, entered (``async with``) by you,
+            e.g. to share one client (one connection pool, one session token) between containers of
+            an account. Its own options (retries, timeouts, consistency) apply; it is never closed here.
         max_concurrency: most requests in flight for one ``mset``, ``mget`` or ``purge``.
         retry_total: SDK retry attempts for throttling (429) and connection errors (>= 1; default 5).
         retry_backoff_max: seconds: the SDK's cap on cumulative throttling waits and on one
@@ -265,7 +286,7 @@ class CosmosWarmMemory(TierAdapter):
         container: str,
         *,
         credential: AsyncTokenCredential | None = None,
-        key: SecretStr | None = None,
+        key: SecretStr | str | None = None,
         client: CosmosClient | None = None,
         max_concurrency: int = 16,
         retry_total: int | None = None,
@@ -287,10 +308,12 @@ class CosmosWarmMemory(TierAdapter):
                 "give exactly one of credential= (Entra ID), key= (emulator account key) or client= "
                 f"(a shared CosmosClient); got {given or 'none'}"
             )
+        if isinstance(key, str):
+            key = SecretStr(key)  # from here on never printed, logged or put in repr
         if key is not None:
             if not isinstance(key, SecretStr):
                 raise ConfigurationError(
-                    "key must be a pydantic.SecretStr (account keys are for emulators only)"
+                    "key must be a str or a pydantic.SecretStr (account keys are for emulators only)"
                 )
             try:
                 base64.b64decode(key.get_secret_value(), validate=True)
