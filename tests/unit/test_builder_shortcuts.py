@@ -22,29 +22,36 @@ AZURITE = (
 )
 
 
-def _keyword_options(factory: Any, *, skip: int) -> dict[str, str]:
-    parameters = list(inspect.signature(factory).parameters.values())[skip:]
-    return {p.name: str(p.annotation) for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
-
-
 @pytest.mark.parametrize(
-    ("options", "factory", "skip"),
-    [(CosmosOptions, CosmosWarmMemory.__init__, 4), (BlobOptions, BlobColdMemory.__init__, 3)],
+    "make",
+    [
+        lambda **o: CosmosWarmMemory("http://127.0.0.1:8081", "db", "c", key=EMULATOR_KEY, **o),
+        lambda **o: BlobColdMemory(connection_string=AZURITE, **o),
+        lambda **o: RedisHotMemory.from_url("redis://127.0.0.1:6379", **o),
+        lambda **o: RedisHotMemory.from_host("127.0.0.1", 6379, tls=False, **o),
+        lambda **o: MemoryBuilder().with_cosmos("http://127.0.0.1:8081", "db", "c", key=EMULATOR_KEY, **o),
+        lambda **o: MemoryBuilder().with_blob(connection_string=AZURITE, **o),
+        lambda **o: MemoryBuilder().with_redis("redis://127.0.0.1:6379", **o),
+    ],
 )
-def test_builder_options_are_the_constructors_keywords(options: Any, factory: Any, skip: int) -> None:
-    declared = {
-        name: str(getattr(hint, "__forward_arg__", hint)) for name, hint in options.__annotations__.items()
-    }
-    assert declared == _keyword_options(factory, skip=skip)
-
-
-def test_redis_options_cover_from_url_and_from_host() -> None:
-    assert set(RedisOptions.__optional_keys__) >= {"credential", "password", "cluster", "max_connections"}
-    assert [p.kind for p in inspect.signature(RedisHotMemory.from_url).parameters.values()][-1] is (
-        inspect.Parameter.VAR_KEYWORD
-    )
+def test_unknown_options_fail_like_unknown_keywords(make: Any) -> None:
     with pytest.raises(TypeError, match="max_conections"):
-        RedisHotMemory.from_url("redis://127.0.0.1:6379", max_conections=4)  # type: ignore[call-arg]
+        make(max_conections=4)
+
+
+def test_the_shortcuts_and_constructors_share_one_typed_definition_of_their_options() -> None:
+    def options_of(factory: Any) -> Any:
+        return inspect.signature(factory).parameters["options"].annotation
+
+    assert options_of(MemoryBuilder.with_redis) == "Unpack[RedisOptions]"
+    assert (
+        options_of(RedisHotMemory.from_url) == options_of(RedisHotMemory.from_host) == "Unpack[RedisOptions]"
+    )
+    assert options_of(MemoryBuilder.with_cosmos) == options_of(CosmosWarmMemory) == "Unpack[CosmosOptions]"
+    assert options_of(MemoryBuilder.with_blob) == options_of(BlobColdMemory) == "Unpack[BlobOptions]"
+    assert {"credential", "password", "cluster", "max_connections"} <= RedisOptions.__optional_keys__
+    assert {"credential", "key", "client", "max_concurrency", "clock"} <= CosmosOptions.__optional_keys__
+    assert {"credential", "connection_string", "service_client", "audience"} <= BlobOptions.__optional_keys__
 
 
 async def test_plain_string_secrets_are_wrapped_and_never_shown() -> None:

@@ -10,7 +10,16 @@ collected into one :class:`tiermem.BatchWriteError`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import ClassVar, TypeVar
 
 from tiermem._codec import Record
@@ -29,6 +38,7 @@ __all__ = [
     "Clock",
     "TierAdapter",
     "brief",
+    "check_options",
     "for_each",
     "require_extra",
     "retag_corrupt",
@@ -42,6 +52,13 @@ def require_extra(missing: ImportError | None, adapter: str, needs: str, extra: 
     """Raise the ImportError that names the extra to install, when an optional import failed."""
     if missing is not None:
         raise ImportError(f"{adapter} needs {needs}: pip install 'tiermem[{extra}]'") from missing
+
+
+def check_options(options: Mapping[str, object], known: Collection[str], owner: str) -> None:
+    """Refuse keyword arguments an adapter does not take, as Python would for named parameters."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}")
 
 
 def brief(exc: BaseException) -> str:
