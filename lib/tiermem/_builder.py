@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from tiermem._client import MemoryClient
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
-from tiermem._engine.core import Closable, Engine
+from tiermem._engine.core import Engine
 from tiermem._errors import ConfigurationError
+from tiermem._instrumentation import Telemetry
 from tiermem._keys import validate_scope
+from tiermem._lifecycle import Closable
 from tiermem._protocols import ColdMemory, HotMemory, Tier, TierStore, WarmMemory
-from tiermem._telemetry import Telemetry
 
 if TYPE_CHECKING:
     from tiermem._settings import MemorySettings

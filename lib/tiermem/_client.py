@@ -18,9 +18,9 @@ from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
 from tiermem._engine.core import Engine
 from tiermem._engine.writes import Write, plan
 from tiermem._errors import ClientClosedError, InvalidInputError, InvalidScopeError, TierMemError
+from tiermem._instrumentation import _NO_SPAN, Stats
 from tiermem._keys import validate_key, validate_scope, validate_ttl
 from tiermem._protocols import TierStore
-from tiermem._telemetry import _NO_SPAN, Stats
 from tiermem._types import Entry, MemoryKey, Tier, Value
 
 __all__ = ["DEFAULT_TIER_OPTIONS", "Entry", "MemoryClient", "Policy", "TierOptions"]

@@ -22,9 +22,9 @@ from tiermem._errors import (
     TierMemError,
     TierUnavailableError,
 )
+from tiermem._instrumentation import _NO_SPAN, Telemetry, logger
 from tiermem._lifecycle import ClientState
 from tiermem._protocols import TierStore
-from tiermem._telemetry import _NO_SPAN, Telemetry, logger
 from tiermem._types import MemoryKey, Tier
 
 __all__ = ["Guard", "Lifecycle"]

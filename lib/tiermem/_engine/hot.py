@@ -20,8 +20,8 @@ from tiermem._codec import Codec, Record, RecordKind, fence, tombstone
 from tiermem._config import Policy
 from tiermem._engine.guard import Guard
 from tiermem._errors import CorruptValueError, InvalidInputError, TierError, key_digest
+from tiermem._instrumentation import Telemetry, logger
 from tiermem._protocols import HotMemory
-from tiermem._telemetry import Telemetry, logger
 from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:

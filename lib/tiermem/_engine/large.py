@@ -24,8 +24,8 @@ from tiermem._errors import (
     TierUnavailableError,
     key_digest,
 )
+from tiermem._instrumentation import logger
 from tiermem._protocols import ColdMemory, TierStore, WarmMemory
-from tiermem._telemetry import logger
 from tiermem._types import MemoryKey, Tier
 
 __all__ = ["BatchPut", "LargeValues", "cold_key", "pointer", "pointer_target"]

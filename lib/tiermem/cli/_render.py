@@ -7,7 +7,7 @@ from functools import cache
 from rich.console import Console
 from rich.table import Table
 
-from tiermem._telemetry import Stats
+from tiermem._instrumentation import Stats
 
 __all__ = ["console", "ms", "stats_table"]
 

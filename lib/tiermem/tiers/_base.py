@@ -31,7 +31,7 @@ from tiermem._errors import (
     TierUnavailableError,
 )
 from tiermem._lifecycle import AsyncResource
-from tiermem._types import Clock, MemoryKey, Tier
+from tiermem._types import Clock, MemoryKey, Tier, TierInfo
 
 __all__ = [
     "BatchOutcome",
@@ -156,13 +156,19 @@ async def _aiter(items: Iterable[_X]) -> AsyncIterator[_X]:
 class TierAdapter(AsyncResource):
     """Base of the adapters: the SDK call wrapper and the per-key batch write, over ``_translate``.
 
-    A subclass sets :attr:`tier` and :attr:`failures` (the SDK exceptions its ``_translate``
+    A subclass sets :attr:`tier`, ``_info`` and :attr:`failures` (the SDK exceptions its ``_translate``
     maps; anything else is a bug and propagates as itself), implements :meth:`_translate`, and
     overrides :meth:`_is_miss` when its SDK reports "not found" as an exception.
     """
 
     tier: ClassVar[Tier]
     failures: ClassVar[tuple[type[BaseException], ...]] = ()
+    _info: TierInfo
+
+    @property
+    def info(self) -> TierInfo:
+        """Static facts about this tier (set by the subclass as ``_info``)."""
+        return self._info
 
     def _translate(
         self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
@@ -199,14 +205,16 @@ class TierAdapter(AsyncResource):
         size: int | None = None,
     ) -> _T | None:
         """Like :meth:`_sdk`, but "no such item" is ``None`` (a miss)."""
-        try:
-            return await call()
-        except (TierMemError, StopAsyncIteration):
-            raise
-        except self.failures as exc:
-            if self._is_miss(exc):
-                return None
-            raise self._translate(exc, operation, key, size) from exc
+
+        async def or_none() -> _T | None:
+            try:
+                return await call()
+            except self.failures as exc:
+                if self._is_miss(exc):
+                    return None
+                raise
+
+        return await self._sdk(operation, key, or_none, size=size)
 
     async def _write_each(
         self,

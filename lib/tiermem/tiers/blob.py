@@ -42,38 +42,33 @@ from tiermem._errors import (
     CorruptValueError,
     ThrottledError,
     TierError,
-    TierMemError,
     TierUnavailableError,
 )
 from tiermem._keys import blob_name, parse_blob_name, validate_scope
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-from tiermem.tiers._azure import SDK_FAILURES
+from tiermem.tiers._azure import SDK_FAILURES, TRANSPORT_FAILURES
 from tiermem.tiers._base import TierAdapter, brief, check_options, for_each, require_extra, retag_corrupt
 from tiermem.tiers._blob_client import BlobOptions, open_service
-
-try:
-    import aiohttp
-    from azure.core import MatchConditions
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        IncompleteReadError,
-        ResourceExistsError,
-        ResourceModifiedError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-    from azure.storage.blob import ContentSettings
-except ImportError as exc:  # pragma: no cover - exercised by the no-extras test in a subprocess
-    _IMPORT_ERROR: ImportError | None = exc
-else:
-    _IMPORT_ERROR = None
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties
     from azure.storage.blob.aio import BlobClient, ContainerClient
 
 __all__ = ["BlobColdMemory", "BlobOptions"]
+
+_IMPORT_ERROR: ImportError | None = None
+try:
+    from azure.core.exceptions import (
+        HttpResponseError,
+        IncompleteReadError,
+        ResourceExistsError,
+        ResourceModifiedError,
+    )
+    from azure.storage.blob import ContentSettings
+
+    from tiermem.tiers._azure import ClientAuthenticationError, MatchConditions
+except ImportError as missing:  # pragma: no cover - exercised by the no-extras test in a subprocess
+    _IMPORT_ERROR = missing
 
 
 _log = logging.getLogger("tiermem.blob")
@@ -163,7 +158,7 @@ def _error_code(exc: BaseException) -> str:
     return str(getattr(code, "value", code) or "")
 
 
-def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, container: str) -> TierMemError:
+def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, container: str) -> TierError:
     """The one place where SDK and transport exceptions become tiermem errors."""
 
     def error(cls: type[TierError], message: str) -> TierError:
@@ -199,9 +194,7 @@ def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, con
         if status in (408, 503, 504) or code == "OperationTimedOut":
             return error(TierUnavailableError, detail)
         return error(TierError, detail)
-    if isinstance(exc, ServiceRequestError | ServiceResponseError | aiohttp.ClientError | OSError):
-        # Refused/reset connections, TLS failures and client-side timeouts, after the SDK's retries.
-        # OSError also covers TimeoutError and socket errors that escape azure-core's wrapping.
+    if isinstance(exc, TRANSPORT_FAILURES):
         return error(TierUnavailableError, f"blob unreachable: {type(exc).__name__}: {brief(exc)}")
     return error(TierError, f"blob: {type(exc).__name__}: {brief(exc)}")
 
@@ -282,15 +275,11 @@ class BlobColdMemory(TierAdapter):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account={self._host!r}, container={self.container!r})"
 
-    @property
-    def info(self) -> TierInfo:
-        return self._info
-
     # -- SDK failures: the only place they are translated ------------------------------------------
 
     def _translate(
         self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
-    ) -> TierMemError:
+    ) -> TierError:
         return _translate(exc, operation=operation, key=key, container=self.container)
 
     def _is_miss(self, exc: BaseException) -> bool:

@@ -40,34 +40,28 @@ from tiermem._errors import (
     TierUnavailableError,
     ValueTooLargeError,
 )
+from tiermem._instrumentation import logger
 from tiermem._keys import MAX_KEY_BYTES, cosmos_id, parse_cosmos_id, validate_scope
 from tiermem._lifecycle import ClientState
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-from tiermem._telemetry import logger
-from tiermem.tiers._azure import SDK_FAILURES
+from tiermem.tiers._azure import SDK_FAILURES, TRANSPORT_FAILURES
 from tiermem.tiers._base import TierAdapter, brief, check_options, for_each, require_extra, retag_corrupt
 from tiermem.tiers._cosmos_client import CosmosOptions, connection
-
-try:
-    import aiohttp
-    from azure.core import MatchConditions
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-    from azure.cosmos import PartitionKey
-    from azure.cosmos.aio import CosmosClient
-    from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
-except ImportError as exc:  # pragma: no cover - exercised by the no-extras test in a subprocess
-    _IMPORT_ERROR: ImportError | None = exc
-else:
-    _IMPORT_ERROR = None
 
 if TYPE_CHECKING:
     from azure.cosmos.aio import ContainerProxy
 
 __all__ = ["CosmosOptions", "CosmosWarmMemory"]
+
+_IMPORT_ERROR: ImportError | None = None
+try:
+    from azure.cosmos import PartitionKey
+    from azure.cosmos.aio import CosmosClient
+    from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
+
+    from tiermem.tiers._azure import ClientAuthenticationError, MatchConditions
+except ImportError as missing:  # pragma: no cover - exercised by the no-extras test in a subprocess
+    _IMPORT_ERROR = missing
 
 
 PARTITION_KEY_PATH: Final = "/pk"
@@ -178,11 +172,7 @@ def _translate(
                 key=k,
             )
         return TierError(detail, tier=Tier.WARM, operation=operation, key=k)
-    if isinstance(
-        exc,
-        CosmosClientTimeoutError | ServiceRequestError | ServiceResponseError | aiohttp.ClientError | OSError,
-    ):
-        # OSError covers TimeoutError and refused/reset connections that escape azure-core's wrapping.
+    if isinstance(exc, CosmosClientTimeoutError | TRANSPORT_FAILURES):
         reason = f"cosmos unreachable: {type(exc).__name__}: {brief(exc)}"
         return TierUnavailableError(reason, tier=Tier.WARM, operation=operation, key=k)
     reason = f"cosmos: {type(exc).__name__}: {brief(exc)}"
@@ -276,10 +266,6 @@ class CosmosWarmMemory(TierAdapter):
             f"{type(self).__name__}(endpoint={self.endpoint!r}, database={self.database!r}, "
             f"container={self.container!r})"
         )
-
-    @property
-    def info(self) -> TierInfo:
-        return self._info
 
     # -- SDK failures: the only place they are translated ------------------------------------------
 

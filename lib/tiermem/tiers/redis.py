@@ -439,10 +439,6 @@ class RedisHotMemory(TierAdapter):
     # -- TierStore --------------------------------------------------------------------------------
 
     @property
-    def info(self) -> TierInfo:
-        return self._info
-
-    @property
     def prefix(self) -> str:
         return self._prefix
 
