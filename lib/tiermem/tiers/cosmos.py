@@ -172,7 +172,7 @@ def _translate(
                 key=k,
             )
         return TierError(detail, tier=Tier.WARM, operation=operation, key=k)
-    if isinstance(exc, CosmosClientTimeoutError | TRANSPORT_FAILURES):
+    if isinstance(exc, (CosmosClientTimeoutError, *TRANSPORT_FAILURES)):
         reason = f"cosmos unreachable: {type(exc).__name__}: {brief(exc)}"
         return TierUnavailableError(reason, tier=Tier.WARM, operation=operation, key=k)
     reason = f"cosmos: {type(exc).__name__}: {brief(exc)}"
