@@ -33,6 +33,7 @@ from azure.cosmos.exceptions import CosmosResourceNotFoundError
 from pydantic import SecretStr
 from yarl import URL
 
+from tests.records import CODEC, k, rec
 from tests.services._process import ServiceUnavailableError
 from tests.services.cosmos import EMULATOR_KEY, CosmosServer
 from tests.services.fixtures import CosmosService, service_missing
@@ -46,7 +47,6 @@ from tiermem import (
     CorruptValueError,
     LocalHotMemory,
     MemoryBuilder,
-    MemoryKey,
     ThrottledError,
     Tier,
     TierError,
@@ -55,13 +55,12 @@ from tiermem import (
     WarmMemory,
     make_key,
 )
-from tiermem._codec import Codec, Record, RecordKind, make_record
+from tiermem._codec import Record, RecordKind, make_record
 from tiermem._keys import cosmos_id
 from tiermem.tiers.cosmos import MAX_RECORD_BYTES, CosmosWarmMemory
 
 pytestmark = [pytest.mark.cosmos, pytest.mark.timeout(120)]
 
-CODEC = Codec(compress_min_bytes=1024)
 ITEM_LIMIT = 2 * 1024 * 1024
 TRICKY_KEYS = ["../x", "a/b", "%2F", "?#\\", "..", "key with spaces", "Ünïcödé/ключ/🔑", "k" * 512]
 # aiohttp warns (ResourceWarning) when a request body over 1 MiB is sent as raw bytes, which is how
@@ -69,18 +68,9 @@ TRICKY_KEYS = ["../x", "a/b", "%2F", "?#\\", "..", "key with spaces", "Ünïcöd
 LARGE_BODY_WARNING = "ignore:Sending a large body directly:ResourceWarning"
 
 
-def rec(value: Any, *, expires_at: float | None = None) -> Record:
-    record, _ = CODEC.encode(value, expires_at=expires_at)
-    return record
-
-
 def value_of(record: Record | None) -> Any:
     assert record is not None
     return CODEC.decode(record)
-
-
-def k(key: str, tenant: str = "acme", namespace: str = "ns") -> MemoryKey:
-    return make_key(tenant, namespace, key)
 
 
 def make_store(server: CosmosService, database: str, container: str, **options: Any) -> CosmosWarmMemory:

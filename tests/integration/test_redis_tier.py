@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 from redis.crc import key_slot
 
+from tests.records import k, rec
 from tests.services._process import ServiceUnavailableError, free_port
 from tests.services.entra_redis import EntraRedis
 from tests.services.fixtures import service_missing
@@ -39,7 +40,6 @@ from tiermem import (
     CorruptValueError,
     HotMemory,
     MemoryBuilder,
-    MemoryKey,
     RecordKind,
     SqliteWarmMemory,
     Tier,
@@ -47,23 +47,11 @@ from tiermem import (
     TierUnavailableError,
     make_key,
 )
-from tiermem._codec import Codec, Record
 from tiermem._errors import key_digest
 from tiermem._keys import parse_redis_key
 from tiermem.tiers.redis import RedisHotMemory
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
-
-CODEC = Codec(compress_min_bytes=1024)
-
-
-def rec(value: Any, *, ttl: float | None = None) -> Record:
-    record, _ = CODEC.encode(value, expires_at=None if ttl is None else time.time() + ttl)
-    return record
-
-
-def k(key: str, tenant: str = "acme", namespace: str = "ns") -> MemoryKey:
-    return make_key(tenant, namespace, key)
 
 
 def fast_failing(url: str, **options: Any) -> RedisHotMemory:

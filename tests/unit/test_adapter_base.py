@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import pytest
 
+from tests.records import k
 from tiermem import (
     BatchWriteError,
     ConflictError,
@@ -32,11 +33,6 @@ from tiermem.tiers._base import (
     require_extra,
     retag_corrupt,
 )
-
-
-def k(name: str) -> MemoryKey:
-    return MemoryKey("t", "n", name)
-
 
 REC = make_record(RecordKind.STR, b"v")
 

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.records import keyed, rec, val
 from tiermem import (
     BatchWriteError,
     ClientClosedError,
-    Codec,
     ColdMemory,
     ConflictError,
     EvictionPolicy,
@@ -29,17 +29,15 @@ from tiermem import (
     InvalidScopeError,
     LocalHotMemory,
     MemoryKey,
-    Record,
     SqliteWarmMemory,
     Tier,
     TierError,
     TierUnavailableError,
     ValueTooLargeError,
     WarmMemory,
-    make_key,
 )
 
-CODEC = Codec()
+k = keyed("t", "n")
 
 
 class FakeClock:
@@ -48,19 +46,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def rec(value: Any, *, expires_at: float | None = None) -> Record:
-    return CODEC.encode(value, expires_at=expires_at)[0]
-
-
-def val(record: Record | None) -> Any:
-    assert record is not None
-    return CODEC.decode(record)
-
-
-def k(key: str, tenant: str = "t", namespace: str = "n") -> MemoryKey:
-    return make_key(tenant, namespace, key)
 
 
 def files_under(root: Path) -> list[Path]:

@@ -22,7 +22,7 @@ POLICY = Policy(hot_max_bytes=100, warm_max_bytes=1000)
 ALL = Layout(hot=True, warm=True, cold=True)
 
 
-def rec(size: int) -> object:
+def sized(size: int) -> object:
     return make_record(RecordKind.BYTES, b"x" * (size - 17))  # 17: the envelope header
 
 
@@ -41,7 +41,7 @@ def rec(size: int) -> object:
     ],
 )
 def test_where_a_value_goes(size: int, tier: Tier | None, layout: Layout, route: Route, cache: bool) -> None:
-    write = plan(MK, rec(size), tier, None, layout, POLICY)  # type: ignore[arg-type]
+    write = plan(MK, sized(size), tier, None, layout, POLICY)  # type: ignore[arg-type]
     assert (write.route, write.cache) == (route, cache)
 
 
@@ -69,7 +69,7 @@ def test_refusals_happen_in_the_plan(
     match: str,
 ) -> None:
     with pytest.raises(error, match=match):
-        plan(MK, rec(size), tier, ttl, layout, POLICY, **kwargs)  # type: ignore[arg-type]
+        plan(MK, sized(size), tier, ttl, layout, POLICY, **kwargs)  # type: ignore[arg-type]
 
 
 def test_how_a_hot_record_classifies() -> None:
