@@ -296,13 +296,10 @@ async def test_item_layout(
     cosmos_server: CosmosService, cosmos_database_name: str, store: CosmosWarmMemory, raw: ContainerProxy
 ) -> None:
     now = 1_900_000_000.0
-    fixed = make_store(cosmos_server, cosmos_database_name, raw.id, clock=lambda: now)
-    try:
+    async with make_store(cosmos_server, cosmos_database_name, raw.id, clock=lambda: now) as fixed:
         with_ttl = rec("hello", expires_at=now + 100.2)
         await fixed.set(k("t"), with_ttl)
         await fixed.set(k("forever"), rec("stays"))
-    finally:
-        await fixed.aclose()
 
     item_id = cosmos_id(k("t"))
     item = await raw.read_item(item_id, partition_key=item_id)
@@ -390,8 +387,9 @@ async def test_mget_250_keys_uses_read_many_in_input_order(
 ) -> None:
     transport = CountingTransport()
     async with CosmosClient(cosmos_server.endpoint, cosmos_server.key, transport=transport) as client:
-        store = CosmosWarmMemory(cosmos_server.endpoint, cosmos_database_name, drop_container, client=client)
-        try:
+        async with CosmosWarmMemory(
+            cosmos_server.endpoint, cosmos_database_name, drop_container, client=client
+        ) as store:
             await store.setup()
             present = [k(f"m{i}") for i in range(0, 250, 2)]
             await store.mset([(mk, rec({"i": int(mk.key[1:])})) for mk in present])
@@ -410,8 +408,6 @@ async def test_mget_250_keys_uses_read_many_in_input_order(
             queries = [p for m, p in transport.requests if m == "POST" and p.rstrip("/").endswith("/docs")]
             assert point_reads == []
             assert 1 <= len(queries) <= 2, transport.requests
-        finally:
-            await store.aclose()
         # The injected client was not closed by the adapter: it still works.
         await client.get_database_client(cosmos_database_name).get_container_client(drop_container).read()
 
@@ -569,15 +565,12 @@ async def test_corrupt_v_raises_corrupt_value_error(
 async def test_missing_container_is_an_error_not_a_miss(
     cosmos_server: CosmosService, cosmos_database_name: str, store: CosmosWarmMemory
 ) -> None:
-    ghost = make_store(cosmos_server, cosmos_database_name, "never-created")
-    try:
+    async with make_store(cosmos_server, cosmos_database_name, "never-created") as ghost:
         with pytest.raises(TierError, match=r"setup\(\)") as info:
             await ghost.get(k("x"))
         assert not isinstance(info.value, TierUnavailableError)
         with pytest.raises(TierError):
             await ghost.ping()
-    finally:
-        await ghost.aclose()
 
 
 async def test_server_stopped_raises_tier_unavailable_within_the_retry_budget(
@@ -782,12 +775,9 @@ async def test_setup_refuses_a_container_with_another_partition_key(
 ) -> None:
     database = await sdk_client.create_database_if_not_exists(cosmos_database_name)
     await database.create_container(drop_container, partition_key=PartitionKey(path="/id"))
-    wrong = make_store(cosmos_server, cosmos_database_name, drop_container)
-    try:
+    async with make_store(cosmos_server, cosmos_database_name, drop_container) as wrong:
         with pytest.raises(ConfigurationError, match="/pk"):
             await wrong.setup()
-    finally:
-        await wrong.aclose()
 
 
 async def test_managed_identity_credential_path(
