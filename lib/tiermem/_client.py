@@ -10,8 +10,9 @@ for ordering and its limits across processes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from tiermem._breaker import CircuitState
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
@@ -22,6 +23,9 @@ from tiermem._instrumentation import _NO_SPAN, Stats
 from tiermem._keys import validate_key, validate_scope, validate_ttl
 from tiermem._protocols import TierStore
 from tiermem._types import Entry, MemoryKey, Tier, Value
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = ["DEFAULT_TIER_OPTIONS", "Entry", "MemoryClient", "Policy", "TierOptions"]
 
@@ -93,7 +97,7 @@ class MemoryClient:
         # Tenant and namespace were validated when this view was made; only the key is new.
         return MemoryKey(self._tenant, self._namespace, validate_key(key))
 
-    def _span(self, name: str, nkeys: int, key: str | None = None) -> Any:
+    def _span(self, name: str, nkeys: int, key: str | None = None) -> AbstractContextManager[Span | None]:
         telemetry = self._core.telemetry
         if not telemetry.tracing:
             return _NO_SPAN
