@@ -82,6 +82,10 @@ class Guard(Generic[S]):
     async def get(self, key: MemoryKey) -> Record | None:
         return await self._run("get", self._store.get(key), key, outcome=_hit_outcome)
 
+    async def peek(self, key: MemoryKey) -> Record | None:
+        """``get`` made by the write path (what a pointer named): not counted as a hit or a miss."""
+        return await self._run("get", self._store.get(key), key)
+
     async def exists(self, key: MemoryKey) -> bool:
         return await self._run("exists", self._store.exists(key), key)
 

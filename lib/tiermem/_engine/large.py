@@ -129,7 +129,7 @@ class LargeValues:
         if if_absent and await warm.exists(mk):
             raise ConflictError("key already exists", tier=Tier.WARM, operation="set", key=mk.key)
         # The previous version (if any) is removed only after the new pointer is committed.
-        previous = await warm.get(mk)
+        previous = await warm.peek(mk)
         version = new_version()
         target = cold_key(mk, version)
         await cold.set(target, record)
@@ -173,7 +173,7 @@ class LargeValues:
         warm, cold = self._warm, self._cold
         assert warm is not None
         assert cold is not None
-        previous = await warm.get(mk)
+        previous = await warm.peek(mk)
         await warm.delete(mk)
         if previous is not None and previous.kind is RecordKind.POINTER:
             await cold.delete(pointer_target(mk, previous)[0])
