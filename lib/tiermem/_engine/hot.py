@@ -11,6 +11,7 @@ different coherence protocol replaces this module and nothing else.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -27,29 +28,21 @@ from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["ABSENT", "MISS", "HotCache"]
+__all__ = ["ABSENT", "MISS", "HotCache", "Verdict"]
 
 
-class _Verdict:
-    __slots__ = ("name",)
+class Verdict(enum.Enum):
+    """What hot says about a key when it holds no value to serve."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
+    MISS = "miss"  # nothing there, expired, fenced, damaged or unreachable: read the durable tier
+    ABSENT = "absent"  # a delete's tombstone or a cached miss: a definitive miss
 
 
-MISS: Final = _Verdict("MISS")
-"""Hot cannot answer (nothing there, expired, fenced, damaged or unreachable): read the durable tier."""
-ABSENT: Final = _Verdict("ABSENT")
-"""Hot knows the key has no value (a delete's tombstone or a cached miss): a definitive miss."""
-
-# How a hot record classifies, by kind: the one rule every hot read applies.
-_VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
+MISS: Final = Verdict.MISS
+ABSENT: Final = Verdict.ABSENT
 
 
-def _classify(record: Record | None, now: float) -> _Verdict | Record:
+def _classify(record: Record | None, now: float) -> Verdict | Record:
     """MISS (read through), ABSENT (definitive miss) or the record holding a value."""
     if record is None or record.is_expired(now) or record.kind is RecordKind.FENCE:
         return MISS
@@ -89,13 +82,15 @@ class HotCache:
 
     # -- reads ------------------------------------------------------------------------------------
 
-    async def lookup(self, mk: MemoryKey, now: float) -> Entry | _Verdict:
+    async def lookup(self, mk: MemoryKey, now: float) -> Entry | Verdict:
         """The hot answer for one key: an :class:`Entry`, :data:`ABSENT` or :data:`MISS`.
 
         Raises:
             TierError: hot failed and there is no durable tier to fall back on.
         """
-        hot = await self._ready("get")
+        hot = self.guard
+        if hot is not None and (self.dirty or self._bypass_until):
+            hot = await self._ready("get")  # only with keys to fence or a bypass to check
         if hot is None:
             return MISS
         try:
@@ -103,7 +98,7 @@ class HotCache:
         except TierError as exc:
             self._read_failed(exc, (mk,), "get", None)
             return MISS
-        if isinstance(found, _Verdict):
+        if found is MISS or found is ABSENT:
             return found
         try:
             return Entry(self._codec.decode(found), Tier.HOT, None, found.expires_at)
@@ -111,9 +106,11 @@ class HotCache:
             self._distrust(mk, exc)
             return MISS
 
-    async def probe(self, mk: MemoryKey, now: float) -> _Verdict | None:
+    async def probe(self, mk: MemoryKey, now: float) -> Verdict | None:
         """Like :meth:`lookup` without decoding: ``None`` when hot holds a live value."""
-        hot = await self._ready("exists")
+        hot = self.guard
+        if hot is not None and (self.dirty or self._bypass_until):
+            hot = await self._ready("exists")  # only with keys to fence or a bypass to check
         if hot is None:
             return MISS
         try:
@@ -121,13 +118,15 @@ class HotCache:
         except TierError as exc:
             self._read_failed(exc, (mk,), "exists", None)
             return MISS
-        return found if isinstance(found, _Verdict) else None
+        return None if found is not MISS and found is not ABSENT else found
 
     async def lookup_many(
         self, mks: Sequence[MemoryKey], now: float, out: dict[str, Value], span: Span | None
     ) -> list[MemoryKey]:
         """One hot batch read: values go into ``out``; returns the keys to read from the durable tier."""
-        hot = await self._ready("mget")
+        hot = self.guard
+        if hot is not None and (self.dirty or self._bypass_until):
+            hot = await self._ready("mget")  # only with keys to fence or a bypass to check
         if hot is None:
             return list(mks)
         try:
@@ -145,7 +144,6 @@ class HotCache:
             elif found is ABSENT:
                 hits += 1
             else:
-                assert isinstance(found, Record)
                 try:
                     out[mk.key] = decode(found)
                     hits += 1

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tiermem._codec import Codec, Record, RecordKind
 from tiermem._engine.guard import Guard
-from tiermem._engine.hot import ABSENT, HotCache
+from tiermem._engine.hot import ABSENT, MISS, HotCache
 from tiermem._engine.large import LargeValues
 from tiermem._errors import CorruptValueError
 from tiermem._instrumentation import Telemetry
@@ -62,10 +62,10 @@ class Reads:
         hot = self._hot
         if use_hot:
             found = await hot.lookup(mk, now)
-            if isinstance(found, Entry):
-                return found
             if found is ABSENT:
                 return None
+            if found is not MISS:
+                return found
         durable = self._durable
         if durable is None:
             return None
