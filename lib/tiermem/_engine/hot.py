@@ -1,6 +1,6 @@
 """Every rule about the hot tier as a cache of the durable tier, in one place (ADR 0003).
 
-The read path asks :meth:`HotCache.lookup` / :meth:`~HotCache.probe` / :meth:`~HotCache.lookup_many`
+The read path asks :meth:`HotCache.lookup` / :meth:`~HotCache.lookup_many`
 first and, after reading the durable tier, offers what it found with :meth:`~HotCache.fill` (create-only
 promotion) or :meth:`~HotCache.remember_misses` (negative cache). The write path tells the cache
 what happened: :meth:`~HotCache.before_delete`, :meth:`~HotCache.after_write` (write-through or
@@ -28,7 +28,7 @@ from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["ABSENT", "MISS", "HotCache", "Verdict"]
+__all__ = ["ABSENT", "MISS", "PRESENT", "HotCache", "Verdict"]
 
 
 class Verdict(enum.Enum):
@@ -40,6 +40,8 @@ class Verdict(enum.Enum):
 
 MISS: Final = Verdict.MISS
 ABSENT: Final = Verdict.ABSENT
+PRESENT: Final = Entry(None, Tier.HOT)
+"""What :meth:`HotCache.lookup` answers without decoding when hot holds a live value."""
 
 
 def _classify(record: Record | None, now: float) -> Verdict | Record:
@@ -82,43 +84,36 @@ class HotCache:
 
     # -- reads ------------------------------------------------------------------------------------
 
-    async def lookup(self, mk: MemoryKey, now: float) -> Entry | Verdict:
+    async def lookup(
+        self, mk: MemoryKey, now: float, *, operation: str = "get", decode: bool = True
+    ) -> Entry | Verdict:
         """The hot answer for one key: an :class:`Entry`, :data:`ABSENT` or :data:`MISS`.
+
+        Args:
+            decode: ``False`` (for ``exists``) skips decoding; a live value is then :data:`PRESENT`.
 
         Raises:
             TierError: hot failed and there is no durable tier to fall back on.
         """
         hot = self.guard
         if hot is not None and (self.dirty or self._bypass_until):
-            hot = await self._ready("get")  # only with keys to fence or a bypass to check
+            hot = await self._ready(operation)  # only with keys to fence or a bypass to check
         if hot is None:
             return MISS
         try:
             found = _classify(await hot.get(mk), now)
         except TierError as exc:
-            self._read_failed(exc, (mk,), "get", None)
+            self._read_failed(exc, (mk,), operation, None)
             return MISS
         if found is MISS or found is ABSENT:
             return found
+        if not decode:
+            return PRESENT
         try:
             return Entry(self._codec.decode(found), Tier.HOT, None, found.expires_at)
         except CorruptValueError as exc:
             self._distrust(mk, exc)
             return MISS
-
-    async def probe(self, mk: MemoryKey, now: float) -> Verdict | None:
-        """Like :meth:`lookup` without decoding: ``None`` when hot holds a live value."""
-        hot = self.guard
-        if hot is not None and (self.dirty or self._bypass_until):
-            hot = await self._ready("exists")  # only with keys to fence or a bypass to check
-        if hot is None:
-            return MISS
-        try:
-            found = _classify(await hot.get(mk), now)
-        except TierError as exc:
-            self._read_failed(exc, (mk,), "exists", None)
-            return MISS
-        return None if found is not MISS and found is not ABSENT else found
 
     async def lookup_many(
         self, mks: Sequence[MemoryKey], now: float, out: dict[str, Value], span: Span | None

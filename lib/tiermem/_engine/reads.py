@@ -90,11 +90,11 @@ class Reads:
     async def exists(self, mk: MemoryKey) -> bool:
         """Whether a live value exists, without downloading it from the durable tier."""
         now = self._clock()
-        verdict = await self._hot.probe(mk, now)
-        if verdict is None:
-            return True
-        if verdict is ABSENT:
+        found = await self._hot.lookup(mk, now, operation="exists", decode=False)
+        if found is ABSENT:
             return False
+        if found is not MISS:
+            return True
         durable = self._durable
         if durable is None:
             return False
