@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from tiermem._codec import Codec
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
@@ -13,20 +13,14 @@ from tiermem._engine.hot import HotCache
 from tiermem._engine.large import LargeValues
 from tiermem._engine.reads import Reads
 from tiermem._engine.writes import Layout, Writes
-from tiermem._lifecycle import ClientState
+from tiermem._instrumentation import Telemetry
+from tiermem._lifecycle import ClientState, Closable
 from tiermem._protocols import ColdMemory, HotMemory, TierStore, WarmMemory
-from tiermem._telemetry import Telemetry
 from tiermem._types import Clock, Tier
 
-__all__ = ["Closable", "Engine"]
+__all__ = ["Engine"]
 
 _S = TypeVar("_S", bound=TierStore)
-
-
-class Closable(Protocol):
-    """Anything a client closes on ``aclose()``: tiers, credentials, secret sources."""
-
-    async def aclose(self) -> None: ...
 
 
 class Engine:

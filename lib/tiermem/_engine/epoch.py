@@ -20,8 +20,8 @@ import orjson
 from tiermem._codec import Record, RecordKind, make_record
 from tiermem._engine.guard import Guard
 from tiermem._errors import ConflictError, CorruptValueError, TierMemError
+from tiermem._instrumentation import logger
 from tiermem._protocols import TierStore
-from tiermem._telemetry import logger
 from tiermem._types import MemoryKey, Tier
 
 __all__ = ["EPOCH_KEY", "HotEpoch"]

@@ -22,9 +22,9 @@ from tiermem._errors import (
     TierMemError,
     TierUnavailableError,
 )
+from tiermem._instrumentation import _NO_SPAN, Telemetry, logger
 from tiermem._lifecycle import ClientState
 from tiermem._protocols import HotMemory, TierStore
-from tiermem._telemetry import _NO_SPAN, Telemetry, logger
 from tiermem._types import MemoryKey, Tier
 
 __all__ = ["Guard", "HotGuard", "Lifecycle"]
@@ -83,6 +83,10 @@ class Guard(Generic[S]):
     async def get(self, key: MemoryKey, *, operation: str = "get", size_hint: int = 0) -> Record | None:
         """``store.get``; ``size_hint`` (bytes, when a pointer names them) scales the deadline."""
         return await self._run(operation, self._store.get(key), key, outcome=_hit_outcome, nbytes=size_hint)
+
+    async def peek(self, key: MemoryKey) -> Record | None:
+        """``get`` made by the write path (what a pointer named): not counted as a hit or a miss."""
+        return await self._run("get", self._store.get(key), key)
 
     async def exists(self, key: MemoryKey) -> bool:
         return await self._run("exists", self._store.exists(key), key)

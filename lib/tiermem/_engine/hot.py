@@ -26,13 +26,13 @@ from tiermem._config import Policy
 from tiermem._engine.epoch import HotEpoch
 from tiermem._engine.guard import HotGuard
 from tiermem._errors import CorruptValueError, InvalidInputError, TierError, TierMemError, key_digest
-from tiermem._telemetry import Telemetry, logger
+from tiermem._instrumentation import Telemetry, logger
 from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["ABSENT", "MISS", "HotCache", "Leases"]
+__all__ = ["ABSENT", "MISS", "HotCache", "Leases", "classify"]
 
 
 class _Verdict:
@@ -54,6 +54,22 @@ _VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYT
 _TOKEN_BYTES: Final = 12
 PINNED_EPOCH: Final = 0xFFFFFFFF
 """The epoch of values stored only in hot (``tier=HOT``): not a copy of anything, so never stale."""
+
+
+def classify(record: Record | None, now: float, epoch: int) -> _Verdict | Record | None:
+    """The one rule every hot read applies: a live value record, :data:`ABSENT`, :data:`MISS`
+    (someone's lease: read through, do not fill), or ``None`` when the key may be leased (nothing
+    there, expired, or a stale copy: filled under an older ``epoch``, or a legacy fence)."""
+    if record is None or record.is_expired(now):
+        return None
+    kind = record.kind
+    if kind is RecordKind.LEASE:
+        return MISS
+    if record.epoch < epoch or kind is RecordKind.FENCE:
+        return None
+    if kind is RecordKind.TOMBSTONE:
+        return ABSENT
+    return record
 
 
 @dataclass(slots=True)
@@ -97,21 +113,8 @@ class HotCache:
         self._bypass_until = 0.0
         self._later: set[asyncio.Task[None]] = set()
 
-    # -- classification: the one rule every hot read applies ------------------------------------------
-
     def _classify(self, record: Record | None, now: float) -> _Verdict | Record | None:
-        """A live value record, :data:`ABSENT`, :data:`MISS` (someone's lease: read through, no fill),
-        or ``None`` when the key may be leased (nothing there, or a stale copy to replace)."""
-        if record is None or record.is_expired(now):
-            return None
-        kind = record.kind
-        if kind is RecordKind.LEASE:
-            return MISS
-        if record.epoch < self._epoch.current or kind is RecordKind.FENCE:
-            return None  # filled before a write that could not invalidate it (ADR 0006), or legacy
-        if kind is RecordKind.TOMBSTONE:
-            return ABSENT
-        return record
+        return classify(record, now, self._epoch.current)
 
     # -- reads ------------------------------------------------------------------------------------
 

@@ -25,8 +25,8 @@ from tiermem._errors import (
     TierUnavailableError,
     key_digest,
 )
+from tiermem._instrumentation import logger
 from tiermem._protocols import ColdMemory, TierStore, WarmMemory
-from tiermem._telemetry import logger
 from tiermem._types import MemoryKey, Tier
 
 __all__ = ["BatchPut", "LargeValues", "cold_key", "pointer", "pointer_target"]
@@ -183,7 +183,7 @@ class LargeValues:
         if if_absent and await warm.exists(mk):
             raise ConflictError("key already exists", tier=Tier.WARM, operation="set", key=mk.key)
         # The previous version (if any) is removed only after the new pointer is committed.
-        previous = await warm.get(mk)
+        previous = await warm.peek(mk)
         version = new_version()
         target = cold_key(mk, version)
         await cold.set(target, record)
@@ -229,7 +229,7 @@ class LargeValues:
         warm, cold = self._warm, self._cold
         assert warm is not None
         assert cold is not None
-        previous = await warm.get(mk)
+        previous = await warm.peek(mk)
         await warm.delete(mk)
         if previous is not None and previous.kind is RecordKind.POINTER:
             await cold.delete(pointer_target(mk, previous)[0])

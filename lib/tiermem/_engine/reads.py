@@ -15,8 +15,8 @@ from tiermem._engine.guard import Guard
 from tiermem._engine.hot import ABSENT, HotCache, Leases
 from tiermem._engine.large import LargeValues
 from tiermem._errors import CorruptValueError
+from tiermem._instrumentation import Telemetry
 from tiermem._protocols import TierStore
-from tiermem._telemetry import Telemetry
 from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:

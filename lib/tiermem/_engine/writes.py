@@ -36,8 +36,8 @@ from tiermem._errors import (
     WriteOutcomeUnknownError,
     key_digest,
 )
+from tiermem._instrumentation import Telemetry
 from tiermem._protocols import TierStore
-from tiermem._telemetry import Telemetry
 from tiermem._types import MemoryKey, Tier, Value
 
 __all__ = ["Layout", "Route", "Write", "Writes", "plan"]

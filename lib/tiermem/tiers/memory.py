@@ -73,10 +73,6 @@ class LocalHotMemory(TierAdapter):
         self._info = TierInfo(db_system="tiermem_local", native_ttl=True, in_process=True)
 
     @property
-    def info(self) -> TierInfo:
-        return self._info
-
-    @property
     def size_bytes(self) -> int:
         return self._bytes
 

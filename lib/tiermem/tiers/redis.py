@@ -37,7 +37,7 @@ from tiermem._errors import (
 from tiermem._keys import redis_key, validate_scope
 from tiermem._net import is_loopback_host
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-from tiermem.tiers._base import BatchOutcome, TierAdapter, require_extra, retag_corrupt
+from tiermem.tiers._base import BatchOutcome, TierAdapter, check_options, require_extra, retag_corrupt
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -359,9 +359,7 @@ class RedisHotMemory(TierAdapter):
 
     @classmethod
     def _create(cls, host: str, port: int, *, db: int, tls: bool, options: RedisOptions) -> RedisHotMemory:
-        unknown = set(options) - RedisOptions.__optional_keys__
-        if unknown:
-            raise TypeError(f"unexpected Redis option(s) {sorted(unknown)}")
+        check_options(options, RedisOptions.__optional_keys__, "RedisHotMemory.from_url")
         credential = options.get("credential")
         password = options.get("password")
         if isinstance(password, str):
@@ -460,10 +458,6 @@ class RedisHotMemory(TierAdapter):
         return self
 
     # -- TierStore --------------------------------------------------------------------------------
-
-    @property
-    def info(self) -> TierInfo:
-        return self._info
 
     @property
     def prefix(self) -> str:
