@@ -26,6 +26,7 @@ from tiermem._errors import (
     TierMemError,
     TierUnavailableError,
     ValueTooLargeError,
+    WriteOutcomeUnknownError,
 )
 from tiermem._instrumentation import Stats
 from tiermem._keys import make_key
@@ -85,6 +86,7 @@ __all__ = [
     "TierUnavailableError",
     "ValueTooLargeError",
     "WarmMemory",
+    "WriteOutcomeUnknownError",
     "__version__",
     "make_key",
 ]

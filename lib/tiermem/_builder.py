@@ -108,6 +108,7 @@ class MemoryBuilder:
         timeout: float | None = None,
         failure_threshold: int | None = None,
         reset_timeout: float | None = None,
+        seconds_per_mib: float | None = None,
     ) -> Self:
         """Per-tier deadline and circuit breaker settings (see :class:`TierOptions`)."""
         current = self._tier_options[tier]
@@ -115,6 +116,7 @@ class MemoryBuilder:
             timeout=current.timeout if timeout is None else timeout,
             failure_threshold=current.failure_threshold if failure_threshold is None else failure_threshold,
             reset_timeout=current.reset_timeout if reset_timeout is None else reset_timeout,
+            seconds_per_mib=current.seconds_per_mib if seconds_per_mib is None else seconds_per_mib,
         )
         return self
 

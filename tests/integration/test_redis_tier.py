@@ -270,13 +270,16 @@ async def test_builder_client_promotes_into_redis_and_invalidates(
     warm = SqliteWarmMemory(tmp_path / "warm.db")
     async with MemoryBuilder().with_hot(hot, owned=False).with_warm(warm).build() as memory:
         await memory.setup()
-        await memory.set("k", {"v": 1}, tier=Tier.WARM)  # durable only: hot gets a short fence
-        fenced = await hot.get(make_key("default", "default", "k"))
-        assert fenced is not None and fenced.kind is RecordKind.FENCE
-        assert await memory.get("k") == {"v": 1}  # read through the fence; no promotion over it
-        raw.delete(hot.raw_key(make_key("default", "default", "k")))  # as if the fence had expired
-        assert await memory.get("k") == {"v": 1}  # warm hit, promoted with SET NX
-        assert raw.exists(hot.raw_key(make_key("default", "default", "k"))) == 1
+        raw_k = hot.raw_key(make_key("default", "default", "k"))
+        assert await memory.get("k") is None  # the miss leaves this reader's lease in Redis
+        leased = await hot.get(make_key("default", "default", "k"))
+        assert leased is not None and leased.kind is RecordKind.LEASE
+        await memory.set("k", {"v": 1}, tier=Tier.WARM)  # the write deletes value and lease alike
+        assert raw.exists(raw_k) == 0
+        assert await memory.get("k") == {"v": 1}  # warm hit, filled over a fresh lease by the script
+        filled = await hot.get(make_key("default", "default", "k"))
+        assert filled is not None and filled.kind is RecordKind.JSON
+        assert 0 < raw.pttl(raw_k) <= 300_000  # capped by hot_ttl
         entry = await memory.get_entry("k")
         assert entry is not None
         assert entry.tier is Tier.HOT

@@ -14,7 +14,7 @@ from tiermem import (
     ValueTooLargeError,
 )
 from tiermem._codec import RecordKind, make_record
-from tiermem._engine.hot import ABSENT, MISS, _classify
+from tiermem._engine.hot import ABSENT, MISS, classify
 from tiermem._engine.writes import Layout, Route, plan
 
 MK = MemoryKey("t", "n", "k")
@@ -74,8 +74,11 @@ def test_refusals_happen_in_the_plan(
 
 def test_how_a_hot_record_classifies() -> None:
     value = make_record(RecordKind.JSON, b"1", expires_at=200.0)
-    assert _classify(None, 100.0) is MISS
-    assert _classify(value, 300.0) is MISS  # expired
-    assert _classify(make_record(RecordKind.FENCE, b"", expires_at=200.0), 100.0) is MISS
-    assert _classify(make_record(RecordKind.TOMBSTONE, b"", expires_at=200.0), 100.0) is ABSENT
-    assert _classify(value, 100.0) is value
+    assert classify(None, 100.0, 0) is None  # nothing there: a reader may take a lease
+    assert classify(value, 300.0, 0) is None  # expired
+    assert classify(make_record(RecordKind.FENCE, b"", expires_at=200.0), 100.0, 0) is None  # legacy
+    assert classify(make_record(RecordKind.LEASE, b"t", expires_at=200.0), 100.0, 0) is MISS  # someone's
+    assert classify(make_record(RecordKind.TOMBSTONE, b"", expires_at=200.0), 100.0, 0) is ABSENT
+    assert classify(value, 100.0, 0) is value
+    assert classify(value.for_hot(200.0, 3), 100.0, 4) is None  # filled before the epoch was raised
+    assert classify(value.for_hot(200.0, 4), 100.0, 4) is not None

@@ -118,19 +118,23 @@ class _Header:
     compressed: bool
     expires_at: float | None
     checksum: int
+    wid: bytes = b""
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
 
 def _metadata(record: Record) -> dict[str, str]:
-    return {
+    meta = {
         "tm_v": _ENVELOPE_VERSION,
         "tm_kind": str(int(record.kind)),
         "tm_gz": "1" if record.compressed else "0",
         "tm_crc": str(record.checksum),
         "tm_exp": "" if record.expires_at is None else repr(float(record.expires_at)),
     }
+    if record.wid:
+        meta["tm_wid"] = record.wid.hex()  # the write id (ADR 0006): confirms an unknown outcome
+    return meta
 
 
 def _parse_header(metadata: Mapping[str, str] | None) -> _Header:
@@ -162,7 +166,12 @@ def _parse_header(metadata: Mapping[str, str] | None) -> _Header:
             raise CorruptValueError(f"blob metadata tm_exp is not a number: {exp_text!r:.40}") from exc
         if not math.isfinite(expires_at) or expires_at <= 0:
             raise CorruptValueError(f"blob metadata tm_exp is out of range: {exp_text!r:.40}")
-    return _Header(kind, gz == "1", expires_at, int(crc_text))
+    wid_text = meta.get("tm_wid", "")
+    try:
+        wid = bytes.fromhex(wid_text)
+    except ValueError as exc:
+        raise CorruptValueError(f"blob metadata tm_wid is not hex: {wid_text!r:.40}") from exc
+    return _Header(kind, gz == "1", expires_at, int(crc_text), wid)
 
 
 def _own_key(name: str) -> MemoryKey | None:
@@ -372,7 +381,13 @@ class BlobColdMemory(TierAdapter):
             data, props = found
             header = self._header(props.metadata, "get", key)
             return Record(
-                header.kind, data, header.compressed, header.expires_at, header.checksum, props.etag
+                header.kind,
+                data,
+                header.compressed,
+                header.expires_at,
+                header.checksum,
+                props.etag,
+                wid=header.wid,
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
