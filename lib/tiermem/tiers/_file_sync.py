@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +48,8 @@ class DirectorySync:
     caller and the others try again themselves.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, fsync: Callable[[str], None] = fsync_directory) -> None:
+        self._fsync = fsync
         self._cond = threading.Condition()
         self._dirs: dict[str, _Dir] = {}
 
@@ -70,7 +71,7 @@ class DirectorySync:
                     target = state.requested
                     cond.release()
                     try:
-                        fsync_directory(directory)
+                        self._fsync(directory)
                     finally:
                         cond.acquire()
                         state.busy = False
