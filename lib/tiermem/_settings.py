@@ -66,6 +66,10 @@ class MemorySettings(BaseSettings):
     local_dir: Path = Field(
         Path(".tiermem"), description="Where the embedded warm/cold tiers keep their files"
     )
+    sqlite_durability: Literal["fsync", "os"] = Field(
+        "fsync",
+        description="Embedded SQLite warm tier: fsync per commit group, or os (survives a process crash)",
+    )
     hot_max_items: int = 10_000
     hot_ttl: float | None = 300.0
     compress_min_bytes: int = 4096
@@ -154,7 +158,9 @@ def builder_from_settings(settings: MemorySettings) -> MemoryBuilder:
                 credential=shared_credential(),
             )
     else:  # always a durable tier: a write that returns must have reached one
-        builder.with_warm(SqliteWarmMemory(settings.local_dir / "warm.db"))
+        builder.with_warm(
+            SqliteWarmMemory(settings.local_dir / "warm.db", durability=settings.sqlite_durability)
+        )
 
     if settings.blob_connection_string is not None:
         builder.with_blob(

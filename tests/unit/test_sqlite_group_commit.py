@@ -324,3 +324,32 @@ async def test_memory_database_keeps_everything_on_one_connection() -> None:
         assert CODEC.decode(await store.get(k("a"))) == 1  # type: ignore[arg-type]
         assert await store.exists(k("a"))
         assert [mk.key async for mk in store.scan("t")] == ["a"]
+
+
+@pytest.mark.parametrize(("env", "expected"), [(None, "fsync"), ("os", "os"), ("fsync", "fsync")])
+async def test_durability_comes_from_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, expected: str
+) -> None:
+    from tiermem._settings import MemorySettings, builder_from_settings
+
+    for name in ("TIERMEM_REDIS_URL", "TIERMEM_COSMOS_ENDPOINT", "TIERMEM_BLOB_ACCOUNT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TIERMEM_LOCAL_DIR", str(tmp_path))
+    if env is None:
+        monkeypatch.delenv("TIERMEM_SQLITE_DURABILITY", raising=False)
+    else:
+        monkeypatch.setenv("TIERMEM_SQLITE_DURABILITY", env)
+    async with builder_from_settings(MemorySettings()).build() as memory:
+        warm = memory.tier_store(Tier.WARM)
+        assert isinstance(warm, SqliteWarmMemory)
+        assert warm.durability == expected
+        await memory.set("k", 1)
+        assert await memory.get("k") == 1
+
+
+def test_a_bad_durability_setting_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiermem._settings import MemorySettings
+
+    monkeypatch.setenv("TIERMEM_SQLITE_DURABILITY", "sometimes")
+    with pytest.raises(ValueError, match="sqlite_durability"):
+        MemorySettings()
