@@ -70,9 +70,10 @@ class Rig:
 
         return self.writer.call(wait)
 
-    def insert(self, key: str) -> asyncio.Future[int]:
+    def insert(self, key: str, *, savepoint: bool = True) -> asyncio.Future[int]:
         return self.writer.submit(
-            lambda conn: conn.execute("INSERT INTO items (key) VALUES (?)", (key,)).rowcount
+            lambda conn: conn.execute("INSERT INTO items (key) VALUES (?)", (key,)).rowcount,
+            savepoint=savepoint,
         )
 
     def keys(self) -> list[str]:
@@ -99,10 +100,11 @@ async def test_writes_waiting_together_share_one_commit(rig: Rig) -> None:
     assert rig.keys() == [f"k{i:02d}" for i in range(64)]
 
 
-async def test_a_failing_statement_fails_only_its_caller(rig: Rig) -> None:
+@pytest.mark.parametrize("savepoint", [True, False])
+async def test_a_failing_statement_fails_only_its_caller(rig: Rig, savepoint: bool) -> None:
     await rig.insert("taken")
     held = rig.hold()
-    futures = [rig.insert("taken" if i == 5 else f"k{i}") for i in range(10)]
+    futures = [rig.insert("taken" if i == 5 else f"k{i}", savepoint=savepoint) for i in range(10)]
     rig.gate.set()
     await held
     results = await asyncio.gather(*futures, return_exceptions=True)
@@ -112,7 +114,10 @@ async def test_a_failing_statement_fails_only_its_caller(rig: Rig) -> None:
     assert rig.keys() == sorted(["taken", *(f"k{i}" for i in range(10) if i != 5)])
 
 
-async def test_a_write_that_ends_the_transaction_does_not_take_the_others_down(rig: Rig) -> None:
+@pytest.mark.parametrize("savepoint", [True, False])
+async def test_a_write_that_ends_the_transaction_does_not_take_the_others_down(
+    rig: Rig, savepoint: bool
+) -> None:
     with closing(sqlite3.connect(rig.path)) as conn:
         conn.execute(
             "CREATE TRIGGER poison BEFORE INSERT ON items WHEN NEW.key = 'poison' "
@@ -120,7 +125,7 @@ async def test_a_write_that_ends_the_transaction_does_not_take_the_others_down(r
         )
         conn.commit()
     held = rig.hold()
-    futures = [rig.insert("poison" if i == 3 else f"k{i}") for i in range(8)]
+    futures = [rig.insert("poison" if i == 3 else f"k{i}", savepoint=savepoint) for i in range(8)]
     rig.gate.set()
     await held
     results = await asyncio.gather(*futures, return_exceptions=True)
@@ -128,6 +133,23 @@ async def test_a_write_that_ends_the_transaction_does_not_take_the_others_down(r
     assert "poisoned" in str(results[3])
     assert [r for i, r in enumerate(results) if i != 3] == [1] * 7
     assert rig.keys() == [f"k{i}" for i in range(8) if i != 3]
+
+
+async def test_a_write_in_a_savepoint_is_undone_whole(rig: Rig) -> None:
+    await rig.insert("taken")
+    held = rig.hold()
+
+    def two(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO items (key) VALUES ('first-half')")
+        conn.execute("INSERT INTO items (key) VALUES ('taken')")  # fails after the first insert ran
+
+    futures = [rig.insert("before"), rig.writer.submit(two), rig.insert("after")]
+    rig.gate.set()
+    await held
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert results[0] == results[2] == 1
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert rig.keys() == ["after", "before", "taken"]  # no "first-half"
 
 
 async def test_a_failed_commit_fails_every_caller_and_writes_nothing(rig: Rig) -> None:

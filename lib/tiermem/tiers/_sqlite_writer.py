@@ -35,6 +35,7 @@ class _Request(Generic[_T]):
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[_T]
     grouped: bool  # False: run alone, outside any transaction (setup, checkpoints)
+    savepoint: bool  # False: ``fn`` runs exactly one statement, which SQLite undoes by itself on error
 
 
 _Outcome = tuple[_Request[Any], BaseException | None, Any]
@@ -63,15 +64,22 @@ class GroupCommitWriter:
         self._state_lock = threading.Lock()
         self._closed = False
 
-    def submit(self, fn: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
-        """Queue a write; the future resolves after the transaction that ran it committed."""
-        return self._enqueue(fn, grouped=True)
+    def submit(self, fn: Callable[[sqlite3.Connection], _T], *, savepoint: bool = True) -> asyncio.Future[_T]:
+        """Queue a write; the future resolves after the transaction that ran it committed.
+
+        Args:
+            savepoint: run ``fn`` in its own savepoint, so a failure undoes all of it. A write of
+                exactly one statement may pass ``False``: SQLite undoes a failed statement itself.
+        """
+        return self._enqueue(fn, grouped=True, savepoint=savepoint)
 
     def call(self, fn: Callable[[sqlite3.Connection], _T]) -> asyncio.Future[_T]:
         """Run ``fn`` on the writer connection outside any transaction (in queue order)."""
-        return self._enqueue(fn, grouped=False)
+        return self._enqueue(fn, grouped=False, savepoint=False)
 
-    def _enqueue(self, fn: Callable[[sqlite3.Connection], _T], *, grouped: bool) -> asyncio.Future[_T]:
+    def _enqueue(
+        self, fn: Callable[[sqlite3.Connection], _T], *, grouped: bool, savepoint: bool
+    ) -> asyncio.Future[_T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         with self._state_lock:
@@ -80,7 +88,7 @@ class GroupCommitWriter:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
-            self._queue.put(_Request(fn, loop, future, grouped))
+            self._queue.put(_Request(fn, loop, future, grouped, savepoint))
         return future
 
     async def aclose(self) -> None:
@@ -94,7 +102,7 @@ class GroupCommitWriter:
                 return
             loop = asyncio.get_running_loop()
             done: asyncio.Future[None] = loop.create_future()
-            self._queue.put(_Stop(_Request(lambda conn: None, loop, done, grouped=False)))
+            self._queue.put(_Stop(_Request(lambda conn: None, loop, done, grouped=False, savepoint=False)))
         await done
 
     # --- the writer thread -------------------------------------------------------------------------
@@ -169,29 +177,35 @@ class GroupCommitWriter:
             outcomes.extend((r, _copy(exc), None) for r in reqs)
             return []
         done: list[tuple[_Request[Any], Any]] = []
+
+        def unsettled(start: int) -> list[_Request[Any]]:
+            return [r for r, _ in done] + reqs[start:]
+
         for index, req in enumerate(reqs):
             try:
-                conn.execute("SAVEPOINT tiermem_write")
-            except Exception as exc:  # noqa: BLE001 - the caller's error; the thread lives on
-                return self._abandon(conn, reqs, exc, outcomes)
+                if req.savepoint:
+                    conn.execute("SAVEPOINT tiermem_write")
+            except Exception as exc:  # noqa: BLE001 - the callers' error; the thread lives on
+                return self._abandon(conn, unsettled(index), exc, outcomes)
             try:
                 value = req.fn(conn)
             except Exception as exc:  # noqa: BLE001 - the caller's error; the thread lives on
-                if not conn.in_transaction:
-                    outcomes.append((req, exc, None))
-                    return reqs[:index] + reqs[index + 1 :]
-                try:
-                    conn.execute("ROLLBACK TO tiermem_write")
-                    conn.execute("RELEASE tiermem_write")
-                except Exception as rollback_exc:  # noqa: BLE001 - as above
-                    outcomes.append((req, exc, None))
-                    return self._abandon(conn, reqs[:index] + reqs[index + 1 :], rollback_exc, outcomes)
                 outcomes.append((req, exc, None))
+                if not conn.in_transaction:
+                    return unsettled(index + 1)  # the error ended the transaction: run the others again
+                if req.savepoint:
+                    try:
+                        conn.execute("ROLLBACK TO tiermem_write")
+                        conn.execute("RELEASE tiermem_write")
+                    except Exception as rollback_exc:  # noqa: BLE001 - as above
+                        return self._abandon(conn, unsettled(index + 1), rollback_exc, outcomes)
+                # Without a savepoint the write is one statement: SQLite undid it, and only it.
                 continue
             try:
-                conn.execute("RELEASE tiermem_write")
-            except Exception as exc:  # noqa: BLE001 - the caller's error; the thread lives on
-                return self._abandon(conn, reqs, exc, outcomes)
+                if req.savepoint:
+                    conn.execute("RELEASE tiermem_write")
+            except Exception as exc:  # noqa: BLE001 - the callers' error; the thread lives on
+                return self._abandon(conn, unsettled(index), exc, outcomes)
             done.append((req, value))
         try:
             conn.execute("COMMIT")

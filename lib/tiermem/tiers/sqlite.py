@@ -249,10 +249,12 @@ class SqliteWarmMemory(AsyncResource):
         except (sqlite3.Error, OSError) as exc:
             raise self._error(exc, operation, key) from exc
 
-    async def _write(self, operation: str, key: MemoryKey | None, fn: _Op[_T]) -> _T:
+    async def _write(
+        self, operation: str, key: MemoryKey | None, fn: _Op[_T], *, one_statement: bool = True
+    ) -> _T:
         """A write through the group-commit writer: returns after its group committed."""
         await self._start(operation)
-        return await self._wait(operation, key, self._writer.submit(fn))
+        return await self._wait(operation, key, self._writer.submit(fn, savepoint=not one_statement))
 
     async def _read(self, operation: str, key: MemoryKey | None, fn: _Op[_T]) -> _T:
         """A read on a reader thread (its own connection: it never queues behind writes)."""
@@ -427,7 +429,7 @@ class SqliteWarmMemory(AsyncResource):
                 conn.executemany(_UPSERT, rows)
 
         try:
-            await self._write("mset", None, op)
+            await self._write("mset", None, op, one_statement=False)
         except TierError as exc:
             raise BatchWriteError(
                 "sqlite mset rolled back",
