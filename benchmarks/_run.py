@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from benchmarks import _codec, _durable, _embedded, _hot, _tracing
 from benchmarks._harness import Row, Scenario, measure
-from benchmarks._profile import profile_hot
+from benchmarks._profile import profile_embedded, profile_hot
 from benchmarks._report import Report
 from benchmarks._services import Endpoints, describe_machine, local_services
 
@@ -147,9 +147,11 @@ async def _run(config: BenchConfig, endpoints: Endpoints, report: Report, progre
             scenarios = [_hot.get_scenario(hot), _hot.mget_scenario(hot), _hot.mset_scenario(hot)]
             report.rows += await _measure_all(scenarios, config, progress)
 
-        if "embedded" in groups:
+        embedded = None
+        if "embedded" in groups or config.profile:
             progress.describe("embedded: loading keys")
             embedded = await _embedded.open_embedded(stack, quick=quick)
+        if "embedded" in groups and embedded is not None:
             report.rows += await _measure_all(_embedded.embedded_scenarios(embedded), config, progress)
 
         want_warm, want_cold = "warm" in groups, "cold" in groups
@@ -183,6 +185,9 @@ async def _run(config: BenchConfig, endpoints: Endpoints, report: Report, progre
         if config.profile and hot is not None:
             progress.describe("profiling the hot path")
             report.profile = await profile_hot(hot, quick=quick)
+            if embedded is not None:
+                progress.describe("profiling the embedded tiers")
+                await profile_embedded(report.profile, embedded, quick=quick)
         progress.describe("closing")
 
 
