@@ -13,7 +13,6 @@ from typing import Final, TypeVar
 
 from tiermem._codec import HEADER_SIZE, Record
 from tiermem._errors import (
-    BatchWriteError,
     ConfigurationError,
     ConflictError,
     CorruptValueError,
@@ -21,20 +20,19 @@ from tiermem._errors import (
     TierUnavailableError,
 )
 from tiermem._keys import file_parts, file_scope_parts, parse_file_parts, validate_scope
-from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem.tiers._base import Clock, TierAdapter
 from tiermem.tiers._file_sync import DirectoryLocks, DirectorySync
 
 __all__ = ["FileColdMemory"]
 
 _T = TypeVar("_T")
-Clock = Callable[[], float]
 
 
 _ETAG_BYTES: Final = 8
 
 
-class FileColdMemory(AsyncResource):
+class FileColdMemory(TierAdapter):
     """Cold tier as one file per key under ``root``: atomic writes (temp file, fsync, rename, fsync dir).
 
     Key names are encoded so they can never escape ``root`` (no separators, no dot segments) and
@@ -69,6 +67,9 @@ class FileColdMemory(AsyncResource):
         self._locks = DirectoryLocks()
         self._info = TierInfo(db_system="filesystem", native_ttl=False)
 
+    tier = Tier.COLD
+    failures = (OSError,)
+
     @property
     def info(self) -> TierInfo:
         return self._info
@@ -80,19 +81,22 @@ class FileColdMemory(AsyncResource):
             raise InvalidKeyError("key would escape the cold root", tier=Tier.COLD, key=mk.key)
         return path
 
+    def _translate(  # every OSError: the disk or the directory failed us
+        self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
+    ) -> TierUnavailableError:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        return TierUnavailableError(
+            f"file tier: {reason}", tier=Tier.COLD, operation=operation, key=key.key if key else None
+        )
+
     async def _io(self, operation: str, key: MemoryKey | None, fn: Callable[[], _T]) -> _T:
         self._ensure_open(operation)
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self._max_concurrency, thread_name_prefix="tiermem-files")
-        try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-        except OSError as exc:
-            raise TierUnavailableError(
-                f"file tier: {exc.strerror or exc}",
-                tier=Tier.COLD,
-                operation=operation,
-                key=key.key if key else None,
-            ) from exc
+        executor = self._executor
+        return await self._sdk(
+            operation, key, lambda: asyncio.get_running_loop().run_in_executor(executor, fn)
+        )
 
     def _read(self, path: Path) -> Record | None:
         try:
@@ -204,34 +208,33 @@ class FileColdMemory(AsyncResource):
         return list(await asyncio.gather(*(self.get(mk) for mk in keys)))
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
-        async def one(mk: MemoryKey, rec: Record) -> bool:
-            try:
-                await self.set(mk, rec, if_absent=if_absent)
-            except ConflictError:
-                if not if_absent:
-                    raise
-                return False  # skipped: a live value exists (promotion semantics)
-            return True
+        self._ensure_open("mset")
 
-        results = await asyncio.gather(*(one(mk, rec) for mk, rec in items), return_exceptions=True)
-        failed = {
-            mk.key: r for (mk, _), r in zip(items, results, strict=True) if isinstance(r, BaseException)
-        }
-        if failed:
-            written = [mk.key for (mk, _), r in zip(items, results, strict=True) if r is True]
-            raise BatchWriteError("cold mset failed", written=written, failed=failed, tier=Tier.COLD)
+        async def write(mk: MemoryKey, record: Record) -> None:
+            await self.set(mk, record, if_absent=if_absent)
+
+        await self._write_each(
+            items, write, if_absent=if_absent, concurrency=self._max_concurrency, what="cold"
+        )
+
+    @staticmethod
+    def _files_under(base: Path) -> Iterator[Path]:
+        """Every file below ``base`` except dot-names (temp files, lock-free leftovers, hidden dirs).
+
+        Key files never start with a dot: the key encoding escapes a leading dot.
+        """
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if not name.startswith("."):
+                    yield Path(dirpath, name)
 
     def _walk(self, tenant: str, namespace: str | None) -> Iterator[tuple[tuple[str, ...], Path]]:
         base = self.root.joinpath(*file_scope_parts(tenant, namespace))
         if not base.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if name.startswith(".tmp-"):
-                    continue
-                path = Path(dirpath, name)
-                yield path.relative_to(self.root).parts, path
+        for path in self._files_under(base):
+            yield path.relative_to(self.root).parts, path
 
     async def scan(self, tenant: str, namespace: str | None = None) -> AsyncIterator[MemoryKey]:
         validate_scope(tenant, "tenant")
@@ -271,24 +274,19 @@ class FileColdMemory(AsyncResource):
             for tenant_dir in self.root.iterdir():
                 if not tenant_dir.is_dir() or tenant_dir.name.startswith("."):
                     continue
-                for dirpath, dirnames, filenames in os.walk(tenant_dir):
-                    dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-                    for name in filenames:
-                        if name.startswith("."):
-                            continue
-                        path = Path(dirpath, name)
-                        try:
-                            with path.open("rb") as fh:
-                                head = fh.read(_ETAG_BYTES + HEADER_SIZE)[_ETAG_BYTES:]
-                        except FileNotFoundError:
-                            continue  # deleted since the directory was listed
-                        try:
-                            expired = Record.from_bytes(head).is_expired(cutoff)
-                        except CorruptValueError:
-                            continue  # not ours or damaged: leave it for an operator, never delete blindly
-                        if expired and self._unlink_if_expired(path, cutoff):
-                            removed += 1
-                            touched.add(dirpath)
+                for path in self._files_under(tenant_dir):
+                    try:
+                        with path.open("rb") as fh:
+                            head = fh.read(_ETAG_BYTES + HEADER_SIZE)[_ETAG_BYTES:]
+                    except FileNotFoundError:
+                        continue  # deleted since the directory was listed
+                    try:
+                        expired = Record.from_bytes(head).is_expired(cutoff)
+                    except CorruptValueError:
+                        continue  # not ours or damaged: leave it for an operator, never delete blindly
+                    if expired and self._unlink_if_expired(path, cutoff):
+                        removed += 1
+                        touched.add(str(path.parent))
             for directory in touched:
                 self._sync_dir(Path(directory))
             return removed

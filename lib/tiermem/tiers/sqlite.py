@@ -32,14 +32,13 @@ from tiermem._errors import (
     TierUnavailableError,
 )
 from tiermem._keys import validate_scope
-from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem.tiers._base import Clock, TierAdapter
 from tiermem.tiers._sqlite_writer import GroupCommitWriter
 
 __all__ = ["Durability", "SqliteWarmMemory"]
 
 _T = TypeVar("_T")
-Clock = Callable[[], float]
 Durability = Literal["fsync", "os"]
 """``fsync``: a write returns after its group's fsync (survives power loss). ``os``: after the OS
 has the data (survives a crash of the process, not of the machine)."""
@@ -116,7 +115,7 @@ class _Inline:
             self.conn.close()
 
 
-class SqliteWarmMemory(AsyncResource):
+class SqliteWarmMemory(TierAdapter):
     """Durable warm tier in one SQLite file (WAL), safe to share between processes.
 
     A write that returns is durable: with ``durability="fsync"`` (the default) its transaction
@@ -158,6 +157,9 @@ class SqliteWarmMemory(AsyncResource):
         self._inline_commits = 0
         self._ready = False
         self._info = TierInfo(db_system="sqlite", max_record_bytes=None, native_ttl=False)
+
+    tier = Tier.WARM
+    failures = (sqlite3.Error, OSError)  # OSError: the database's directory cannot be made
 
     @property
     def info(self) -> TierInfo:
@@ -229,10 +231,11 @@ class SqliteWarmMemory(AsyncResource):
 
     # --- running statements -------------------------------------------------------------------------
 
-    @staticmethod
-    def _error(exc: BaseException, operation: str, key: MemoryKey | None) -> TierError:
+    def _translate(
+        self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
+    ) -> TierError:
         name = key.key if key else None
-        if isinstance(exc, sqlite3.OperationalError | OSError):  # OSError: the directory cannot be made
+        if isinstance(exc, sqlite3.OperationalError | OSError):  # locked, I/O error, no directory
             return TierUnavailableError(f"sqlite: {exc}", tier=Tier.WARM, operation=operation, key=name)
         return TierError(f"sqlite: {exc}", tier=Tier.WARM, operation=operation, key=name)
 
@@ -244,10 +247,7 @@ class SqliteWarmMemory(AsyncResource):
             self._ready = True
 
     async def _wait(self, operation: str, key: MemoryKey | None, future: asyncio.Future[_T]) -> _T:
-        try:
-            return await future
-        except (sqlite3.Error, OSError) as exc:
-            raise self._error(exc, operation, key) from exc
+        return await self._sdk(operation, key, lambda: future)
 
     async def _write(
         self, operation: str, key: MemoryKey | None, fn: _Op[_T], *, one_statement: bool = True
@@ -262,15 +262,16 @@ class SqliteWarmMemory(AsyncResource):
         if self._memory:
             return await self._wait(operation, key, self._writer.call(fn))
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._readers, lambda: fn(self._reader()))
-        except (sqlite3.Error, OSError) as exc:
-            raise self._error(exc, operation, key) from exc
+        return await self._sdk(
+            operation, key, lambda: loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+        )
 
-    def _inline_query(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]] | None:
+    def _inline_query(
+        self, operation: str, key: MemoryKey, sql: str, params: tuple[object, ...]
+    ) -> list[tuple[object, ...]] | None:
         """Rows of ``sql`` on the loop's thread, or ``None`` when it would have to wait."""
         inline = self._inline_read
-        if inline is None or not inline.lock.acquire(blocking=False):
+        if not self._ready or inline is None or not inline.lock.acquire(blocking=False):
             return None
         try:
             # fetchall: the statement runs to completion, so no read transaction stays open.
@@ -278,7 +279,9 @@ class SqliteWarmMemory(AsyncResource):
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
                 return None
-            raise
+            raise self._translate(exc, operation, key, None) from exc
+        except sqlite3.Error as exc:
+            raise self._translate(exc, operation, key, None) from exc
         finally:
             inline.lock.release()
 
@@ -318,7 +321,7 @@ class SqliteWarmMemory(AsyncResource):
             try:
                 done, value = self._inline_commit(fn)
             except (sqlite3.Error, OSError) as exc:
-                raise self._error(exc, operation, key) from exc
+                raise self._translate(exc, operation, key, size) from exc
             if done:
                 return value  # type: ignore[return-value]
         return await self._write(operation, key, fn)
@@ -333,17 +336,14 @@ class SqliteWarmMemory(AsyncResource):
 
     async def get(self, key: MemoryKey) -> Record | None:
         self._ensure_open("get")
-        if self._ready:
-            try:
-                rows = self._inline_query(_GET_SMALL, key)
-            except sqlite3.Error as exc:
-                raise self._error(exc, "get", key) from exc
-            if rows is not None:
-                if not rows:
-                    return None
-                data, etag, _ = rows[0]
-                if data is not None:
-                    return Record.from_bytes(data, etag=etag)  # type: ignore[arg-type]
+        rows = self._inline_query("get", key, _GET_SMALL, key)
+        if rows is not None:
+            if not rows:
+                return None
+            data, etag, _ = rows[0]
+            if data is not None:
+                return Record.from_bytes(data, etag=etag)  # type: ignore[arg-type]
+            # Larger than INLINE_MAX_BYTES: read it on a reader thread.
 
         def op(conn: sqlite3.Connection) -> list[_Row]:
             return conn.execute(_GET, key).fetchall()
@@ -383,13 +383,9 @@ class SqliteWarmMemory(AsyncResource):
     async def exists(self, key: MemoryKey) -> bool:
         self._ensure_open("exists")
         params = (*key, self._clock())
-        if self._ready:
-            try:
-                rows = self._inline_query(_EXISTS, params)
-            except sqlite3.Error as exc:
-                raise self._error(exc, "exists", key) from exc
-            if rows is not None:
-                return bool(rows)
+        rows = self._inline_query("exists", key, _EXISTS, params)
+        if rows is not None:
+            return bool(rows)
         return await self._read("exists", key, lambda conn: bool(conn.execute(_EXISTS, params).fetchall()))
 
     async def mget(self, keys: Sequence[MemoryKey]) -> list[Record | None]:
