@@ -48,6 +48,9 @@ class FileColdMemory(TierAdapter):
             they mostly wait for the disk, so more of them than CPUs pays off).
     """
 
+    tier = Tier.COLD
+    failures = (OSError,)
+
     def __init__(
         self,
         root: str | os.PathLike[str],
@@ -66,9 +69,6 @@ class FileColdMemory(TierAdapter):
         self._dirs = DirectorySync()
         self._locks = DirectoryLocks()
         self._info = TierInfo(db_system="filesystem", native_ttl=False)
-
-    tier = Tier.COLD
-    failures = (OSError,)
 
     @property
     def info(self) -> TierInfo:

@@ -130,6 +130,9 @@ class SqliteWarmMemory(TierAdapter):
         clock: the time source for expiry checks.
     """
 
+    tier = Tier.WARM
+    failures = (sqlite3.Error, OSError)  # OSError: the database's directory cannot be made
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -157,9 +160,6 @@ class SqliteWarmMemory(TierAdapter):
         self._inline_commits = 0
         self._ready = False
         self._info = TierInfo(db_system="sqlite", max_record_bytes=None, native_ttl=False)
-
-    tier = Tier.WARM
-    failures = (sqlite3.Error, OSError)  # OSError: the database's directory cannot be made
 
     @property
     def info(self) -> TierInfo:
@@ -215,7 +215,7 @@ class SqliteWarmMemory(TierAdapter):
             if self.durability == "os" and self._inline_write is None:
                 inline = self._open(timeout=0, synchronous="NORMAL")
                 # Checkpoints copy the WAL into the database (and fsync it): never on the event
-                # loop. The writer thread runs them (see _after_inline_commit).
+                # loop. The writer thread runs them (see _inline_commit).
                 inline.execute("PRAGMA wal_autocheckpoint=0")
                 self._inline_write = _Inline(inline)
 
