@@ -352,7 +352,8 @@ async def test_memory_database_keeps_everything_on_one_connection() -> None:
 async def test_durability_comes_from_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, expected: str
 ) -> None:
-    from tiermem._settings import MemorySettings, builder_from_settings
+    from tiermem import MemoryBuilder
+    from tiermem._settings import MemorySettings
 
     for name in ("TIERMEM_REDIS_URL", "TIERMEM_COSMOS_ENDPOINT", "TIERMEM_BLOB_ACCOUNT_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -361,7 +362,7 @@ async def test_durability_comes_from_settings(
         monkeypatch.delenv("TIERMEM_SQLITE_DURABILITY", raising=False)
     else:
         monkeypatch.setenv("TIERMEM_SQLITE_DURABILITY", env)
-    async with builder_from_settings(MemorySettings()).build() as memory:
+    async with MemoryBuilder.from_settings(MemorySettings()).build() as memory:
         warm = memory.tier_store(Tier.WARM)
         assert isinstance(warm, SqliteWarmMemory)
         assert warm.durability == expected
@@ -373,5 +374,5 @@ def test_a_bad_durability_setting_is_rejected(monkeypatch: pytest.MonkeyPatch) -
     from tiermem._settings import MemorySettings
 
     monkeypatch.setenv("TIERMEM_SQLITE_DURABILITY", "sometimes")
-    with pytest.raises(ValueError, match="sqlite_durability"):
+    with pytest.raises(ConfigurationError, match="SQLITE_DURABILITY"):
         MemorySettings()
