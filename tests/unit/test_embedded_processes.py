@@ -2,7 +2,7 @@
 processes sharing one SQLite file or one cold directory never lose or double an update.
 
 A power loss cannot be simulated here: ``durability="fsync"`` is tested for what a process crash
-can show (the fsync itself is SQLite's ``synchronous=FULL``, ADR 0008); ``durability="os"`` promises
+can show (the fsync itself is SQLite's ``synchronous=FULL``, ADR 0009); ``durability="os"`` promises
 no more than surviving a process crash, which is exactly what SIGKILL tests.
 """
 

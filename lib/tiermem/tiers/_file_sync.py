@@ -1,4 +1,4 @@
-"""Shared directory fsyncs and cross-process key locks for the file cold tier (ADR 0008)."""
+"""Shared directory fsyncs and cross-process key locks for the file cold tier (ADR 0009)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ While the writer thread commits a group (and, with ``synchronous=FULL``, waits f
 writes queue up; the next group takes all of them, so N concurrent writers pay for one commit and
 one fsync instead of N. Each write runs in its own savepoint: a statement that fails rolls back
 only that write and fails only its caller. Every caller is answered only after its group's
-``COMMIT`` returned, so a write is never reported before it is durable. See ADR 0008.
+``COMMIT`` returned, so a write is never reported before it is durable. See ADR 0009.
 """
 
 from __future__ import annotations

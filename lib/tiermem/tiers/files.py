@@ -39,7 +39,7 @@ class FileColdMemory(TierAdapter):
     stay distinct on case-insensitive file systems. Concurrent writers share directory fsyncs (each
     still returns only after its file and its directory entry are durable), and conditional writes
     (``if_match``/``if_absent``) hold an ``flock`` on the key's directory around their check and
-    rename, so they are correct across processes sharing ``root`` (ADR 0008).
+    rename, so they are correct across processes sharing ``root`` (ADR 0009).
 
     Args:
         root: the directory that holds everything (created on first write).

@@ -1,6 +1,6 @@
 """SQLite warm tier: one durable file in WAL mode, group commit, reads that never wait for writes.
 
-Where the time goes and why it is arranged this way is in ADR 0008: writes go to one writer
+Where the time goes and why it is arranged this way is in ADR 0009: writes go to one writer
 thread that commits concurrent writes together (one fsync per group); small point reads run on
 the event loop's thread on their own read connection (WAL readers never wait for the writer, and
 ``busy_timeout=0`` means they cannot wait for a lock either); anything larger, and any read that
