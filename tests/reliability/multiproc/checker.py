@@ -97,7 +97,8 @@ class Report:
     def summary(self, limit: int = 8) -> str:
         counts = ", ".join(f"{k}={n}" for k, n in sorted(self.counts().items())) or "none"
         lines = [f"{self.operations} operations; violations: {counts}"]
-        lines += [f"  {v.kind}: key {v.key!r} ({v.process or '-'}): {v.detail}" for v in self.violations[:limit]]
+        for v in self.violations[:limit]:
+            lines.append(f"  {v.kind}: key {v.key!r} ({v.process or '-'}): {v.detail}")
         return "\n".join(lines)
 
 
@@ -159,10 +160,7 @@ class _Key:
 
     def candidates(self, value: str | None, read: Event) -> tuple[list[Event], list[Event]]:
         """Writes that could explain ``value`` at ``read``: (possibly applied, failed or dead)."""
-        if value is None:
-            pool = [_INITIAL, *self.deletes]
-        else:
-            pool = self.sets.get(value, [])
+        pool = [_INITIAL, *self.deletes] if value is None else self.sets.get(value, [])
         pool = [w for w in pool if w.invoke < read.complete]
         if value is None:
             live = [w for w in pool if w is _INITIAL or self.applied(w)]
@@ -186,7 +184,6 @@ def check(
     """
     events = sorted(history, key=lambda e: (e.invoke, e.complete))
     end = end or EndState()
-    has_end = bool(end.durable)
     by_key: dict[str, list[Event]] = defaultdict(list)
     for e in events:
         if e.is_write:
@@ -227,25 +224,31 @@ def check(
 
 def _check_read(k: _Key, r: Event, bound: float) -> tuple[list[Violation], float, list[Event]]:
     """Classify one successful read; return its violations, staleness and the writes that explain it."""
-    horizon = r.invoke - bound
+
+    def found(kind: Kind, detail: str) -> list[Violation]:
+        return [Violation(kind, k.key, detail, r.process, r.invoke)]
+
     live, gone = k.candidates(r.value, r)
     if r.value is not None and not live:
         if gone:
-            return [Violation(Kind.PHANTOM_WRITE, k.key, f"read {r.value} written by a failed write", r.process, r.invoke)], 0.0, gone
-        return [Violation(Kind.FOREIGN_VALUE, k.key, f"read {r.value}, which no earlier write wrote", r.process, r.invoke)], 0.0, []
+            return found(Kind.PHANTOM_WRITE, f"read {r.value} written by a failed write"), 0.0, gone
+        return found(Kind.FOREIGN_VALUE, f"read {r.value}, which no earlier write wrote"), 0.0, []
     if r.value is None:
         deletes = [d for d in k.deletes if d.invoke < r.complete]
         if not deletes and k.first_set_ack < r.invoke:
-            return [Violation(Kind.FALSE_MISS, k.key, "None for a key that had a value and was never deleted", r.process, r.invoke)], 0.0, []
-    fresh = [w for w in live if not k.superseded(w, horizon)]
+            return found(Kind.FALSE_MISS, "None for a key that had a value and was never deleted"), 0.0, []
+    fresh = [w for w in live if not k.superseded(w, r.invoke - bound)]
     if fresh:
         return [], 0.0, fresh
-    newest = max(live, key=lambda w: w.complete)
-    lag = k.supersessor_lag(newest, r.invoke)
     if r.value is None and any(d.outcome is not Outcome.OK for d in gone):
-        return [Violation(Kind.PHANTOM_DELETE, k.key, "None explained only by deletes that failed or did not apply", r.process, r.invoke)], 0.0, live
+        return (
+            found(Kind.PHANTOM_DELETE, "None explained only by deletes that failed or did not apply"),
+            0.0,
+            live,
+        )
+    lag = k.supersessor_lag(max(live, key=lambda w: w.complete), r.invoke)
     what = "None" if r.value is None else r.value
-    return [Violation(Kind.STALE_READ, k.key, f"read {what}, {lag:.2f}s after a newer write was acknowledged", r.process, r.invoke)], lag, live
+    return found(Kind.STALE_READ, f"read {what}, {lag:.2f}s after a newer write was acknowledged"), lag, live
 
 
 def _monotonic(events: Sequence[Event], explained: Mapping[int, list[Event]]) -> list[Violation]:
@@ -278,27 +281,32 @@ def _monotonic(events: Sequence[Event], explained: Mapping[int, list[Event]]) ->
 
 def _check_end(k: _Key, value: str | None, hot: Mapping[str, str | None]) -> list[Violation]:
     out: list[Violation] = []
+
+    def found(kind: Kind, detail: str) -> None:
+        out.append(Violation(kind, k.key, detail))
+
     if value is not None:
         writes = k.sets.get(value, [])
         if not writes:
-            out.append(Violation(Kind.FOREIGN_VALUE, k.key, f"durable end state {value} was never written"))
+            found(Kind.FOREIGN_VALUE, f"durable end state {value} was never written")
             return out
         if all(w.outcome is Outcome.FAIL for w in writes):
-            out.append(Violation(Kind.PHANTOM_WRITE, k.key, f"durable end state {value} comes from a failed write"))
+            found(Kind.PHANTOM_WRITE, f"durable end state {value} comes from a failed write")
         live = writes
     else:
         live = [_INITIAL, *(d for d in k.deletes if d.outcome is not Outcome.FAIL)]
     if all(k.superseded(w, math.inf) for w in live):
-        if value is None and any(d.outcome is Outcome.FAIL and not k.superseded(d, math.inf) for d in k.deletes):
-            out.append(Violation(Kind.PHANTOM_DELETE, k.key, "durable end state is absent: only a failed delete explains it"))
+        failed = [d for d in k.deletes if d.outcome is Outcome.FAIL and not k.superseded(d, math.inf)]
+        if value is None and failed:
+            found(Kind.PHANTOM_DELETE, "durable end state is absent: only a failed delete explains it")
         else:
             lost = [w for w in k.acked if all(w.invoke > c.complete for c in live)]
             ids = ", ".join(str(w.value or "delete") for w in lost[:3])
-            out.append(Violation(Kind.LOST_WRITE, k.key, f"durable end state {value} lost acknowledged {ids}"))
+            found(Kind.LOST_WRITE, f"durable end state {value} lost acknowledged {ids}")
     if k.key in hot:
         served = hot[k.key]
         if served is not None and not (served == TOMBSTONE and value is None) and served != value:
-            out.append(Violation(Kind.DIVERGENCE, k.key, f"hot serves {served}, durable holds {value}"))
+            found(Kind.DIVERGENCE, f"hot serves {served}, durable holds {value}")
     return out
 
 
@@ -317,7 +325,7 @@ def _check_sessions(events: Sequence[Event], end: EndState) -> list[Violation]:
             if turn not in mine:
                 out.append(Violation(Kind.FOREIGN_VALUE, sid, f"turn {turn} was never appended"))
             elif mine[turn].outcome is Outcome.FAIL:
-                out.append(Violation(Kind.PHANTOM_WRITE, sid, f"turn {turn} stored although its append failed"))
+                out.append(Violation(Kind.PHANTOM_WRITE, sid, f"turn {turn} stored though its append failed"))
         for e in appends.get(sid, []):
             if e.outcome is Outcome.OK and e.value not in counts:
                 out.append(Violation(Kind.LOST_WRITE, sid, f"acknowledged turn {e.value} is missing"))

@@ -87,7 +87,8 @@ def builder_for(spec: ClientSpec) -> MemoryBuilder:
 
     builder = MemoryBuilder()
     if spec.hot == "redis":
-        builder.with_hot(RedisHotMemory.from_url(spec.redis_url, prefix=spec.redis_prefix, **spec.redis_options))
+        hot = RedisHotMemory.from_url(spec.redis_url, prefix=spec.redis_prefix, **spec.redis_options)
+        builder.with_hot(hot)
     else:
         builder.with_hot(LocalHotMemory())
     if spec.warm == "cosmos":

@@ -113,8 +113,9 @@ class WorkerProcess:
         self._send({"id": self._next, "op": op, "args": args})
         return future
 
-    async def call(self, op: str, *, timeout: float = 120.0, **args: Any) -> Any:
-        async with asyncio.timeout(timeout):
+    async def call(self, op: str, *, limit: float = 120.0, **args: Any) -> Any:
+        """Run a command and wait for its result (at most ``limit`` seconds)."""
+        async with asyncio.timeout(limit):
             return await self.submit(op, **args)
 
     async def close(self) -> list[Event]:
@@ -168,9 +169,7 @@ class Run:
         return cls(name, base, workdir, _port(redis_url), 0, 0)
 
     @classmethod
-    def azure(
-        cls, name: str, workdir: Path, redis_url: str, cosmos: Any, azurite: Any, **spec: Any
-    ) -> Run:
+    def azure(cls, name: str, workdir: Path, redis_url: str, cosmos: Any, azurite: Any, **spec: Any) -> Run:
         """Redis, the Cosmos stand-in and Azurite, with the reliability suite's short timeouts."""
         base = ClientSpec(
             redis_url=redis_url,
@@ -256,9 +255,7 @@ class Run:
         while True:
             durable = {k: await self.durable_value(k) for k in keys}
             hot = {k: await self.hot_value(k) for k in keys} if self.hot is not None else {}
-            agree = all(
-                h is None or h == durable[k] or (h == TOMBSTONE and durable[k] is None) for k, h in hot.items()
-            )
+            agree = all(_agrees(h, durable[k]) for k, h in hot.items())
             if agree or time.monotonic() >= deadline:
                 break
             await asyncio.sleep(0.25)
@@ -311,6 +308,10 @@ class Run:
             await self.probe.aclose()
         if self.hot is not None:
             await self.hot.aclose()
+
+
+def _agrees(hot: str | None, durable: str | None) -> bool:
+    return hot is None or hot == durable or (hot == TOMBSTONE and durable is None)
 
 
 def _uid(value: Any) -> str | None:

@@ -103,7 +103,7 @@ async def test_concurrent_set_set_hot_converges(runs: Runs) -> None:
     run.check(await run.end_state(keys))
 
 
-@xfail("issue 12: a delete racing a set from another process leaves hot serving a value the durable tier deleted")
+@xfail("issue 12: a delete racing another process's set leaves hot serving a value the durable tier deleted")
 async def test_concurrent_set_delete_hot_converges(runs: Runs) -> None:
     run = await runs.azure("set_delete")
     a, b, r = await asyncio.gather(run.worker("A"), run.worker("B", proxy={Tier.WARM}), run.worker("R"))

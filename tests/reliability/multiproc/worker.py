@@ -183,13 +183,9 @@ class Worker:
             index = await self.sessions.append_turn(session, turn)
         except Exception as exc:
             outcome, error = self.classify(exc)
-            self.events.append(
-                Event(self.process, Op.APPEND, session, uid, t0, time.monotonic(), outcome, error, len(self.events))
-            )
+            self.record(Op.APPEND, session, uid, t0, outcome, error)
             return {"value": uid, "outcome": outcome.value, "error": error}
-        self.events.append(
-            Event(self.process, Op.APPEND, session, uid, t0, time.monotonic(), Outcome.OK, None, len(self.events))
-        )
+        self.record(Op.APPEND, session, uid, t0, Outcome.OK)
         return {"value": uid, "outcome": "ok", "index": index}
 
     async def circuit(self, tier: str = "hot") -> str:
@@ -230,9 +226,7 @@ class Worker:
         done: Counter[str] = Counter()
         actions: dict[str, Callable[[], Awaitable[Any]]] = {
             "get": lambda: self.get(rng.choice(keys)),
-            "set": lambda: self.set(
-                rng.choice(keys), size=large_size if rng.random() < large_ratio else 0
-            ),
+            "set": lambda: self.set(rng.choice(keys), size=large_size if rng.random() < large_ratio else 0),
             "delete": lambda: self.delete(rng.choice(keys)),
             "mget": lambda: self.mget(rng.sample(list(keys), min(3, len(keys)))),
             "mset": lambda: self.mset(rng.sample(list(keys), min(2, len(keys)))),
