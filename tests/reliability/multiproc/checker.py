@@ -17,8 +17,9 @@ Violations:
 - ``stale_read``: every explanation of a read is superseded (older than ``bound`` behind the writes).
 - ``non_monotonic_read``: a process read a value older than one it had read before (every write that
   explains the later read completed before every write that explains the earlier one was invoked).
-- ``false_miss``: ``None`` for a key that had an acknowledged value and no delete at all.
-- ``phantom_delete``: ``None`` explained only by deletes that failed or did not apply.
+- ``false_miss``: ``None`` for a key that had an acknowledged value and no delete at all (no bound).
+- ``phantom_delete``: ``None`` for a key that had an acknowledged value, explained only by deletes
+  that failed or did not apply (no bound either).
 - ``phantom_write``: a value (read or at the end) written only by a write reported as failed.
 - ``foreign_value``: a value no write produced (or one written after the read completed).
 - ``duplicated_turn``: a session turn stored more than once.
@@ -233,19 +234,15 @@ def _check_read(k: _Key, r: Event, bound: float) -> tuple[list[Violation], float
         if gone:
             return found(Kind.PHANTOM_WRITE, f"read {r.value} written by a failed write"), 0.0, gone
         return found(Kind.FOREIGN_VALUE, f"read {r.value}, which no earlier write wrote"), 0.0, []
-    if r.value is None:
-        deletes = [d for d in k.deletes if d.invoke < r.complete]
-        if not deletes and k.first_set_ack < r.invoke:
-            return found(Kind.FALSE_MISS, "None for a key that had a value and was never deleted"), 0.0, []
+    if r.value is None and k.first_set_ack < r.invoke and all(w is _INITIAL for w in live):
+        # The key had an acknowledged value and no delete that applied: no bound excuses this miss.
+        if gone:
+            detail = "None explained only by deletes that failed or did not apply"
+            return found(Kind.PHANTOM_DELETE, detail), 0.0, live
+        return found(Kind.FALSE_MISS, "None for a key that had a value and was never deleted"), 0.0, []
     fresh = [w for w in live if not k.superseded(w, r.invoke - bound)]
     if fresh:
         return [], 0.0, fresh
-    if r.value is None and any(d.outcome is not Outcome.OK for d in gone):
-        return (
-            found(Kind.PHANTOM_DELETE, "None explained only by deletes that failed or did not apply"),
-            0.0,
-            live,
-        )
     lag = k.supersessor_lag(max(live, key=lambda w: w.complete), r.invoke)
     what = "None" if r.value is None else r.value
     return found(Kind.STALE_READ, f"read {what}, {lag:.2f}s after a newer write was acknowledged"), lag, live

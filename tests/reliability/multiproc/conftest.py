@@ -6,6 +6,7 @@ The figures are printed as ``tiermem multi-process figures`` lines and written a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.multiproc.harness import RESULTS, Run
+from tests.services.cosmos import CosmosServer
 from tests.services.fixtures import require_local
 from tests.services.redis import RedisServer
 
@@ -53,6 +55,15 @@ class Runs:
         self.made.append(run)
         await run.setup()
         return run
+
+    async def pause_cosmos(self, seconds: float) -> None:
+        """SIGSTOP the Cosmos stand-in for ``seconds`` (every process's warm tier hangs), then SIGCONT."""
+        cosmos = require_local(self.cosmos, CosmosServer)
+        await asyncio.to_thread(cosmos.pause)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await asyncio.to_thread(cosmos.resume)
 
     def _dir(self, name: str) -> Path:
         path = self.tmp / name

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio
+
 from tests.reliability.multiproc.checker import TOMBSTONE, EndState, Kind, Report, check
 from tests.reliability.multiproc.clients import ClientSpec, build
 from tests.reliability.multiproc.history import Event, Op, load
@@ -54,6 +56,7 @@ class WorkerProcess:
         self._next = 0
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._history: list[Event] | None = None
 
     @classmethod
     async def spawn(cls, name: str, spec: ClientSpec, workdir: Path) -> WorkerProcess:
@@ -119,13 +122,16 @@ class WorkerProcess:
             return await self.submit(op, **args)
 
     async def close(self) -> list[Event]:
-        """Stop its loops, close its client, and return its history."""
+        """Stop its loops, close its client, and return its history (idempotent)."""
+        if self._history is not None:
+            return self._history
         await self.call("close")
         async with asyncio.timeout(30):
             await self.proc.wait()
         if self._reader is not None:
             await self._reader
-        return list(load(self.history))
+        self._history = list(load(self.history))
+        return self._history
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
@@ -226,6 +232,15 @@ class Run:
         """Several workers with the same options, started in parallel."""
         return list(await asyncio.gather(*(self.worker(n, **kw) for n in names)))
 
+    async def flushall(self) -> None:
+        """FLUSHALL on the shared Redis: every process loses its hot copies at once."""
+        assert self.hot is not None
+        client = redis.asyncio.Redis.from_url(self.base.redis_url)
+        try:
+            await client.flushall()
+        finally:
+            await client.aclose()
+
     # -- the end state ----------------------------------------------------------------------------
 
     async def hot_value(self, key: str) -> str | None:
@@ -247,11 +262,13 @@ class Run:
     async def end_state(
         self, keys: Iterable[str], sessions: Iterable[str] = (), *, quiet: float = BOUND
     ) -> EndState:
-        """After every worker stopped: poll up to ``quiet`` seconds for hot to agree with the durable
-        tier, then return what both hold (hot read raw, not through any client's logic)."""
+        """After every worker stopped: wait until hot agrees with the durable tier or ``quiet`` seconds
+        have passed since the last write of the history, then return what both hold (hot read raw, not
+        through any client's logic)."""
         assert self.probe is not None
         keys = list(keys)
-        deadline = time.monotonic() + quiet
+        writes = [e.complete for e in self.events if e.op is not Op.GET]
+        deadline = (max(writes) if writes else time.monotonic()) + quiet
         while True:
             durable = {k: await self.durable_value(k) for k in keys}
             hot = {k: await self.hot_value(k) for k in keys} if self.hot is not None else {}
