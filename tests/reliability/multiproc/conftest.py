@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.multiproc.harness import RESULTS, Run
+from tests.reliability.multiproc.harness import RESULTS, Pool, Run
 from tests.services.cosmos import CosmosServer
 from tests.services.fixtures import require_local
 from tests.services.redis import RedisServer
@@ -37,7 +37,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 class Runs:
     """Makes :class:`Run` objects on this test's services and closes them afterwards."""
 
-    def __init__(self, redis: RedisServer, cosmos: Any, azurite: Any, tmp: Path) -> None:
+    def __init__(self, pool: Pool, redis: RedisServer, cosmos: Any, azurite: Any, tmp: Path) -> None:
+        self.pool = pool
         self.redis = redis
         self.cosmos = cosmos
         self.azurite = azurite
@@ -45,13 +46,13 @@ class Runs:
         self.made: list[Run] = []
 
     async def azure(self, name: str, **spec: Any) -> Run:
-        run = Run.azure(name, self._dir(name), self.redis.url, self.cosmos, self.azurite, **spec)
+        run = Run.azure(name, self._dir(name), self.pool, self.redis.url, self.cosmos, self.azurite, **spec)
         self.made.append(run)
         await run.setup()
         return run
 
     async def embedded(self, name: str, **spec: Any) -> Run:
-        run = Run.embedded(name, self._dir(name), self.redis.url, **spec)
+        run = Run.embedded(name, self._dir(name), self.pool, self.redis.url, **spec)
         self.made.append(run)
         await run.setup()
         return run
@@ -73,14 +74,25 @@ class Runs:
     async def aclose(self) -> None:
         for run in self.made:
             await run.aclose()
+        self.pool.refill()
+
+
+@pytest.fixture(scope="session")
+async def worker_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pool]:
+    pool = Pool(tmp_path_factory.mktemp("workers"))
+    pool.refill()  # the first processes import while the services start
+    try:
+        yield pool
+    finally:
+        await pool.aclose()
 
 
 @pytest.fixture
 async def runs(
-    own_redis: RedisServer, cosmos_server: Any, azurite: Any, tmp_path: Path
+    worker_pool: Pool, own_redis: RedisServer, cosmos_server: Any, azurite: Any, tmp_path: Path
 ) -> AsyncIterator[Runs]:
     require_local(own_redis, RedisServer)
-    made = Runs(own_redis, cosmos_server, azurite, tmp_path)
+    made = Runs(worker_pool, own_redis, cosmos_server, azurite, tmp_path)
     try:
         yield made
     finally:

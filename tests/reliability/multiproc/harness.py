@@ -29,7 +29,7 @@ from tests.services._process import repo_root
 from tiermem import Codec, ConversationStore, MemoryClient, RecordKind, Tier, make_key
 from tiermem.tiers.redis import RedisHotMemory
 
-__all__ = ["BOUND", "RESULTS", "SCALE", "Run", "ViolationsFound", "WorkerProcess"]
+__all__ = ["BOUND", "RESULTS", "SCALE", "Pool", "Run", "ViolationsFound", "WorkerProcess"]
 
 SOAK = os.environ.get("TIERMEM_SOAK") == "1"
 SCALE = int(os.environ.get("TIERMEM_SOAK_SCALE", "10")) if SOAK else 1
@@ -59,22 +59,11 @@ class WorkerProcess:
         self._history: list[Event] | None = None
 
     @classmethod
-    async def spawn(cls, name: str, spec: ClientSpec, workdir: Path) -> WorkerProcess:
-        history = workdir / f"{name}.jsonl"
-        log = workdir / f"{name}.log"
-        with log.open("wb") as err:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "tests.reliability.multiproc.worker",
-                cwd=repo_root(),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-                limit=1 << 24,
-            )
-        worker = cls(name, proc, history, log)
-        worker._send({"process": name, "spec": spec.to_json(), "history": str(history)})
+    async def spawn(cls, name: str, spec: ClientSpec, workdir: Path, pool: Pool) -> WorkerProcess:
+        """Take a started process from ``pool`` and make it ``name``, with a client built from ``spec``."""
+        proc, log = await pool.take()
+        worker = cls(name, proc, workdir / f"{name}.jsonl", log)
+        worker._send({"process": name, "spec": spec.to_json(), "history": str(worker.history)})
         assert proc.stdout is not None
         async with asyncio.timeout(60):
             line = await proc.stdout.readline()
@@ -144,6 +133,57 @@ class WorkerProcess:
                 await self._reader
 
 
+class Pool:
+    """Worker processes started ahead of need: importing tiermem and the Azure SDKs takes a second or
+    two of CPU, which the previous scenario's run time hides. Each process waits for its setup line."""
+
+    def __init__(self, workdir: Path, size: int = 3) -> None:
+        self.workdir = workdir
+        self.size = size
+        self._ready: list[tuple[asyncio.subprocess.Process, Path]] = []
+        self._filling: asyncio.Task[None] | None = None
+        self._launched = 0
+
+    async def _launch(self) -> tuple[asyncio.subprocess.Process, Path]:
+        self._launched += 1
+        log = self.workdir / f"worker-{self._launched}.log"
+        with log.open("wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.reliability.multiproc.worker",
+                cwd=repo_root(),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+                limit=1 << 24,
+            )
+        return proc, log
+
+    async def take(self) -> tuple[asyncio.subprocess.Process, Path]:
+        return self._ready.pop(0) if self._ready else await self._launch()
+
+    def refill(self) -> None:
+        """Start replacing the processes taken, in the background (between scenarios, so the imports
+        do not compete for the CPU with a scenario's processes)."""
+        if self._filling is None or self._filling.done():
+            self._filling = asyncio.create_task(self._fill())
+
+    async def _fill(self) -> None:
+        while len(self._ready) < self.size:
+            self._ready.append(await self._launch())
+
+    async def aclose(self) -> None:
+        if self._filling is not None:
+            await self._filling
+        for proc, _ in self._ready:
+            if proc.stdin is not None:
+                proc.stdin.close()  # EOF before any setup: the worker exits
+            async with asyncio.timeout(30):
+                await proc.wait()
+        self._ready.clear()
+
+
 @dataclass
 class Run:
     """One scenario's processes, proxies, probe and figures."""
@@ -151,6 +191,7 @@ class Run:
     name: str
     base: ClientSpec
     workdir: Path
+    pool: Pool
     redis_port: int
     cosmos_port: int
     blob_port: int
@@ -162,7 +203,7 @@ class Run:
     hot: RedisHotMemory | None = None
 
     @classmethod
-    def embedded(cls, name: str, workdir: Path, redis_url: str, **spec: Any) -> Run:
+    def embedded(cls, name: str, workdir: Path, pool: Pool, redis_url: str, **spec: Any) -> Run:
         """Redis hot, SQLite warm and files cold shared by the processes (the embedded durable tiers)."""
         base = ClientSpec(
             warm="sqlite",
@@ -172,10 +213,12 @@ class Run:
             sqlite_path=str(workdir / "warm.db"),
             files_path=str(workdir / "cold"),
         ).with_(**spec)
-        return cls(name, base, workdir, _port(redis_url), 0, 0)
+        return cls(name, base, workdir, pool, _port(redis_url), 0, 0)
 
     @classmethod
-    def azure(cls, name: str, workdir: Path, redis_url: str, cosmos: Any, azurite: Any, **spec: Any) -> Run:
+    def azure(
+        cls, name: str, workdir: Path, pool: Pool, redis_url: str, cosmos: Any, azurite: Any, **spec: Any
+    ) -> Run:
         """Redis, the Cosmos stand-in and Azurite, with the reliability suite's short timeouts."""
         base = ClientSpec(
             redis_url=redis_url,
@@ -196,7 +239,13 @@ class Run:
             },
         ).with_(**spec)
         return cls(
-            name, base, workdir, _port(redis_url), _port(cosmos.endpoint), _port(azurite.blob_endpoint)
+            name,
+            base,
+            workdir,
+            pool,
+            _port(redis_url),
+            _port(cosmos.endpoint),
+            _port(azurite.blob_endpoint),
         )
 
     async def setup(self) -> None:
@@ -218,7 +267,7 @@ class Run:
             p = await FaultProxy(self._target(tier)).start()
             self.proxies[(name, tier)] = p
             s = _through(s, tier, self._target(tier), p.port)
-        worker = await WorkerProcess.spawn(name, s, self.workdir)
+        worker = await WorkerProcess.spawn(name, s, self.workdir, self.pool)
         self.workers[name] = worker
         return worker
 

@@ -323,7 +323,7 @@ async def test_no_acknowledged_write_lost_across_processes_under_faults(runs: Ru
     sessions = ["s0", "s1"]
     for w in (a, b, c):
         await w.call("loop", name="mix", mix=MIX, keys=keys, sessions=sessions, interval=0.01)
-    phase = 1.0 * SCALE
+    phase = 0.7 * SCALE
     await asyncio.sleep(phase)
     await asyncio.to_thread(runs.redis.kill)
     await asyncio.sleep(0.5)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import sys
 import time
@@ -264,10 +265,13 @@ async def _serve() -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 24)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    setup = json.loads(await reader.readline())
+    first = await reader.readline()
+    if not first:
+        return  # a pooled process that was never used
+    setup = json.loads(first)
     spec = ClientSpec.from_json(setup["spec"])
     worker = Worker(setup["process"], build(spec), Path(setup["history"]))
-    _reply({"ready": setup["process"], "pid": __import__("os").getpid()})
+    _reply({"ready": setup["process"], "pid": os.getpid()})
     tasks: set[asyncio.Task[None]] = set()
 
     async def run(command: dict[str, Any]) -> None:
@@ -293,4 +297,10 @@ async def _serve() -> None:
 
 
 if __name__ == "__main__":
+    # Import every adapter before waiting for the setup line: a pooled process is then ready at once.
+    import tiermem.tiers.blob
+    import tiermem.tiers.cosmos
+    import tiermem.tiers.local
+    import tiermem.tiers.redis  # noqa: F401
+
     asyncio.run(_serve())
