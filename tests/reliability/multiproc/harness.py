@@ -175,10 +175,10 @@ class Pool:
 
     async def aclose(self) -> None:
         if self._filling is not None:
-            await self._filling
+            await self._filling  # launching is quick: the imports run in the children
         for proc, _ in self._ready:
-            if proc.stdin is not None:
-                proc.stdin.close()  # EOF before any setup: the worker exits
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()  # never given a setup line: nothing to lose
             async with asyncio.timeout(30):
                 await proc.wait()
         self._ready.clear()
@@ -293,15 +293,18 @@ class Run:
     # -- the end state ----------------------------------------------------------------------------
 
     async def hot_value(self, key: str) -> str | None:
-        """What raw Redis would serve for ``key``: a value id, TOMBSTONE, or None (nothing/fence)."""
+        """What raw Redis would serve for ``key``: a value id, TOMBSTONE, or None (nothing, a fence, or
+        any other marker a client reads through). Mirror the client's rules here when they change (a
+        record a client would treat as a miss, such as one from an older epoch, is None)."""
         assert self.hot is not None
         rec = await self.hot.get(make_key("default", "default", key))
-        if rec is None or rec.is_expired(time.time()) or rec.kind is RecordKind.FENCE:
+        if rec is None or rec.is_expired(time.time()):
             return None
         if rec.kind is RecordKind.TOMBSTONE:
             return TOMBSTONE
-        value = Codec().decode(rec)
-        return _uid(value)
+        if rec.kind not in _VALUE_KINDS:
+            return None
+        return _uid(Codec().decode(rec))
 
     async def durable_value(self, key: str) -> str | None:
         assert self.probe is not None
@@ -374,6 +377,9 @@ class Run:
             await self.probe.aclose()
         if self.hot is not None:
             await self.hot.aclose()
+
+
+_VALUE_KINDS = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
 
 
 def _agrees(hot: str | None, durable: str | None) -> bool:

@@ -95,7 +95,7 @@ async def test_concurrent_set_set_hot_converges(runs: Runs) -> None:
         assert (await b.call("set", key=key))["outcome"] == "ok"
         hot_a.set_mode(Mode.PASS)
         assert (await pending)["outcome"] == "ok"
-    raced = [f"raced{i}" for i in range(20 * SCALE)]
+    raced = [f"raced{i}" for i in range(12 * SCALE)]
     await barrier_rounds(run, a, b, "set", raced)
     keys = forced + raced
     await read_for(BOUND + 0.5, keys, r, a, b)
@@ -121,7 +121,7 @@ async def test_concurrent_set_delete_hot_converges(runs: Runs) -> None:
         assert (await a.call("set", key=key))["outcome"] == "ok"
         warm_b.set_mode(Mode.PASS)
         assert (await pending)["outcome"] == "ok"
-    raced = [f"raced{i}" for i in range(20 * SCALE)]
+    raced = [f"raced{i}" for i in range(12 * SCALE)]
     await barrier_rounds(run, a, b, "delete", raced)
     keys = forced + raced
     await read_for(BOUND + 0.5, keys, r, a, b)
@@ -278,7 +278,7 @@ SLACK = 0.5
 
 
 @xfail("issue 12: lock waits are outside the warm deadline, and hot calls have no deadline by default")
-async def test_no_operation_exceeds_its_deadline(runs: Runs, cosmos_server: object) -> None:
+async def test_no_operation_exceeds_its_deadline(runs: Runs) -> None:
     run = await runs.azure("deadlines")
     warm_only = {"warm": {"timeout": WARM_DEADLINE, "failure_threshold": 100, "reset_timeout": 0.5}}
     # L: five concurrent sets of one key while Cosmos stalls (L's hot tier is in-process: no Redis here).
@@ -332,14 +332,14 @@ async def test_no_acknowledged_write_lost_across_processes_under_faults(runs: Ru
     await run.flushall()
     await asyncio.sleep(phase)
     await asyncio.to_thread(runs.redis.pause)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.6)
     await asyncio.to_thread(runs.redis.resume)
     await asyncio.sleep(phase)
     run.proxy("B", Tier.WARM).set_mode(Mode.STALL)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.6)
     run.proxy("B", Tier.WARM).set_mode(Mode.PASS)
     await asyncio.sleep(phase)
-    await runs.pause_cosmos(1.0)
+    await runs.pause_cosmos(0.6)
     await asyncio.sleep(phase)
     await run.stop_workers()
     run.check(await run.end_state(keys, sessions, quiet=0.0), kinds=NO_LOSS)
