@@ -115,7 +115,13 @@ def builder_for(spec: ClientSpec) -> MemoryBuilder:
         builder.with_cold(FileColdMemory(Path(spec.files_path)))
     builder.with_policy(**spec.policy)
     for tier, options in spec.resilience.items():
-        builder.with_resilience(Tier(tier), **options)
+        threshold = options.get("failure_threshold")
+        builder.with_resilience(
+            Tier(tier),
+            timeout=options.get("timeout"),
+            failure_threshold=None if threshold is None else int(threshold),
+            reset_timeout=options.get("reset_timeout"),
+        )
     return builder
 
 

@@ -23,7 +23,7 @@ import redis.asyncio
 
 from tests.reliability.multiproc.checker import TOMBSTONE, EndState, Kind, Report, check
 from tests.reliability.multiproc.clients import ClientSpec, build
-from tests.reliability.multiproc.history import Event, Op, load
+from tests.reliability.multiproc.history import Event, Op, load, uid_of
 from tests.reliability.proxy import FaultProxy
 from tests.services._process import repo_root
 from tiermem import Codec, ConversationStore, MemoryClient, RecordKind, Tier, make_key
@@ -304,12 +304,12 @@ class Run:
             return TOMBSTONE
         if rec.kind not in _VALUE_KINDS:
             return None
-        return _uid(Codec().decode(rec))
+        return uid_of(Codec().decode(rec))
 
     async def durable_value(self, key: str) -> str | None:
         assert self.probe is not None
         entry = await self.probe.get_entry(key, consistent=True)
-        return None if entry is None else _uid(entry.value)
+        return None if entry is None else uid_of(entry.value)
 
     async def end_state(
         self, keys: Iterable[str], sessions: Iterable[str] = (), *, quiet: float = BOUND
@@ -332,7 +332,7 @@ class Run:
         turns = {}
         for sid in sessions:
             loaded = await store.load_turns(sid, consistent=True)
-            turns[sid] = [str(_uid(t)) for t in loaded]
+            turns[sid] = [str(uid_of(t)) for t in loaded]
         return EndState(durable=durable, hot=hot, sessions=turns)
 
     async def stop_workers(self) -> list[Event]:
@@ -384,12 +384,6 @@ _VALUE_KINDS = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
 
 def _agrees(hot: str | None, durable: str | None) -> bool:
     return hot is None or hot == durable or (hot == TOMBSTONE and durable is None)
-
-
-def _uid(value: Any) -> str | None:
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return value["id"]
-    return None if value is None else f"<foreign>{str(value)[:40]}"
 
 
 def _port(url: str) -> int:

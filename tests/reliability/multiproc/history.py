@@ -10,11 +10,13 @@ from __future__ import annotations
 import enum
 import json
 import math
+import random
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Event", "Op", "Outcome", "dump", "load"]
+__all__ = ["FOREIGN", "Event", "Op", "Outcome", "dump", "load", "uid_of", "value_for"]
 
 
 class Op(enum.StrEnum):
@@ -88,3 +90,24 @@ def load(path: Path) -> Iterator[Event]:
         for line in fh:
             if line.strip():
                 yield Event.from_json(line)
+
+
+FOREIGN = "<foreign>"
+
+
+def value_for(uid: str, size: int, rng: random.Random) -> dict[str, Any]:
+    """A unique value; ``size`` characters of incompressible padding make it large (cold, not hot)."""
+    if size <= 0:
+        return {"id": uid}
+    return {"id": uid, "pad": rng.randbytes(size // 2).hex()}
+
+
+def uid_of(value: Any) -> str | None:
+    """The id a value carries (``None`` for a miss); anything else is marked as foreign."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        uid = value.get("id")
+        if isinstance(uid, str):
+            return uid
+    return f"{FOREIGN}{str(value)[:40]}"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.reliability.multiproc.clients import ClientSpec, build
-from tests.reliability.multiproc.history import Event, Op, Outcome, dump
+from tests.reliability.multiproc.history import Event, Op, Outcome, dump, uid_of, value_for
 from tiermem import (
     BatchWriteError,
     ConflictError,
@@ -31,23 +31,6 @@ from tiermem import (
     Tier,
     TierMemError,
 )
-
-FOREIGN = "<foreign>"
-
-
-def value_for(uid: str, size: int, rng: random.Random) -> dict[str, Any]:
-    """A unique value; ``size`` bytes of incompressible padding make it large (cold, not hot)."""
-    if size <= 0:
-        return {"id": uid}
-    return {"id": uid, "pad": rng.randbytes(size // 2).hex()}
-
-
-def uid_of(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return value["id"]
-    return f"{FOREIGN}{str(value)[:40]}"
 
 
 class Worker:
