@@ -359,13 +359,13 @@ async def test_no_acknowledged_write_lost_on_shared_embedded_tiers(runs: Runs) -
             mix=MIX,
             keys=keys,
             sessions=sessions,
-            interval=0.01,
+            interval=0.02,
             large_size=LARGE,
-            large_ratio=0.05,
+            large_ratio=0.03,
         )
-    await asyncio.sleep(1.5 * SCALE)
+    await asyncio.sleep(1.0 * SCALE)
     await run.flushall()
-    await asyncio.sleep(1.5 * SCALE)
+    await asyncio.sleep(1.0 * SCALE)
     await run.stop_workers()
     # False misses are V3's (a large overwrite under a reader), asserted in its own scenario.
     run.check(await run.end_state(keys, sessions, quiet=0.0), kinds=NO_LOSS - {Kind.FALSE_MISS})
