@@ -106,7 +106,13 @@ async def test_concurrent_set_set_hot_converges(runs: Runs) -> None:
 @xfail("issue 12: a delete racing another process's set leaves hot serving a value the durable tier deleted")
 async def test_concurrent_set_delete_hot_converges(runs: Runs) -> None:
     run = await runs.azure("set_delete")
-    a, b, r = await asyncio.gather(run.worker("A"), run.worker("B", proxy={Tier.WARM}), run.worker("R"))
+    patient = {  # B's held delete must outlast the forcing step, however loaded the machine is
+        "cosmos_options": {**run.base.cosmos_options, "read_timeout": 15},
+        "resilience": {**run.base.resilience, "warm": {"timeout": 20.0}},
+    }
+    a, b, r = await asyncio.gather(
+        run.worker("A"), run.worker("B", proxy={Tier.WARM}, **patient), run.worker("R")
+    )
     forced = [f"forced{i}" for i in range(3 * SCALE)]
     warm_b = run.proxy("B", Tier.WARM)
     for key in forced:
@@ -135,7 +141,8 @@ async def test_concurrent_set_delete_hot_converges(runs: Runs) -> None:
 @xfail("issue 12 V1: values written while a process's hot circuit was open stay stale in hot for hot_ttl")
 async def test_writer_only_process_across_a_hot_outage(runs: Runs) -> None:
     run = await runs.azure("v1_hot_outage")
-    breaker = {"timeout": 2.0, "failure_threshold": 1, "reset_timeout": 3.0}
+    # W's circuit opens on its first hot failure and stays open for the whole scenario (no timing race).
+    breaker = {"timeout": 2.0, "failure_threshold": 1, "reset_timeout": 120.0}
     w, r1, r2 = await asyncio.gather(
         run.worker("W", resilience={**run.base.resilience, "hot": breaker}),
         run.worker("R1"),
@@ -164,13 +171,6 @@ async def test_writer_only_process_across_a_hot_outage(runs: Runs) -> None:
     for key in keys:  # durable only: W's circuit is open, so its hot writes are skipped
         assert (await w.call("set", key=key))["outcome"] == "ok"
     assert await w.call("circuit") == "open", "W's circuit closed during the forcing writes"
-
-    async def half_open() -> bool:
-        return bool(await w.call("circuit") == "half_open")
-
-    await wait_for(half_open, what="W's circuit half-opens")
-    assert (await w.call("set", key="other"))["outcome"] == "ok"  # the probe closes W's circuit
-    assert await w.call("circuit") == "closed"
     await w.close()  # the writer exits: nothing is left that remembers its dirty keys
     await asyncio.sleep(BOUND + 0.5)
     await run.stop_workers()
@@ -219,7 +219,13 @@ async def test_cold_overwrites_under_readers(runs: Runs) -> None:
     run = await runs.azure(
         "v3_cold_overwrite", policy={"warm_max_bytes": 64 * 1024, "hot_max_bytes": 16 * 1024}
     )
-    w, r, r2 = await asyncio.gather(run.worker("W"), run.worker("R", proxy={Tier.COLD}), run.worker("R2"))
+    patient = {  # R's held cold read must outlast the forcing step, however loaded the machine is
+        "blob_options": {**run.base.blob_options, "read_timeout": 15},
+        "resilience": {**run.base.resilience, "cold": {"timeout": 20.0}},
+    }
+    w, r, r2 = await asyncio.gather(
+        run.worker("W"), run.worker("R", proxy={Tier.COLD}, **patient), run.worker("R2")
+    )
     cold = run.proxy("R", Tier.COLD)
     forced = [f"forced{i}" for i in range(3 * SCALE)]
     for key in forced:
@@ -248,11 +254,16 @@ async def test_cold_overwrites_under_readers(runs: Runs) -> None:
 # -- V4: deletes that fail -----------------------------------------------------------------------------
 
 
+TOMBSTONE_TTL = 2.0
+
+
 @xfail("issue 12 V4: a failed delete leaves its hot tombstone: other processes see the key deleted")
 async def test_failed_deletes_leave_the_key_as_it_was(runs: Runs) -> None:
     run = await runs.azure("v4_failed_delete")
     d, r1, r2 = await asyncio.gather(
-        run.worker("D", proxy={Tier.WARM}, policy={"tombstone_ttl": 1.0}), run.worker("R1"), run.worker("R2")
+        run.worker("D", proxy={Tier.WARM}, policy={"tombstone_ttl": TOMBSTONE_TTL}),
+        run.worker("R1"),
+        run.worker("R2"),
     )
     warm = run.proxy("D", Tier.WARM)
     keys = [f"k{i}" for i in range(3 * SCALE)]
@@ -265,7 +276,7 @@ async def test_failed_deletes_leave_the_key_as_it_was(runs: Runs) -> None:
         assert (await d.call("delete", key=key))["outcome"] != "ok", "the delete did not fail"
         await r1.call("get", key=key)  # one read inside the tombstone's lifetime, whatever the timing
     warm.set_mode(Mode.PASS)
-    await asyncio.sleep(1.5)  # the tombstones expire and the values come back
+    await asyncio.sleep(TOMBSTONE_TTL + 0.5)  # the tombstones expire and the values come back
     await run.stop_workers()
     run.check(await run.end_state(keys))
 
