@@ -126,7 +126,6 @@ class _Key:
         for w in acked:
             running = max(running, w.invoke)
             self.max_invoke.append(running)
-        self.first_ack = acked[0].complete if acked else math.inf
         self.first_set_ack = min((w.complete for w in acked if w.op is Op.SET), default=math.inf)
         self.dead: set[int] = set()
         if has_end:

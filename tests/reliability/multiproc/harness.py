@@ -250,11 +250,10 @@ class Run:
 
     async def setup(self) -> None:
         """Create the containers/tables once, from the parent, and open the probe."""
-        spec = self.base.with_(policy={**self.base.policy})
-        self.probe = build(spec)
+        self.probe = build(self.base)
         await self.probe.setup()
-        if spec.hot == "redis":
-            self.hot = RedisHotMemory.from_url(spec.redis_url, prefix=spec.redis_prefix)
+        if self.base.hot == "redis":
+            self.hot = RedisHotMemory.from_url(self.base.redis_url, prefix=self.base.redis_prefix)
 
     async def worker(
         self, name: str, *, proxy: Iterable[Tier] = (), policy: Mapping[str, Any] | None = None, **spec: Any
