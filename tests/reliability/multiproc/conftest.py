@@ -1,7 +1,7 @@
 """Fixtures for the multi-process scenarios, and their figures at the end of the run.
 
 The figures are printed as ``tiermem multi-process figures`` lines and written as JSON to
-``$TIERMEM_MULTIPROC_REPORT`` when set (docs/reliability.md quotes them).
+``$TIERMEM_TEST_MULTIPROC_REPORT`` when set (docs/reliability.md quotes them).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for name, figures in RESULTS.items():
         line = ", ".join(f"{k}={v}" for k, v in figures.items())
         terminalreporter.write_line(f"  {name}: {line}")
-    path = os.environ.get("TIERMEM_MULTIPROC_REPORT")
+    path = os.environ.get("TIERMEM_TEST_MULTIPROC_REPORT")
     if path:
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(RESULTS, fh, indent=2, sort_keys=True)

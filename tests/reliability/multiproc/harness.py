@@ -31,10 +31,10 @@ from tiermem.tiers.redis import RedisHotMemory
 
 __all__ = ["BOUND", "RESULTS", "SCALE", "Pool", "Run", "ViolationsFound", "WorkerProcess"]
 
-SOAK = os.environ.get("TIERMEM_SOAK") == "1"
-SCALE = int(os.environ.get("TIERMEM_SOAK_SCALE", "10")) if SOAK else 1
-"""Multiplies rounds and durations in the soak (``TIERMEM_SOAK=1``)."""
-BOUND = float(os.environ.get("TIERMEM_STALENESS_BOUND", "2.0"))
+SOAK = os.environ.get("TIERMEM_TEST_SOAK") == "1"
+SCALE = int(os.environ.get("TIERMEM_TEST_SOAK_SCALE", "10")) if SOAK else 1
+"""Multiplies rounds and durations in the soak (``TIERMEM_TEST_SOAK=1``)."""
+BOUND = float(os.environ.get("TIERMEM_TEST_STALENESS_BOUND", "2.0"))
 """Seconds a read may lag behind the latest acknowledged write (the design's bound; default 2 s)."""
 
 RESULTS: dict[str, dict[str, Any]] = {}

@@ -5,7 +5,7 @@ bytes, a hot outage with the breaker open, a paused server), records every opera
 and asserts that the checker finds nothing. Scenarios that find violations with today's client are
 strict xfails raising :class:`ViolationsFound`: they turn the run red once the finding is fixed (remove
 the marker then), and any other error (a precondition of the forcing that did not hold) fails as usual.
-``TIERMEM_SOAK=1`` multiplies rounds and durations; ``TIERMEM_STALENESS_BOUND`` sets the bound.
+``TIERMEM_TEST_SOAK=1`` multiplies rounds and durations; ``TIERMEM_TEST_STALENESS_BOUND`` sets the bound.
 """
 
 from __future__ import annotations
