@@ -2,9 +2,10 @@
 
 Each scenario forces the interleaving that exposes its finding (a fault proxy that holds one process's
 bytes, a hot outage with the breaker open, a paused server), records every operation of every process,
-and asserts that the checker finds nothing. Scenarios that find violations with today's client are
-strict xfails raising :class:`ViolationsFound`: they turn the run red once the finding is fixed (remove
-the marker then), and any other error (a precondition of the forcing that did not hold) fails as usual.
+and asserts that the checker finds nothing. A scenario for a finding that is not fixed yet is marked
+``@xfail("...")`` (strict, raising only :class:`ViolationsFound`): it turns the run red once the finding
+is fixed, and any other error (a forcing step that did not happen) fails as usual. Every finding of
+issue 12 passes since the ADR 0006 engine; before it, each scenario here was such a strict xfail.
 ``TIERMEM_TEST_SOAK=1`` multiplies rounds and durations; ``TIERMEM_TEST_STALENESS_BOUND`` sets the bound.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.reliability.multiproc.checker import TOMBSTONE, Kind
+from tests.reliability.multiproc.checker import Kind
 from tests.reliability.multiproc.conftest import Runs
 from tests.reliability.multiproc.harness import BOUND, SCALE, Run, ViolationsFound, WorkerProcess
 from tests.reliability.multiproc.history import Op
@@ -68,7 +69,6 @@ async def barrier_rounds(run: Run, a: WorkerProcess, b: WorkerProcess, op_b: str
 # -- concurrent writers -------------------------------------------------------------------------------
 
 
-@xfail("issue 12: concurrent set/set from two processes leaves hot holding the older value for hot_ttl")
 async def test_concurrent_set_set_hot_converges(runs: Runs) -> None:
     run = await runs.azure("set_set")
     slow_hot = {"socket_timeout": 10.0, "socket_connect_timeout": 2.0, "retries": 0}
@@ -104,7 +104,6 @@ async def test_concurrent_set_set_hot_converges(runs: Runs) -> None:
     run.check(await run.end_state(keys))
 
 
-@xfail("issue 12: a delete racing another process's set leaves hot serving a value the durable tier deleted")
 async def test_concurrent_set_delete_hot_converges(runs: Runs) -> None:
     run = await runs.azure("set_delete")
     patient = {  # B's held delete must outlast the forcing step, however loaded the machine is
@@ -117,14 +116,14 @@ async def test_concurrent_set_delete_hot_converges(runs: Runs) -> None:
     forced = [f"forced{i}" for i in range(3 * SCALE)]
     warm_b = run.proxy("B", Tier.WARM)
     for key in forced:
-        # B's hot tombstone lands and its durable delete is held; A writes durable and hot; B's delete lands.
+        # B's delete reaches Cosmos and is held there; A's whole set runs inside it; then B's delete lands.
         warm_b.set_mode(Mode.STALL)
         pending = b.submit("delete", key=key)
 
-        async def tombstoned(key: str = key) -> bool:
-            return await run.hot_value(key) == TOMBSTONE
+        async def delete_held() -> bool:
+            return warm_b.held > 0
 
-        await wait_for(tombstoned, what="B's hot tombstone")
+        await wait_for(delete_held, what="B's durable delete is held")
         assert (await a.call("set", key=key))["outcome"] == "ok"
         warm_b.set_mode(Mode.PASS)
         assert (await pending)["outcome"] == "ok"
@@ -139,7 +138,6 @@ async def test_concurrent_set_delete_hot_converges(runs: Runs) -> None:
 # -- V1: a writer-only process across a hot outage -----------------------------------------------------
 
 
-@xfail("issue 12 V1: values written while a process's hot circuit was open stay stale in hot for hot_ttl")
 async def test_writer_only_process_across_a_hot_outage(runs: Runs) -> None:
     run = await runs.azure("v1_hot_outage")
     # W's circuit opens on its first hot failure and stays open for the whole scenario (no timing race).
@@ -183,7 +181,6 @@ async def test_writer_only_process_across_a_hot_outage(runs: Runs) -> None:
 PADDED = 12_000  # the request carrying such a value is larger than the proxy's swallow threshold
 
 
-@xfail("issue 12 V2: a conditional write whose reply was lost is reported as ConflictError; turns duplicate")
 async def test_conditional_writes_and_appends_across_a_lost_cosmos_reply(runs: Runs) -> None:
     run = await runs.azure("v2_lost_reply")
     # The Cosmos client times out a request after 1 s and retries it; the warm deadline is 10 s.
@@ -215,7 +212,6 @@ async def test_conditional_writes_and_appends_across_a_lost_cosmos_reply(runs: R
 LARGE = 160_000  # incompressible: above warm_max_bytes (64 KiB) after compression, so cold + pointer
 
 
-@xfail("issue 12 V3: a read racing an overwrite of a cold value returns None for a key that has a value")
 async def test_cold_overwrites_under_readers(runs: Runs) -> None:
     run = await runs.azure(
         "v3_cold_overwrite", policy={"warm_max_bytes": 64 * 1024, "hot_max_bytes": 16 * 1024}
@@ -258,7 +254,6 @@ async def test_cold_overwrites_under_readers(runs: Runs) -> None:
 TOMBSTONE_TTL = 2.0
 
 
-@xfail("issue 12 V4: a failed delete leaves its hot tombstone: other processes see the key deleted")
 async def test_failed_deletes_leave_the_key_as_it_was(runs: Runs) -> None:
     run = await runs.azure("v4_failed_delete")
     d, r1, r2 = await asyncio.gather(
@@ -289,7 +284,6 @@ HOT_DEADLINE = 2.0  # docs/reliability.md: the documented default hot deadline
 SLACK = 0.5
 
 
-@xfail("issue 12: lock waits are outside the warm deadline, and hot calls have no deadline by default")
 async def test_no_operation_exceeds_its_deadline(runs: Runs) -> None:
     run = await runs.azure("deadlines")
     warm_only = {"warm": {"timeout": WARM_DEADLINE, "failure_threshold": 100, "reset_timeout": 0.5}}
