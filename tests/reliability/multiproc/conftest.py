@@ -74,13 +74,11 @@ class Runs:
     async def aclose(self) -> None:
         for run in self.made:
             await run.aclose()
-        self.pool.refill()
 
 
 @pytest.fixture(scope="session")
 async def worker_pool(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pool]:
     pool = Pool(tmp_path_factory.mktemp("workers"))
-    pool.refill()  # the first processes import while the services start
     try:
         yield pool
     finally:
@@ -92,6 +90,8 @@ async def runs(
     worker_pool: Pool, own_redis: RedisServer, cosmos_server: Any, azurite: Any, tmp_path: Path
 ) -> AsyncIterator[Runs]:
     require_local(own_redis, RedisServer)
+    # Refill here, not after a scenario: idle processes importing must not load the next test file.
+    worker_pool.refill()
     made = Runs(worker_pool, own_redis, cosmos_server, azurite, tmp_path)
     try:
         yield made

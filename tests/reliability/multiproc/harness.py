@@ -164,8 +164,8 @@ class Pool:
         return self._ready.pop(0) if self._ready else await self._launch()
 
     def refill(self) -> None:
-        """Start replacing the processes taken, in the background (between scenarios, so the imports
-        do not compete for the CPU with a scenario's processes)."""
+        """Start replacing the processes taken, in the background (when a scenario's fixture starts, so
+        the imports overlap its setup and never load the tests that run after the last scenario)."""
         if self._filling is None or self._filling.done():
             self._filling = asyncio.create_task(self._fill())
 
