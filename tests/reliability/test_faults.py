@@ -128,6 +128,7 @@ async def test_writes_during_hot_partition_never_served_stale_after_recovery(
     proxy = stack.proxies[Tier.HOT]
     keys = [f"k{i}" for i in range(50)]
     await memory.mset({k: {"v": 1} for k in keys})
+    assert await memory.mget(keys) == {k: {"v": 1} for k in keys}  # reads fill hot with v1
     proxy.set_mode(Mode.DROP)  # Redis keeps the v1 copies; we just cannot reach it
     FIGURES["faults_injected"] += 1
     for k in keys:
