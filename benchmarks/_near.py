@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks._harness import BenchmarkError, Comparison, Row, Scenario, Target, Variant, timer
 from benchmarks._hot import PREFIX_TIERMEM, HotBench
-from tiermem import MemoryBuilder, make_key
+from tiermem import MemoryBuilder, Tier, make_key
 
 __all__ = ["ROW_IDS", "near_scenario", "unavailable_rows"]
 
@@ -66,8 +66,7 @@ async def near_scenario(stack: AsyncExitStack, bench: HotBench) -> Scenario:
     )
     stack.push_async_callback(client.aclose)
     await client.setup()
-    slot = client._core.hot
-    near = slot.store if slot is not None else None
+    near = client.tier_store(Tier.HOT)
     if not isinstance(near, NearCache):
         raise BenchmarkError("with_near_cache() did not put a NearCache in front of Redis")
     await near.wait_until_serving(within=10)

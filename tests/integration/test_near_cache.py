@@ -31,6 +31,7 @@ from tiermem import (
     MemoryBuilder,
     MemoryKey,
     SqliteWarmMemory,
+    Tier,
     TierUnavailableError,
     make_key,
 )
@@ -336,9 +337,7 @@ async def test_memory_client_with_near_cache(
         await memory.set("a", {"n": 1})
         assert await memory.get("a") == {"n": 1}
         assert await memory.get("a") == {"n": 1}
-        slot = memory._core.hot
-        assert slot is not None
-        near = slot.store
+        near = memory.tier_store(Tier.HOT)
         assert isinstance(near, NearCache)
         await near.wait_until_serving()
         await memory.get("a")

@@ -22,11 +22,11 @@ from tiermem._errors import (
 from tiermem._keys import validate_scope
 from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem._types import Clock
 
 __all__ = ["SqliteWarmMemory"]
 
 _T = TypeVar("_T")
-Clock = Callable[[], float]
 
 
 _SCHEMA: Final = """
