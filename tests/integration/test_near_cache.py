@@ -122,6 +122,14 @@ async def test_hits_are_served_from_l1_and_local_writes_drop_them(near: NearCach
     await near.mdelete([k("b"), k("c")])
     assert not near.cached(k("b")) and not near.cached(k("c"))
     assert await near.exists(k("b")) is False
+    await near.set(k("s"), v1)
+    assert await settle(near, k("s")) == v1
+    assert await near.swap([(k("s"), v2, v1)]) == [False]  # Redis compares with what it holds
+    assert not near.cached(k("s"))
+    assert await settle(near, k("s")) == v1
+    assert await near.swap([(k("s"), v1, v2)]) == [True]
+    assert not near.cached(k("s"))
+    assert await near.get(k("s")) == v2
 
 
 async def test_entries_never_outlive_the_record(near: NearCache, raw: redis.Redis) -> None:

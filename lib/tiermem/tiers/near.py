@@ -15,7 +15,7 @@ staleness bound and the fallbacks are in docs/adr/0007-near-cache.md; in short:
   the old value behind.
 * When the channel drops, L1 is cleared and stays off until tracking is re-established; when the
   server refuses tracking, L1 stays off and one warning is logged. Redis Cluster is refused.
-* Writes and deletes through this object drop their keys from L1 before and after they are sent.
+* Writes, deletes and swaps through this object drop their keys from L1 before and after they are sent.
 """
 
 from __future__ import annotations
@@ -365,6 +365,17 @@ class NearCache(AsyncResource):
         self._forget(raws)
         try:
             await self._inner.mdelete(keys)
+        finally:
+            self._forget(raws)
+
+    async def swap(self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]]) -> list[bool]:
+        """Redis' compare-and-swap; the keys are dropped from L1 like any write (a comparison made
+        against a stale L1 copy simply fails in Redis, which compares with what it holds)."""
+        self._ensure_open("swap")
+        raws = [self._inner.raw_key(mk) for mk, _, _ in items]
+        self._forget(raws)
+        try:
+            return await self._inner.swap(items)
         finally:
             self._forget(raws)
 
