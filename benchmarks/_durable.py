@@ -129,7 +129,7 @@ async def open_durable(stack: AsyncExitStack, endpoints: Endpoints, *, quick: bo
     if blob_cs:
         from azure.storage.blob.aio import BlobServiceClient
 
-        from tiermem.tiers import _blob_client as blob_tier
+        from tiermem.tiers import blob as blob_tier
 
         # The transfer settings BlobColdMemory gives the client it creates: only the library differs.
         service = BlobServiceClient.from_connection_string(
