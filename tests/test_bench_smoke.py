@@ -31,6 +31,16 @@ ROW_IDS = {
     "hot.mset.cashews",
     "hot.near.raw",
     "hot.near.client",
+    "embedded.set.diskcache",
+    "embedded.set.sqlite3.fsync",
+    "embedded.set.sqlite3.os",
+    "embedded.set.fsync.diskcache",
+    "embedded.get.diskcache",
+    "embedded.get.sqlite3",
+    "warm.sqlite.get.diskcache",
+    "warm.sqlite.adapter.get",
+    "warm.sqlite.set.diskcache",
+    "embedded.set.concurrent64",
     "warm.get.raw",
     "warm.mget.raw",
     "cold.set.1MiB",
@@ -44,7 +54,9 @@ ROW_IDS = {
     "codec.encode.large",
     "codec.decode.large",
 }
-SERVICE_ROWS = {row for row in ROW_IDS if row.startswith(("warm.", "cold."))}
+SERVICE_ROWS = {
+    row for row in ROW_IDS if row.startswith(("warm.", "cold.")) and not row.startswith("warm.sqlite")
+}
 NEAR_ROWS = {"hot.near.raw", "hot.near.client"}  # a near cache needs Redis
 ENV = (
     "TIERMEM_REDIS_URL",
@@ -104,6 +116,10 @@ def test_quick_run_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.M
     assert all(rows[row_id]["status"] != "n/a" for row_id in measured)
     assert rows["hot.get.raw"]["baseline_name"] == "dict.get"
     assert rows["hot.get.raw"]["target"] is None  # Redis targets do not apply to a dict
+    assert rows["embedded.set.diskcache"]["target"] == "<= 1.5x"
+    assert rows["embedded.set.sqlite3.fsync"]["target"] == "<= 1.3x"
+    assert rows["warm.sqlite.get.diskcache"]["target"] == "<= 3x"
+    assert rows["embedded.set.concurrent64"]["target"] == ">= 8x throughput"
 
 
 @pytest.mark.redis

@@ -164,7 +164,7 @@ class MemoryBuilder:
         """An in-process L1 in front of the Redis hot tier, invalidated by Redis ``CLIENT TRACKING``.
 
         Applied at ``build()`` to the hot tier, which must be a single-endpoint ``RedisHotMemory``.
-        See :class:`tiermem.tiers.near.NearCache` and docs/adr/0007-near-cache.md.
+        See :class:`tiermem.tiers.near.NearCache` and docs/adr/0010-near-cache.md.
         """
         self._near_cache = {"max_items": max_items, "max_bytes": max_bytes, "max_staleness": max_staleness}
         return self
@@ -277,7 +277,7 @@ class MemoryBuilder:
         if isinstance(plan.warm, SqlitePlan):
             from tiermem.tiers.sqlite import SqliteWarmMemory
 
-            self.with_warm(SqliteWarmMemory(plan.warm.path))
+            self.with_warm(SqliteWarmMemory(plan.warm.path, durability=plan.warm.durability))
         else:
             cosmos: CosmosPlan = plan.warm
             auth: dict[str, Any] = (

@@ -1,7 +1,10 @@
 """A loopback TCP proxy that injects faults between a client and a real service.
 
 Modes: ``PASS`` forwards bytes; ``LATENCY`` delays every chunk; ``DROP`` resets existing
-connections and refuses new ones; ``STALL`` accepts and reads but never forwards (a hung peer).
+connections and refuses new ones; ``STALL`` accepts and reads but never forwards (a hung peer);
+``SWALLOW_REPLY`` forwards requests but black-holes every reply on the first connection that sends a
+chunk of at least ``swallow_min_bytes`` (a write that lands while its answer is lost), then behaves
+like ``PASS``.
 Runs in the test's event loop; only ever connects to 127.0.0.1.
 """
 
@@ -19,6 +22,12 @@ class Mode(enum.Enum):
     LATENCY = "latency"
     DROP = "drop"
     STALL = "stall"
+    SWALLOW_REPLY = "swallow-reply"
+
+
+@dataclass
+class _Connection:
+    swallowed: bool = False
 
 
 @dataclass
@@ -30,6 +39,9 @@ class FaultProxy:
     latency: float = 0.05
     port: int = 0
     faults_injected: int = 0
+    swallow_min_bytes: int = 4096
+    held: int = 0  # chunks waiting for a STALL to end
+    swallowed: int = 0  # connections whose replies were black-holed
     _server: asyncio.Server | None = None
     _conns: set[asyncio.StreamWriter] = field(default_factory=set)
     _flowing: asyncio.Event = field(default_factory=asyncio.Event)
@@ -83,22 +95,39 @@ class FaultProxy:
             client_w.transport.abort()
             return
         self._conns.update((client_w, server_w))
+        conn = _Connection()
         try:
-            await asyncio.gather(self._pipe(client_r, server_w), self._pipe(server_r, client_w))
+            await asyncio.gather(
+                self._pipe(client_r, server_w, conn, upstream=True),
+                self._pipe(server_r, client_w, conn, upstream=False),
+            )
         finally:
             for w in (client_w, server_w):
                 self._conns.discard(w)
                 w.transport.abort()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, conn: _Connection, *, upstream: bool
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while True:
                 chunk = await reader.read(65536)
                 if not chunk:
                     break
-                await self._flowing.wait()  # STALL: hold every byte until the mode changes
+                if not self._flowing.is_set():
+                    self.held += 1
+                    try:
+                        await self._flowing.wait()  # STALL: hold every byte until the mode changes
+                    finally:
+                        self.held -= 1
                 if self.mode is Mode.DROP:
                     break
+                if upstream and self.mode is Mode.SWALLOW_REPLY and len(chunk) >= self.swallow_min_bytes:
+                    conn.swallowed = True
+                    self.swallowed += 1
+                    self.mode = Mode.PASS  # one connection only
+                if conn.swallowed and not upstream:
+                    continue  # the reply is lost; the client times out
                 if self.mode is Mode.LATENCY:
                     await asyncio.sleep(self.latency)
                 writer.write(chunk)

@@ -4,7 +4,7 @@
 does not know it is there. Records read from Redis are kept in a bounded LRU; Redis tells this
 process which keys changed through ``CLIENT TRACKING`` in broadcast mode on one dedicated
 connection (RESP2, ``REDIRECT`` to itself, subscribed to ``__redis__:invalidate``). The design, the
-staleness bound and the fallbacks are in docs/adr/0007-near-cache.md; in short:
+staleness bound and the fallbacks are in docs/adr/0010-near-cache.md; in short:
 
 * L1 serves a record only while the channel has confirmed, within ``max_staleness`` seconds, that
   every invalidation sent before then was processed (a ``PING`` round trip on the channel, one
@@ -141,7 +141,7 @@ class NearCache(AsyncResource):
         if inner.cluster:
             raise ConfigurationError(
                 "the near cache does not support Redis Cluster: CLIENT TRACKING is per node "
-                "(see docs/adr/0007-near-cache.md); drop with_near_cache() or use a single endpoint",
+                "(see docs/adr/0010-near-cache.md); drop with_near_cache() or use a single endpoint",
                 tier=Tier.HOT,
             )
         if max_items < 1 or max_bytes < 1:
@@ -485,7 +485,7 @@ class NearCache(AsyncResource):
                 self._supported = False
                 _log.warning(
                     "near cache: the Redis server refused CLIENT TRACKING (%s); L1 stays off and "
-                    "every read goes to Redis (see docs/adr/0007-near-cache.md)",
+                    "every read goes to Redis (see docs/adr/0010-near-cache.md)",
                     exc,
                 )
                 return
