@@ -29,6 +29,8 @@ ROW_IDS = {
     "hot.mset.raw",
     "hot.mset.aiocache",
     "hot.mset.cashews",
+    "hot.near.raw",
+    "hot.near.client",
     "embedded.set.diskcache",
     "embedded.set.sqlite3.fsync",
     "embedded.set.sqlite3.os",
@@ -55,6 +57,7 @@ ROW_IDS = {
 SERVICE_ROWS = {
     row for row in ROW_IDS if row.startswith(("warm.", "cold.")) and not row.startswith("warm.sqlite")
 }
+NEAR_ROWS = {"hot.near.raw", "hot.near.client"}  # a near cache needs Redis
 ENV = (
     "TIERMEM_REDIS_URL",
     "TIERMEM_COSMOS_ENDPOINT",
@@ -107,9 +110,9 @@ def test_quick_run_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.M
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
     rows = _check_document(_run(tmp_path), mode="embedded")
-    for row_id in SERVICE_ROWS:
+    for row_id in SERVICE_ROWS | NEAR_ROWS:
         assert rows[row_id]["status"] == "n/a"
-    measured = ROW_IDS - SERVICE_ROWS
+    measured = ROW_IDS - SERVICE_ROWS - NEAR_ROWS
     assert all(rows[row_id]["status"] != "n/a" for row_id in measured)
     assert rows["hot.get.raw"]["baseline_name"] == "dict.get"
     assert rows["hot.get.raw"]["target"] is None  # Redis targets do not apply to a dict
@@ -143,6 +146,7 @@ def test_quick_run_against_the_local_services(
     assert all(row["status"] != "n/a" for row in rows.values())
     assert rows["hot.get.raw"]["baseline_name"] == "redis-py GET"
     assert rows["hot.get.raw"]["target"] == "<= 1.15x"
+    assert rows["hot.near.raw"]["target"] == "<= 0.1x"
     assert rows["warm.get.raw"]["target"] == "<= 1.3x"
     assert rows["tracing.sdk"]["target"] == "<= +35%"
     assert cosmos_server.key not in json.dumps(document)  # secrets never reach the artifact

@@ -56,6 +56,7 @@ class MemoryBuilder:
         self._clock: Callable[[], float] = time.time
         self._tracer_provider: Any = None
         self._meter_provider: Any = None
+        self._near_cache: dict[str, Any] | None = None
         self._built = False
 
     def _take(self, store: TierStore, owned: bool) -> None:
@@ -152,6 +153,37 @@ class MemoryBuilder:
         from tiermem.tiers.redis import RedisHotMemory
 
         return self.with_hot(RedisHotMemory.from_url(url, **options))
+
+    def with_near_cache(
+        self,
+        *,
+        max_items: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        max_staleness: float = 1.0,
+    ) -> Self:
+        """An in-process L1 in front of the Redis hot tier, invalidated by Redis ``CLIENT TRACKING``.
+
+        Applied at ``build()`` to the hot tier, which must be a single-endpoint ``RedisHotMemory``.
+        See :class:`tiermem.tiers.near.NearCache` and docs/adr/0010-near-cache.md.
+        """
+        self._near_cache = {"max_items": max_items, "max_bytes": max_bytes, "max_staleness": max_staleness}
+        return self
+
+    def _near_cached(self, hot: HotMemory | None) -> HotMemory | None:
+        """The hot tier wrapped in the near cache when one was asked for; the client closes it first."""
+        if self._near_cache is None:
+            return hot
+        from tiermem.tiers.redis import RedisHotMemory
+
+        if not isinstance(hot, RedisHotMemory):
+            raise ConfigurationError(
+                "with_near_cache() needs a Redis hot tier: add with_redis(...) or with_hot(RedisHotMemory...)"
+            )
+        from tiermem.tiers.near import NearCache
+
+        near = NearCache(hot, owned=False, **self._near_cache)  # the hot tier stays in _owned
+        self._owned.append(near)
+        return near
 
     def with_cosmos(
         self, endpoint: str, database: str, container: str, **options: Unpack[CosmosOptions]
@@ -281,9 +313,10 @@ class MemoryBuilder:
                 f"warm_max_bytes={policy.warm_max_bytes} exceeds what the warm tier accepts "
                 f"({warm_limit} bytes); lower it with with_policy(warm_max_bytes=...)"
             )
+        hot = self._near_cached(self._hot)
         self._built = True
         core = Engine(
-            hot=self._hot,
+            hot=hot,
             warm=self._warm,
             cold=self._cold,
             policy=policy,

@@ -41,6 +41,14 @@ def _redis(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
     return RedisHotMemory.from_url(server.url, prefix=f"tm{secrets.token_hex(4)}")
 
 
+def _redis_near(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
+    from tiermem.tiers.near import NearCache
+    from tiermem.tiers.redis import RedisHotMemory
+
+    server = request.getfixturevalue("redis_server")
+    return NearCache(RedisHotMemory.from_url(server.url, prefix=f"tm{secrets.token_hex(4)}"))
+
+
 def _redis_cluster(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
     from tiermem.tiers.redis import RedisHotMemory
 
@@ -79,6 +87,7 @@ IMPLEMENTATIONS: dict[str, tuple[Tier, Factory, tuple[pytest.MarkDecorator, ...]
     "sqlite-warm-os": (Tier.WARM, _sqlite_os, ()),
     "file-cold": (Tier.COLD, _files, ()),
     "redis-hot": (Tier.HOT, _redis, (pytest.mark.redis,)),
+    "redis-near-hot": (Tier.HOT, _redis_near, (pytest.mark.redis,)),
     "redis-cluster-hot": (Tier.HOT, _redis_cluster, (pytest.mark.redis,)),
     "cosmos-warm": (Tier.WARM, _cosmos, (pytest.mark.cosmos,)),
     "blob-cold": (Tier.COLD, _blob, (pytest.mark.blob,)),

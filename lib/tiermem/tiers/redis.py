@@ -19,7 +19,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack, cast
 from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
@@ -472,6 +472,25 @@ class RedisHotMemory(TierAdapter):
     def raw_key(self, key: MemoryKey) -> str:
         """The Redis key that holds ``key`` (for operators and tests)."""
         return redis_key(key, self._prefix)
+
+    def dedicated_connection(self, *, client_name: str | None = None) -> Connection:
+        """A new, unconnected RESP2 connection configured like this tier's pool (host, TLS, auth).
+
+        For a caller that needs a connection of its own outside the pool, such as the near cache's
+        invalidation channel. The caller connects and disconnects it.
+
+        Raises:
+            ConfigurationError: this tier is a cluster (a connection reaches one node only).
+        """
+        self._ensure_open("dedicated_connection")
+        client = self._client
+        if isinstance(client, RedisCluster):
+            raise ConfigurationError("a dedicated connection needs a single Redis endpoint, not a cluster")
+        pool = client.connection_pool
+        options = {**pool.connection_kwargs, "protocol": 2}
+        if client_name is not None:
+            options["client_name"] = client_name
+        return cast("Connection", pool.connection_class(**options))
 
     def __repr__(self) -> str:
         return (
