@@ -2,13 +2,9 @@
 
 ``ClientSpec.factory`` names a function ``(spec) -> MemoryBuilder`` (default :func:`builder_for`), and
 every name in ``ClientSpec.customize`` a function ``(builder, spec) -> MemoryBuilder`` applied after it.
-Both are ``"module:function"`` paths imported in the worker, so a run with extra builder options (a
-near-cache, once ``MemoryBuilder.with_near_cache`` exists) is a new function, not a harness change::
-
-    def near_cache(builder: MemoryBuilder, spec: ClientSpec) -> MemoryBuilder:
-        return builder.with_near_cache(max_items=10_000, max_bytes=64 << 20)
-
-    spec = replace(spec, customize=("tests.reliability.multiproc.clients_extra:near_cache",))
+Both are ``"module:function"`` paths imported in the worker, so a run with extra builder options is
+a new function, not a harness change: :func:`near_cache` below, used as
+``customize=("tests.reliability.multiproc.clients:near_cache",)``.
 """
 
 from __future__ import annotations
@@ -131,3 +127,8 @@ def build(spec: ClientSpec) -> Any:
     for path in spec.customize:
         builder = load_callable(path)(builder, spec)
     return builder.build()
+
+
+def near_cache(builder: MemoryBuilder, spec: ClientSpec) -> MemoryBuilder:
+    """A ``customize`` hook: the client gets an in-process near cache over its Redis hot tier (ADR 0010)."""
+    return builder.with_near_cache(max_items=10_000, max_bytes=64 << 20)

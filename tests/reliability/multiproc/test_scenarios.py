@@ -375,3 +375,24 @@ async def test_no_acknowledged_write_lost_on_shared_embedded_tiers(runs: Runs) -
     await run.stop_workers()
     # False misses are V3's (a large overwrite under a reader), asserted in its own scenario.
     run.check(await run.end_state(keys, sessions, quiet=0.0), kinds=NO_LOSS - {Kind.FALSE_MISS})
+
+
+# -- the near cache (ADR 0010) over the coherent hot tier ------------------------------------------------
+
+
+async def test_near_cache_readers_stay_within_the_bound(runs: Runs) -> None:
+    run = await runs.azure("near_cache")
+    near = ("tests.reliability.multiproc.clients:near_cache",)
+    a, b, r1, r2 = await run.start_all("A", "B", "R1", "R2", customize=near)
+    keys = [f"n{i}" for i in range(6 * SCALE)]
+    for key in keys:
+        assert (await a.call("set", key=key))["outcome"] == "ok"
+    for r in (r1, r2):  # the readers fill their near caches, then keep reading through every write
+        await r.call("loop", name="read", mix=READS, keys=keys, interval=0.01)
+    await barrier_rounds(run, a, b, "set", keys)
+    await barrier_rounds(run, a, b, "delete", keys[: len(keys) // 2])
+    await asyncio.sleep(READ_FOR)
+    for r in (r1, r2):
+        await r.call("stop", name="read")
+    await run.stop_workers()
+    run.check(await run.end_state(keys))
