@@ -7,6 +7,7 @@ from tiermem._breaker import CircuitState
 from tiermem._builder import MemoryBuilder
 from tiermem._client import CircuitOpenError, Entry, MemoryClient, Policy, TierOptions
 from tiermem._codec import Codec, Record, RecordKind
+from tiermem._collection import Collection, Item
 from tiermem._errors import (
     AuthenticationError,
     BatchWriteError,
@@ -47,6 +48,7 @@ __all__ = [
     "ClientClosedError",
     "Codec",
     "ColdMemory",
+    "Collection",
     "ConfigurationError",
     "ConflictError",
     "ConversationStore",
@@ -60,6 +62,7 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTTLError",
     "InvalidValueError",
+    "Item",
     "LocalHotMemory",
     "MemoryAware",
     "MemoryBuilder",

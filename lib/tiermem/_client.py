@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 
 import orjson
 
@@ -46,6 +46,9 @@ from tiermem._keys import validate_key, validate_scope, validate_ttl
 from tiermem._lifecycle import ClientState
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierStore, WarmMemory
 from tiermem._telemetry import _NO_SPAN, Stats, Telemetry, logger
+
+if TYPE_CHECKING:
+    from tiermem._collection import Collection
 
 __all__ = ["CircuitOpenError", "Entry", "MemoryClient", "Policy", "TierOptions"]
 
@@ -1204,3 +1207,30 @@ class MemoryClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    # -- collections and listing (tiermem._collection; docs/adr/0007) ---------------------------------
+
+    def collection(self, name: str) -> Collection:
+        """A named, ordered set of items in this view's tenant and namespace (no I/O).
+
+        Raises:
+            InvalidKeyError: the name is empty, longer than 128 UTF-8 bytes or holds control characters.
+            ConfigurationError: the durable tier cannot hold collections.
+        """
+        from tiermem._collection import Collection, Scope, backend_for, validate_name
+
+        scope = Scope(self._tenant, self._namespace, validate_name(name))
+        return Collection(backend_for(self._core), scope)
+
+    def collections(self, *, prefix: str = "") -> AsyncIterator[str]:
+        """Names of this namespace's collections that hold items (a cross-partition query on Cosmos)."""
+        from tiermem._collection._listing import collection_names
+
+        return collection_names(self._core, self._tenant, self._namespace, prefix)
+
+    def keys(self, *, prefix: str = "") -> AsyncIterator[str]:
+        """Every stored key-value key of this namespace starting with ``prefix``, in no promised order
+        (an admin call: cross-partition on Cosmos; expired keys not yet swept are included)."""
+        from tiermem._collection._listing import kv_keys
+
+        return kv_keys(self._core, self._tenant, self._namespace, prefix)

@@ -40,6 +40,8 @@ REQUIRED = {
     "ThrottledError",
     "AuthenticationError",
     "BatchWriteError",
+    "Collection",
+    "Item",
 }
 
 INVALID_INPUT = {

@@ -7,7 +7,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from tiermem._codec import Record
 from tiermem._errors import (
@@ -18,6 +18,9 @@ from tiermem._errors import (
 )
 from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+
+if TYPE_CHECKING:
+    from tiermem.tiers.memory_collections import InProcessCollectionStore
 
 __all__ = ["EvictionPolicy", "LocalHotMemory"]
 
@@ -228,3 +231,15 @@ class LocalHotMemory(AsyncResource):
         self._order.clear()
         self._freq.clear()
         self._bytes = 0
+
+    # -- collections (tiermem._collection): a hot-only client keeps them in this process ----------
+
+    _collections: InProcessCollectionStore | None = None
+
+    def collection_store(self) -> InProcessCollectionStore:
+        """Collections for a client whose only tier is this one: held in process memory (not shared)."""
+        if self._collections is None:
+            from tiermem.tiers.memory_collections import InProcessCollectionStore
+
+            self._collections = InProcessCollectionStore()
+        return self._collections

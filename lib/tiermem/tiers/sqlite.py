@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from tiermem._codec import Record
 from tiermem._errors import (
@@ -22,6 +22,9 @@ from tiermem._errors import (
 from tiermem._keys import validate_scope
 from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+
+if TYPE_CHECKING:
+    from tiermem.tiers.sqlite_collections import SqliteCollectionStore
 
 __all__ = ["SqliteWarmMemory"]
 
@@ -287,3 +290,17 @@ class SqliteWarmMemory(AsyncResource):
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, close)
         self._executor.shutdown(wait=True)
+
+    # -- collections (tiermem._collection): the one hook, sharing this connection and worker thread --
+
+    _collections: SqliteCollectionStore | None = None
+
+    def collection_store(self) -> SqliteCollectionStore:
+        """The collection store in this database file (its own table, this adapter's connection)."""
+        if self._collections is None:
+            from tiermem.tiers.sqlite_collections import SqliteCollectionStore
+
+            self._collections = SqliteCollectionStore(
+                lambda operation, fn: self._run(operation, None, fn), _new_etag
+            )
+        return self._collections

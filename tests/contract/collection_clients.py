@@ -1,0 +1,95 @@
+"""Client configurations the collection contract runs on: every way a client can hold collections.
+
+Each factory builds a client over real tiers (the Azure ones on the local stand-ins, requested lazily)
+and returns it with a probe of its raw stores, so tests can check that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.doubles import FakeClock
+from tiermem import FileColdMemory, LocalHotMemory, MemoryBuilder, MemoryClient, SqliteWarmMemory
+
+
+@dataclass
+class Setup:
+    """A client plus its raw stores (for leftover checks) and the clock it runs on."""
+
+    memory: MemoryClient
+    clock: FakeClock
+    hot: Any = None
+    warm: Any = None
+    cold: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+Factory = Callable[[pytest.FixtureRequest, Path, FakeClock, dict[str, Any]], Setup]
+
+
+def _build(
+    clock: FakeClock, policy: dict[str, Any], hot: Any = None, warm: Any = None, cold: Any = None
+) -> Setup:
+    builder = MemoryBuilder().with_clock(clock).with_scope(tenant=f"t{secrets.token_hex(4)}", namespace="ns")
+    if policy:
+        builder = builder.with_policy(**policy)
+    if hot is not None:
+        builder = builder.with_hot(hot)
+    if warm is not None:
+        builder = builder.with_warm(warm)
+    if cold is not None:
+        builder = builder.with_cold(cold)
+    return Setup(builder.build(), clock, hot, warm, cold)
+
+
+def _files_counter(root: Path) -> Callable[[], Awaitable[int]]:
+    async def count() -> int:
+        return await asyncio.to_thread(lambda: sum(1 for p in root.rglob("*") if p.is_file()))
+
+    return count
+
+
+def _embedded(request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, policy: dict[str, Any]) -> Setup:
+    made = _build(
+        clock,
+        policy,
+        hot=LocalHotMemory(clock=clock),
+        warm=SqliteWarmMemory(tmp / "warm.db", clock=clock),
+        cold=FileColdMemory(tmp / "cold"),
+    )
+    made.extras["count_cold"] = _files_counter(tmp / "cold")
+    return made
+
+
+def _sqlite_only(
+    request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, policy: dict[str, Any]
+) -> Setup:
+    return _build(clock, policy, warm=SqliteWarmMemory(tmp / "warm.db", clock=clock))
+
+
+def _hot_only(request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, policy: dict[str, Any]) -> Setup:
+    return _build(clock, policy, hot=LocalHotMemory(clock=clock))
+
+
+# name -> (factory, marks, capabilities)
+CLIENTS: dict[str, tuple[Factory, tuple[pytest.MarkDecorator, ...], frozenset[str]]] = {
+    "embedded": (_embedded, (), frozenset({"hot", "large", "etag"})),
+    "sqlite": (_sqlite_only, (), frozenset({"etag"})),
+    "hot-only": (_hot_only, (), frozenset({"etag"})),
+}
+
+
+def client_params(*needs: str) -> list[Any]:
+    """Parameters for the configurations that have every capability in ``needs``."""
+    return [
+        pytest.param(name, id=name, marks=marks)
+        for name, (_, marks, caps) in CLIENTS.items()
+        if set(needs) <= caps
+    ]
