@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from tiermem import __version__
 from tiermem._client import MemoryClient
+from tiermem._version import __version__
 from tiermem.service._auth import Authenticator, authenticator_from_settings, role_names
 from tiermem.service._errors import CatchAllMiddleware, install_error_handlers, logger
 from tiermem.service._guards import make_guards

@@ -21,11 +21,11 @@ from tiermem._errors import (
 from tiermem._keys import file_parts, file_scope_parts, parse_file_parts, validate_scope
 from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem._types import Clock
 
 __all__ = ["FileColdMemory"]
 
 _T = TypeVar("_T")
-Clock = Callable[[], float]
 
 
 _ETAG_BYTES: Final = 8
