@@ -310,7 +310,7 @@ class MemoryClient:
     ) -> None:
         await self.aclose()
 
-    # -- collections and listing (tiermem._collection; docs/adr/0009) ---------------------------------
+    # -- collections and listing (tiermem._collection; docs/adr/0010) ---------------------------------
 
     def collection(self, name: str) -> Collection:
         """A named, ordered set of items in this view's tenant and namespace (no I/O).

@@ -650,7 +650,7 @@ class CosmosWarmMemory(TierAdapter):
     _collections: CosmosCollectionStore | None = None
 
     def collection_store(self) -> CosmosCollectionStore:
-        """Collections in this container, one logical partition each (docs/adr/0009)."""
+        """Collections in this container, one logical partition each (docs/adr/0010)."""
         if self._collections is None:
             from tiermem.tiers.cosmos_collections import CosmosCollectionStore
 

@@ -24,7 +24,9 @@ from tiermem._protocols import Tier
 __all__ = ["SqliteCollectionStore"]
 
 _T = TypeVar("_T")
-Runner = Callable[[str, Callable[[sqlite3.Connection], _T]], Awaitable[_T]]
+Read = Callable[[str, Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+Write = Callable[[str, Callable[[sqlite3.Connection], Any], bool], Awaitable[Any]]
+Prepare = Callable[[str, Callable[[sqlite3.Connection], None]], Awaitable[None]]
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS tiermem_collection_items (
@@ -88,8 +90,10 @@ class SqliteCollectionStore:
         new_etag: makes a fresh ETag (the adapter's own format).
     """
 
-    def __init__(self, run: Runner[Any], new_etag: Callable[[], str]) -> None:
-        self._run_raw = run
+    def __init__(self, *, read: Read, write: Write, prepare: Prepare, new_etag: Callable[[], str]) -> None:
+        self._read_raw = read
+        self._write_raw = write
+        self._prepare = prepare
         self._new_etag = new_etag
         self._ready = False
         self.items_read = 0
@@ -98,14 +102,23 @@ class SqliteCollectionStore:
     def max_batch(self) -> int | None:
         return None
 
-    async def _run(self, operation: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        def with_schema(conn: sqlite3.Connection) -> _T:
-            if not self._ready:
-                conn.executescript(_SCHEMA)
-                self._ready = True
-            return fn(conn)
+    async def _schema(self, operation: str) -> None:
+        if not self._ready:
+            await self._prepare(operation, _create_schema)
+            self._ready = True
 
-        result: _T = await self._run_raw(operation, with_schema)
+    async def _run(self, operation: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """A read on the adapter's reader threads."""
+        await self._schema(operation)
+        result: _T = await self._read_raw(operation, fn)
+        return result
+
+    async def _commit(
+        self, operation: str, fn: Callable[[sqlite3.Connection], _T], *, atomic: bool = False
+    ) -> _T:
+        """A write through the adapter's group-commit writer (``atomic``: in its own savepoint)."""
+        await self._schema(operation)
+        result: _T = await self._write_raw(operation, fn, atomic)
         return result
 
     async def get(self, scope: Scope, key: str) -> StoredItem | None:
@@ -155,27 +168,26 @@ class SqliteCollectionStore:
         )
 
         def write(conn: sqlite3.Connection) -> int:
-            with conn:
-                if if_match is not None:
-                    cur = conn.execute(
-                        "UPDATE tiermem_collection_items SET data=?, attrs=?, expires_at=?, etag=?, ptr=? "
-                        "WHERE tenant=? AND ns=? AND coll=? AND key=? AND etag=?",
-                        (*row[4:], *row[:4], if_match),
-                    )
-                elif if_absent:
-                    cur = conn.execute(
-                        "INSERT INTO tiermem_collection_items VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO "
-                        "UPDATE SET data=excluded.data, attrs=excluded.attrs, "
-                        "expires_at=excluded.expires_at, etag=excluded.etag, ptr=excluded.ptr "
-                        "WHERE tiermem_collection_items.expires_at "
-                        "IS NOT NULL AND tiermem_collection_items.expires_at <= ?",
-                        (*row, now),
-                    )
-                else:
-                    cur = conn.execute(_UPSERT, row)
-                return cur.rowcount
+            if if_match is not None:
+                cur = conn.execute(
+                    "UPDATE tiermem_collection_items SET data=?, attrs=?, expires_at=?, etag=?, ptr=? "
+                    "WHERE tenant=? AND ns=? AND coll=? AND key=? AND etag=?",
+                    (*row[4:], *row[:4], if_match),
+                )
+            elif if_absent:
+                cur = conn.execute(
+                    "INSERT INTO tiermem_collection_items VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO "
+                    "UPDATE SET data=excluded.data, attrs=excluded.attrs, "
+                    "expires_at=excluded.expires_at, etag=excluded.etag, ptr=excluded.ptr "
+                    "WHERE tiermem_collection_items.expires_at "
+                    "IS NOT NULL AND tiermem_collection_items.expires_at <= ?",
+                    (*row, now),
+                )
+            else:
+                cur = conn.execute(_UPSERT, row)
+            return cur.rowcount
 
-        if await self._run("put", write) == 0:
+        if await self._commit("put", write) == 0:
             why = "etag does not match" if if_match is not None else "item already exists"
             raise ConflictError(why, tier=Tier.WARM, operation="put", key=key)
         return etag
@@ -195,23 +207,19 @@ class SqliteCollectionStore:
         ]
 
         def write(conn: sqlite3.Connection) -> None:
-            with conn:  # one transaction: every row or none
-                conn.executemany(
-                    "INSERT OR REPLACE INTO tiermem_collection_items VALUES (?,?,?,?,?,?,?,?,?)", rows
-                )
+            conn.executemany(_UPSERT, rows)
 
-        await self._run("put_many", write)
+        await self._commit("put_many", write, atomic=True)  # its own savepoint: every row or none
 
     async def delete_many(self, scope: Scope, keys: Sequence[str]) -> None:
         raw = [(*scope, k.encode("utf-8")) for k in keys]
 
         def write(conn: sqlite3.Connection) -> None:
-            with conn:
-                conn.executemany(
-                    "DELETE FROM tiermem_collection_items WHERE tenant=? AND ns=? AND coll=? AND key=?", raw
-                )
+            conn.executemany(
+                "DELETE FROM tiermem_collection_items WHERE tenant=? AND ns=? AND coll=? AND key=?", raw
+            )
 
-        await self._run("delete", write)
+        await self._commit("delete", write, atomic=True)
 
     @staticmethod
     def _filter(scope: Scope, query: ItemQuery) -> tuple[str, list[Any]]:
@@ -290,3 +298,7 @@ class SqliteCollectionStore:
 def _first(conn: sqlite3.Connection, *, sql: str, params: list[Any]) -> str | None:
     row = conn.execute(sql, params).fetchone()
     return None if row is None else str(row[0])
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    conn.executescript(_SCHEMA)
