@@ -53,9 +53,16 @@ ROW_IDS = {
     "codec.decode.small",
     "codec.encode.large",
     "codec.decode.large",
+    "coll.list.sqlite",
+    "coll.put.sqlite",
+    "coll.list.cosmos",
+    "coll.put.cosmos",
 }
 SERVICE_ROWS = {
-    row for row in ROW_IDS if row.startswith(("warm.", "cold.")) and not row.startswith("warm.sqlite")
+    row
+    for row in ROW_IDS
+    if row.startswith(("warm.", "cold.", "coll.list.cosmos", "coll.put.cosmos"))
+    and not row.startswith("warm.sqlite")
 }
 NEAR_ROWS = {"hot.near.raw", "hot.near.client"}  # a near cache needs Redis
 ENV = (

@@ -7,6 +7,7 @@ from tiermem._breaker import CircuitState
 from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
 from tiermem._codec import Codec, Record, RecordKind
+from tiermem._collection import Collection, Item
 from tiermem._config import Policy, TierOptions
 from tiermem._errors import (
     AuthenticationError,
@@ -51,6 +52,7 @@ __all__ = [
     "ClientClosedError",
     "Codec",
     "ColdMemory",
+    "Collection",
     "ConfigurationError",
     "ConflictError",
     "ConversationStore",
@@ -64,6 +66,7 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTTLError",
     "InvalidValueError",
+    "Item",
     "LocalHotMemory",
     "MemoryAware",
     "MemoryBuilder",

@@ -9,7 +9,7 @@ for ordering and its limits across processes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -26,6 +26,8 @@ from tiermem._types import Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
+
+    from tiermem._collection import Collection
 
 __all__ = ["DEFAULT_TIER_OPTIONS", "Entry", "MemoryClient", "Policy", "TierOptions"]
 
@@ -333,3 +335,30 @@ class MemoryClient:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    # -- collections and listing (tiermem._collection; docs/adr/0012) ---------------------------------
+
+    def collection(self, name: str) -> Collection:
+        """A named, ordered set of items in this view's tenant and namespace (no I/O).
+
+        Raises:
+            InvalidKeyError: the name is empty, longer than 128 UTF-8 bytes or holds control characters.
+            ConfigurationError: the durable tier cannot hold collections.
+        """
+        from tiermem._collection import Collection, Scope, backend_for, validate_name
+
+        scope = Scope(self._tenant, self._namespace, validate_name(name))
+        return Collection(backend_for(self._core), scope)
+
+    def collections(self, *, prefix: str = "") -> AsyncIterator[str]:
+        """Names of this namespace's collections that hold items (a cross-partition query on Cosmos)."""
+        from tiermem._collection._listing import collection_names
+
+        return collection_names(self._core, self._tenant, self._namespace, prefix)
+
+    def keys(self, *, prefix: str = "") -> AsyncIterator[str]:
+        """Every stored key-value key of this namespace starting with ``prefix``, in no promised order
+        (an admin call: cross-partition on Cosmos; expired keys not yet swept are included)."""
+        from tiermem._collection._listing import kv_keys
+
+        return kv_keys(self._core, self._tenant, self._namespace, prefix)

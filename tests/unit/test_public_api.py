@@ -42,6 +42,8 @@ REQUIRED = {
     "ThrottledError",
     "AuthenticationError",
     "BatchWriteError",
+    "Collection",
+    "Item",
 }
 
 INVALID_INPUT = {

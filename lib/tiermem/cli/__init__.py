@@ -47,7 +47,11 @@ class _LazyGroup(click.Group):
     """Subcommands whose modules load only when used (``serve`` needs the service extra)."""
 
     _lazy: Final = MappingProxyType(
-        {"serve": "tiermem.cli._serve:serve", "bench": "tiermem.cli._bench:bench"}
+        {
+            "serve": "tiermem.cli._serve:serve",
+            "bench": "tiermem.cli._bench:bench",
+            "coll": "tiermem.cli._coll:coll",
+        }
     )
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from tiermem._codec import HEADER_SIZE, Record
 from tiermem._errors import (
@@ -23,6 +23,9 @@ from tiermem._keys import check_file_path, file_parts, file_scope_parts, parse_f
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem.tiers._base import Clock, TierAdapter
 from tiermem.tiers._file_sync import DirectoryLocks, DirectorySync
+
+if TYPE_CHECKING:
+    from tiermem.tiers.cold_collections import ColdCollectionStore
 
 __all__ = ["FileColdMemory"]
 
@@ -300,3 +303,37 @@ class FileColdMemory(TierAdapter):
         if executor is not None:
             # Writes in flight finish (each is atomic anyway); waiting happens off the event loop.
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+
+    # -- collections (tiermem._collection): items as files under a "~tenant" directory -------------
+
+    _collections: ColdCollectionStore | None = None
+
+    def collection_store(self) -> ColdCollectionStore:
+        """Collections for a client without a warm tier (see ``tiers/cold_collections.py``)."""
+        if self._collections is None:
+            from tiermem.tiers.cold_collections import ColdCollectionStore
+
+            self._collections = ColdCollectionStore(self, self._collection_keys)
+        return self._collections
+
+    async def _collection_keys(self, tenant: str, namespace: str) -> AsyncIterator[str]:
+        from tiermem.tiers.cold_collections import parse_file_key
+
+        base = self.root.joinpath(*file_scope_parts(tenant, namespace))
+
+        def walk() -> list[tuple[str, ...]]:
+            if not base.is_dir():
+                return []
+            found: list[tuple[str, ...]] = []
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                found += [
+                    Path(dirpath, n).relative_to(base).parts for n in filenames if not n.startswith(".")
+                ]
+            return found
+
+        for tail in await self._io("scan", None, walk):
+            try:
+                yield parse_file_key(tail)
+            except (ValueError, UnicodeDecodeError):
+                continue  # not a name tiermem writes

@@ -7,12 +7,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from tiermem._codec import Record
 from tiermem._errors import ConflictError, TierError, ValueTooLargeError
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem.tiers._base import BatchOutcome, Clock, TierAdapter
+
+if TYPE_CHECKING:
+    from tiermem.tiers.memory_collections import InProcessCollectionStore
 
 __all__ = ["EvictionPolicy", "LocalHotMemory"]
 
@@ -236,3 +239,15 @@ class LocalHotMemory(TierAdapter):
         self._order.clear()
         self._freq.clear()
         self._bytes = 0
+
+    # -- collections (tiermem._collection): a hot-only client keeps them in this process ----------
+
+    _collections: InProcessCollectionStore | None = None
+
+    def collection_store(self) -> InProcessCollectionStore:
+        """Collections for a client whose only tier is this one: held in process memory (not shared)."""
+        if self._collections is None:
+            from tiermem.tiers.memory_collections import InProcessCollectionStore
+
+            self._collections = InProcessCollectionStore()
+        return self._collections

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
     from tiermem.secrets import SecretSource
+    from tiermem.tiers.memory_collections import InProcessCollectionStore
 
 try:
     from redis import exceptions as rexc
@@ -695,3 +696,15 @@ class RedisHotMemory(TierAdapter):
                 await client.aclose()
             else:
                 await client.aclose(close_connection_pool=True)
+
+    # -- collections (tiermem._collection): a hot-only client keeps them in this process ----------
+
+    _collections: InProcessCollectionStore | None = None
+
+    def collection_store(self) -> InProcessCollectionStore:
+        """Collections for a client whose only tier is this one: held in process memory (not shared)."""
+        if self._collections is None:
+            from tiermem.tiers.memory_collections import InProcessCollectionStore
+
+            self._collections = InProcessCollectionStore()
+        return self._collections

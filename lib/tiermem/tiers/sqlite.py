@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Final, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Final, Literal, TypeVar, get_args
 
 from tiermem._codec import Record
 from tiermem._errors import (
@@ -35,6 +35,9 @@ from tiermem._keys import validate_scope
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem.tiers._base import Clock, TierAdapter
 from tiermem.tiers._sqlite_writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    from tiermem.tiers.sqlite_collections import SqliteCollectionStore
 
 __all__ = ["Durability", "SqliteWarmMemory"]
 
@@ -489,6 +492,30 @@ class SqliteWarmMemory(TierAdapter):
             conn.close()
         for each in inline:
             each.close()
+
+    # -- collections (tiermem._collection): the one hook, sharing this adapter's writer and readers --
+
+    _collections: SqliteCollectionStore | None = None
+
+    def collection_store(self) -> SqliteCollectionStore:
+        """The collection store in this database file (its own table; this adapter's group-commit
+        writer, reader threads and error translation)."""
+        if self._collections is None:
+            from tiermem.tiers.sqlite_collections import SqliteCollectionStore
+
+            async def prepare(operation: str, fn: _Op[None]) -> None:
+                await self._start(operation)
+                await self._wait(operation, None, self._writer.call(fn))
+
+            self._collections = SqliteCollectionStore(
+                read=lambda operation, fn: self._read(operation, None, fn),
+                write=lambda operation, fn, atomic: self._write(
+                    operation, None, fn, one_statement=not atomic
+                ),
+                prepare=prepare,
+                new_etag=_new_etag,
+            )
+        return self._collections
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
