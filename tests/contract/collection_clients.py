@@ -78,11 +78,83 @@ def _hot_only(request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, polic
     return _build(clock, policy, hot=LocalHotMemory(clock=clock))
 
 
+def _redis_hot(request: pytest.FixtureRequest, *, cluster: bool = False) -> Any:
+    from tiermem.tiers.redis import RedisHotMemory
+
+    if cluster:
+        nodes = request.getfixturevalue("redis_cluster")
+        return RedisHotMemory.from_url(nodes.url, cluster=True, prefix=f"tm{secrets.token_hex(4)}")
+    server = request.getfixturevalue("redis_server")
+    return RedisHotMemory.from_url(server.url, prefix=f"tm{secrets.token_hex(4)}")
+
+
+def _cosmos_warm(request: pytest.FixtureRequest, clock: FakeClock) -> Any:
+    from pydantic import SecretStr
+
+    from tiermem.tiers.cosmos import CosmosWarmMemory
+
+    server = request.getfixturevalue("cosmos_server")
+    return CosmosWarmMemory(
+        server.endpoint,
+        "collections",
+        f"c{secrets.token_hex(6)}",
+        key=SecretStr(server.key),
+        retry_total=2,
+        clock=clock,
+    )
+
+
+def _blob_cold(request: pytest.FixtureRequest, clock: FakeClock) -> tuple[Any, Callable[[], Awaitable[int]]]:
+    from pydantic import SecretStr
+
+    from tiermem.tiers.blob import BlobColdMemory
+
+    azurite = request.getfixturevalue("azurite")
+    container = f"c{secrets.token_hex(6)}"
+    store = BlobColdMemory(
+        container=container,
+        connection_string=SecretStr(azurite.connection_string),
+        retry_total=2,
+        clock=clock,
+    )
+
+    async def count() -> int:
+        from azure.storage.blob.aio import ContainerClient
+
+        async with ContainerClient.from_connection_string(azurite.connection_string, container) as client:
+            return len([blob async for blob in client.list_blobs()])
+
+    return store, count
+
+
+def _stand_ins(request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, policy: dict[str, Any]) -> Setup:
+    cold, count = _blob_cold(request, clock)
+    made = _build(clock, policy, hot=_redis_hot(request), warm=_cosmos_warm(request, clock), cold=cold)
+    made.extras["count_cold"] = count
+    return made
+
+
+def _cluster_cosmos(
+    request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, policy: dict[str, Any]
+) -> Setup:
+    return _build(clock, policy, hot=_redis_hot(request, cluster=True), warm=_cosmos_warm(request, clock))
+
+
 # name -> (factory, marks, capabilities)
 CLIENTS: dict[str, tuple[Factory, tuple[pytest.MarkDecorator, ...], frozenset[str]]] = {
     "embedded": (_embedded, (), frozenset({"hot", "large", "etag"})),
     "sqlite": (_sqlite_only, (), frozenset({"etag"})),
     "hot-only": (_hot_only, (), frozenset({"etag"})),
+    "redis-cosmos-blob": (
+        _stand_ins,
+        (pytest.mark.redis, pytest.mark.cosmos, pytest.mark.blob),
+        frozenset({"hot", "large", "etag", "cosmos"}),
+    ),
+    "redis-cluster-cosmos": (
+        _cluster_cosmos,
+        (pytest.mark.redis, pytest.mark.cosmos),
+        frozenset({"hot", "etag", "cosmos"}),
+    ),
 }
 
 

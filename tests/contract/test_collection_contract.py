@@ -349,29 +349,30 @@ async def test_hot_cache_follows_writes_and_deletes(setup: Setup) -> None:
 @pytest.mark.parametrize("setup", ALL, indirect=True)
 async def test_drop_leaves_nothing_behind(setup: Setup) -> None:
     coll = setup.memory.collection("gone")
-    await coll.put_many([(f"k{i:04d}", i, {"i": i}) for i in range(250)])
-    await coll.get("k0001")  # promoted to hot where there is one
+    keys = [f"k{i:04d}" for i in range(250)]
+    for start in range(0, 250, 50):
+        await coll.put_many([(k, i, {"i": i}) for i, k in enumerate(keys[start : start + 50])])
+    assert await coll.get_many(keys[:20]) == {k: i for i, k in enumerate(keys[:20])}  # promoted to hot
+    assert await raw_leftovers(setup, "gone", keys) >= 250
     assert await coll.drop() == 250
     assert await coll.count() == 0
     assert await keys_of(coll.list()) == []
-    assert await raw_leftovers(setup, "gone") == 0
+    assert await raw_leftovers(setup, "gone", keys) == 0
 
 
-async def raw_leftovers(setup: Setup, name: str) -> int:
-    """Rows/items/objects of a collection still in the raw stores (hot tombstones excluded)."""
-    from tiermem._codec import RecordKind
+async def raw_leftovers(setup: Setup, name: str, keys: list[str]) -> int:
+    """Items of a collection still in the raw stores: warm rows/items, and hot copies other than
+    the short-lived tombstones a delete leaves."""
+    from tiermem import MemoryKey, RecordKind
+    from tiermem._collection import Scope
 
-    left = 0
-    if setup.warm is not None and hasattr(setup.warm, "collection_store"):
-        store = setup.warm.collection_store()
-        from tiermem._collection import Scope
-
-        scope = Scope(setup.memory.tenant, setup.memory.namespace, name)
-        left += len([k async for k in store.keys(scope, None, 1000)])
-    if setup.hot is not None and hasattr(setup.hot, "_entries"):
-        left += sum(
-            1
-            for mk, entry in setup.hot._entries.items()
-            if mk.key.startswith(name + "\x1f") and entry.record.kind is not RecordKind.TOMBSTONE
+    memory = setup.memory
+    durable = setup.warm or setup.cold or setup.hot
+    scope = Scope(memory.tenant, memory.namespace, name)
+    left = len([k async for k in durable.collection_store().keys(scope, None, 1000)])
+    if setup.hot is not None and durable is not setup.hot:
+        raw = await setup.hot.mget(
+            [MemoryKey(memory.tenant, memory.namespace, f"{name}\x1f{k}") for k in keys]
         )
+        left += sum(1 for rec in raw if rec is not None and rec.kind is not RecordKind.TOMBSTONE)
     return left

@@ -15,6 +15,8 @@
 //      scoped to that logical partition.
 //   5. Every response carried "Connection: close", so each request paid a new TLS handshake. The
 //      server's own keepAlive option is turned on, with an idle timeout longer than aiohttp's.
+//   6. The query engine rejected SELECT DISTINCT (a syntax error); "SELECT DISTINCT VALUE <expr>" is
+//      now evaluated without DISTINCT and de-duplicated, in one page (memory.collections() uses it).
 //
 // Usage: node cosmos_launcher.js --host 127.0.0.1 --port 0 [--cert server.pem --key key.pem]
 // Prints one line "COSMOS_READY <json>" once listening. Exits when its parent process is gone.
@@ -162,12 +164,12 @@ function restore(items, snapshot) {
   items._ridCount = snapshot.ridCount;
 }
 
-// 4. queries scoped to the request's partition key
+// 4. queries scoped to the request's partition key; 6. SELECT DISTINCT VALUE
+const cosmosdbQuery = require("@zeit/cosmosdb-query").default;
+const DISTINCT_VALUE = /^\s*SELECT\s+DISTINCT\s+VALUE\s+/i;
 const queryDocuments = handlerModule("query-documents");
-const originalQueryDocuments = queryDocuments.default;
 queryDocuments.default = async (account, req, res, params) => {
   const partition = requestPartitionKey(req);
-  if (partition === undefined) return originalQueryDocuments(account, req, res, params);
   return readItems(req, res, "Documents", async ({ continuation, maxItemCount }) => {
     const body = await readJson(req);
     if (!body.query) return badRequest(res, "missing query");
@@ -175,18 +177,38 @@ queryDocuments.default = async (account, req, res, params) => {
     const items = collection.documents;
     const parent = collection.read();
     if (!parent) return null;
-    const data = [...items._data.values()]
-      .map((item) => item.read())
-      .filter((doc) => samePartition(items, doc, partition));
+    if (partition === undefined && !trueHeader(req, "x-ms-documentdb-query-enablecrosspartition")) {
+      const paths = (parent.partitionKey || {}).paths || [];
+      if (paths.length && !cosmosdbQuery(body.query).containsPartitionKeys(paths)) {
+        return badRequest(res, "missing partition keys");
+      }
+    }
+    let data = [...items._data.values()].map((item) => item.read());
+    if (partition !== undefined) data = data.filter((doc) => samePartition(items, doc, partition));
+    // The query engine has no DISTINCT: "SELECT DISTINCT VALUE <expr> ..." runs without it and is
+    // de-duplicated here, answered in one page (no continuation).
+    const distinct = DISTINCT_VALUE.exec(body.query);
+    const query = distinct ? `SELECT VALUE ${body.query.slice(distinct[0].length)}` : body.query;
     const compositeIndexes = (parent.indexingPolicy ? parent.indexingPolicy.compositeIndexes : null) || [];
     try {
-      return items._getQuery(body.query).exec(data, {
+      const out = items._getQuery(query).exec(data, {
         parameters: body.parameters,
         udf: items._userDefinedFunctions(),
-        maxItemCount,
-        continuation,
+        maxItemCount: distinct ? undefined : maxItemCount,
+        continuation: distinct ? undefined : continuation,
         compositeIndexes
       });
+      if (distinct) {
+        const seen = new Set();
+        out.result = out.result.filter((value) => {
+          const key = JSON.stringify(value);
+          if (seen.has(key)) return false;
+          seen.add(key);
+          return true;
+        });
+        out.continuation = null;
+      }
+      return out;
     } catch (err) {
       // The original answers 400 for both syntax and evaluation errors of a query.
       return badRequest(res, err.message);

@@ -123,7 +123,18 @@ async def test_wrap_leaves_a_plain_object_untouched(root: MemoryClient) -> None:
 
 # Every public name of MemoryClient, by what it gives access to. A new public name fails this test
 # until someone decides whether it can reach another tenant through a locked view.
-DATA_IN_SCOPE = {"get", "get_entry", "set", "delete", "exists", "mget", "mset"}
+DATA_IN_SCOPE = {
+    "get",
+    "get_entry",
+    "set",
+    "delete",
+    "exists",
+    "mget",
+    "mset",
+    "collection",
+    "collections",
+    "keys",
+}
 HARMLESS = {"tenant", "namespace", "policy", "tiers", "closed", "tenant_locked", "stats", "circuit_state"}
 LIFECYCLE = {"aclose", "setup", "ping"}
 GUARDED = {"scoped", "tier_store"}
@@ -147,6 +158,12 @@ async def test_no_public_path_from_an_agent_leads_to_another_tenant(root: Memory
         assert await memory.exists(key) is False
         assert await memory.get_entry(key, consistent=True) is None
     assert set((await memory.mget(["secret", "../acme/default/secret"])).values()) == {None}
+
+    # Collections and listings stay inside the view's tenant too.
+    await other.collection("c").put("k", "globex-only")
+    assert await memory.collection("c").get("k") is None
+    assert [name async for name in memory.collections()] == []
+    assert "secret" not in [key async for key in memory.keys()]  # noqa: SIM118 - MemoryClient.keys
 
     # Views of a locked view may change the namespace, never the tenant, at any depth.
     with pytest.raises(InvalidScopeError):

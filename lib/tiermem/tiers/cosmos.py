@@ -70,6 +70,8 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.cosmos.aio import ContainerProxy
 
+    from tiermem.tiers.cosmos_collections import CosmosCollectionStore
+
 __all__ = ["CosmosWarmMemory"]
 
 _T = TypeVar("_T")
@@ -808,6 +810,20 @@ class CosmosWarmMemory(AsyncResource):
         client, self._client, self._proxy = self._client, None, None
         if client is not None and self._owns_client:
             await self._sdk("aclose", None, client.close)
+
+    # -- collections (tiermem._collection): the one hook, sharing this container and translation ----
+
+    _collections: CosmosCollectionStore | None = None
+
+    def collection_store(self) -> CosmosCollectionStore:
+        """Collections in this container, one logical partition each (docs/adr/0007)."""
+        if self._collections is None:
+            from tiermem.tiers.cosmos_collections import CosmosCollectionStore
+
+            self._collections = CosmosCollectionStore(
+                self._container, self._sdk, self._sdk_or_none, self._clock, self._max_concurrency
+            )
+        return self._collections
 
 
 async def _discard(client: CosmosClient) -> None:
