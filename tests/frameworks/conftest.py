@@ -21,9 +21,13 @@ MakeMemory = Callable[[], MemoryClient]
 
 CONFIGS = [
     pytest.param("embedded", id="embedded"),
-    pytest.param("azure", id="redis+cosmos+azurite", marks=(pytest.mark.redis, pytest.mark.cosmos, pytest.mark.blob)),
     pytest.param(
-        "cluster", id="cluster+cosmos+azurite", marks=(pytest.mark.redis, pytest.mark.cosmos, pytest.mark.blob)
+        "azure", id="redis+cosmos+azurite", marks=(pytest.mark.redis, pytest.mark.cosmos, pytest.mark.blob)
+    ),
+    pytest.param(
+        "cluster",
+        id="cluster+cosmos+azurite",
+        marks=(pytest.mark.redis, pytest.mark.cosmos, pytest.mark.blob),
     ),
 ]
 

@@ -105,7 +105,9 @@ def _scrub(value: Any) -> Any:
 
 def normalize(snapshot: StateSnapshot) -> dict[str, Any]:
     """A state snapshot without run-specific ids and timestamps."""
-    metadata = {k: v for k, v in (snapshot.metadata or {}).items() if k not in ("parents", "run_id", "thread_id")}
+    metadata = {
+        k: v for k, v in (snapshot.metadata or {}).items() if k not in ("parents", "run_id", "thread_id")
+    }
     return {
         "values": snapshot.values,
         "next": snapshot.next,

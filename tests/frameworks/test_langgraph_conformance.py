@@ -19,7 +19,9 @@ from tiermem.langgraph import TierMemSaver
 
 
 @pytest.mark.parametrize("make_memory", CONFIGS, indirect=True)
-async def test_conformance_passes_every_capability(make_memory: MakeMemory, request: pytest.FixtureRequest) -> None:
+async def test_conformance_passes_every_capability(
+    make_memory: MakeMemory, request: pytest.FixtureRequest
+) -> None:
     memory = make_memory()
 
     @checkpointer_test(name=f"TierMemSaver[{request.node.callspec.id}]")
@@ -30,9 +32,18 @@ async def test_conformance_passes_every_capability(make_memory: MakeMemory, requ
 
     report = await validate(saver)
     summary = report.to_dict()
-    print(json.dumps({"config": request.node.callspec.id, "level": summary["conformance_level"], "results": {
-        name: f"{r['tests_passed']} passed, {r['tests_failed']} failed" for name, r in summary["results"].items()
-    }}))
+    print(
+        json.dumps(
+            {
+                "config": request.node.callspec.id,
+                "level": summary["conformance_level"],
+                "results": {
+                    name: f"{r['tests_passed']} passed, {r['tests_failed']} failed"
+                    for name, r in summary["results"].items()
+                },
+            }
+        )
+    )
     assert {name for name, r in report.results.items() if r.detected} == {c.value for c in ALL_CAPABILITIES}
     assert report.passed_all(), json.dumps(summary, indent=1)
     assert report.conformance_level() == "FULL"

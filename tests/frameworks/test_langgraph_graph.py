@@ -40,7 +40,10 @@ async def test_state_history_matches_in_memory_saver(make_memory: MakeMemory) ->
     assert got == expected
     assert await _all_namespaces(saver, thread) == await _all_namespaces(reference, thread)
     # A second, independent client (another process) reads the same history.
-    again = [graph_app.normalize(s) async for s in graph_app.build(TierMemSaver(make_memory())).aget_state_history(
-        {"configurable": {"thread_id": thread}}
-    )]
+    again = [
+        graph_app.normalize(s)
+        async for s in graph_app.build(TierMemSaver(make_memory())).aget_state_history(
+            {"configurable": {"thread_id": thread}}
+        )
+    ]
     assert again == expected

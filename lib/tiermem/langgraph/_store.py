@@ -211,9 +211,7 @@ class TierMemStore(BaseStore):
         if op.value is None:
             await self._coll.delete(key)
             return
-        minutes = op.ttl
-        if minutes is None and self.ttl_config:
-            minutes = self.ttl_config.get("default_ttl")
+        minutes = op.ttl  # BaseStore.aput already applied ttl_config's default_ttl
         if op.namespace not in self._markers:
             # Marker first (no TTL): listing namespaces never misses a namespace that has items.
             await self._coll.put(_MARKER + _ns_part(op.namespace), 1)
