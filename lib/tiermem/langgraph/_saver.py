@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
-import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Final, cast
@@ -169,6 +168,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         self._alive: OrderedDict[str, float] = OrderedDict()
         self._indexed: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._sync = SyncLoop("TierMemSaver")
+        self._clock = memory._core.clock  # the clock the client judges expiry by
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -219,7 +219,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         """
         if self.ttl is None:
             return
-        now = time.monotonic()
+        now = self._clock()
         until = self._alive.get(thread_id)
         if until is not None and now < until:
             return
