@@ -164,3 +164,15 @@ async def test_concurrent_graph_runs_on_different_threads_do_not_interfere(memor
     saver = TierMemSaver(memory)
     histories = await asyncio.gather(*(graph_app.run(saver, f"par-{i}") for i in range(4)))
     assert all(h == histories[0] for h in histories)
+
+
+async def test_writes_stored_before_their_checkpoint_are_not_hidden(memory: MemoryClient) -> None:
+    """LangGraph runs puts in the background, so a task's writes can land before their checkpoint."""
+    saver = TierMemSaver(memory)
+    checkpoint = empty_checkpoint()
+    config = _config("early", checkpoint["id"])
+    await saver.aput_writes(config, [("ch", "early write")], "task-1")
+    await saver.aput(_config("early"), checkpoint, {"source": "input", "step": -1}, {})
+    tup = await saver.aget_tuple(_config("early"))
+    assert tup is not None
+    assert tup.pending_writes == [("task-1", "ch", "early write")]

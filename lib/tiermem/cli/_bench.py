@@ -21,7 +21,7 @@ from tiermem.cli._common import Exit, Options, error_exit_code
 
 __all__ = ["bench"]
 
-GROUPS: Final = ("hot", "warm", "cold", "codec", "compression", "tracing")
+GROUPS: Final = ("hot", "warm", "cold", "codec", "compression", "tracing", "langgraph")
 
 # option name -> (environment variable, key in the tiermem group's overrides)
 _SOURCES: Final = {

@@ -7,8 +7,8 @@ One collection per thread. Items (keys built with :mod:`tiermem._ordkey`, so byt
 - ``h!!ns``: a copy of the newest checkpoint of namespace ``ns`` (the read on every ``aget_tuple``).
 - ``v!!ns!!channel!!version``: one channel value; immutable, so hot can keep it as long as it likes.
 - ``w!!ns!!checkpoint_id!!task_path!!task_id!!idx``: pending writes, keyed in ``writes_sort_key`` order.
-- ``x!!ns!!checkpoint_id``: written with a checkpoint's first pending writes, so a checkpoint without
-  writes never needs a listing (which would go to the warm tier).
+- ``x!!ns!!checkpoint_id``: the writes marker, 0 when the checkpoint is written and 1 with its first
+  pending writes, so reading a checkpoint without writes needs no listing (listings go to warm).
 - ``m``: the thread's liveness item; with ``ttl`` it expires when the thread has been idle that long.
 
 A checkpoint, its head copy and its new channel values are one atomic ``put_many``. Thread ids that
@@ -167,6 +167,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         self._heads: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._alive: OrderedDict[str, float] = OrderedDict()
         self._indexed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._written: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self._sync = SyncLoop("TierMemSaver")
         self._clock = memory._core.clock  # the clock the client judges expiry by
 
@@ -269,12 +270,11 @@ class TierMemSaver(BaseCheckpointSaver[str]):
             keys.extend(_vkey(r.ns, ch, ver) for ch, ver in r.checkpoint["channel_versions"].items())
             keys.append(_xkey(r.ns, r.cid))
         got = await coll.get_many(list(dict.fromkeys(keys))) if keys else {}
-        writes = await asyncio.gather(
-            *(self._writes(coll, r.ns, r.cid) for r in records if got.get(_xkey(r.ns, r.cid)) is not None)
-        )
-        by_cid = dict(
-            zip([r.cid for r in records if got.get(_xkey(r.ns, r.cid)) is not None], writes, strict=True)
-        )
+        # Marker 0: written with the checkpoint, no writes yet. Missing (a copy in progress, data
+        # from elsewhere): list to be sure. Only checkpoints with writes cost a listing.
+        with_writes = [r for r in records if got.get(_xkey(r.ns, r.cid)) != 0]
+        writes = await asyncio.gather(*(self._writes(coll, r.ns, r.cid) for r in with_writes))
+        by_cid = dict(zip([r.cid for r in with_writes], writes, strict=True))
         out: list[CheckpointTuple] = []
         for r in records:
             values: dict[str, Any] = {}
@@ -436,15 +436,28 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         head: list[tuple[str, object]] = []
         if await self._advances_head(coll, thread_id, ns, cid):
             head = [(_hkey(ns), record)]
-        tail: list[Any] = [*self._meta_items(thread_id), (_ckey(ns, cid), record, attrs), *head]
-        if len(value_items) + len(tail) <= MAX_BATCH:
-            await coll.put_many([*value_items, *tail])
+
+        def tail() -> list[Any]:
+            # LangGraph may store a task's writes for this checkpoint before this put lands (its puts
+            # run in the background). aput_writes registers them in _written before its first await,
+            # and nothing awaits between this call and put_many taking the items' locks, so the
+            # marker is never reset to 0 over writes that exist.
+            marker = 1 if (thread_id, ns, cid) in self._written else 0
+            return [
+                *self._meta_items(thread_id),
+                (_ckey(ns, cid), record, attrs),
+                (_xkey(ns, cid), marker),
+                *head,
+            ]
+
+        if len(value_items) + len(head) + 3 <= MAX_BATCH:
+            await coll.put_many([*value_items, *tail()])
         else:
             # Too many for one batch: values first (unreferenced until the checkpoint lands), then
             # the checkpoint and its head together, so a reader never sees a checkpoint without values.
             for i in range(0, len(value_items), MAX_BATCH):
                 await coll.put_many(value_items[i : i + MAX_BATCH])
-            await coll.put_many(tail)
+            await coll.put_many(tail())
         if head:
             self._remember(self._heads, (thread_id, ns), cid)
         return _config(thread_id, ns, cid)
@@ -479,6 +492,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         ]
         if not items:
             return
+        self._remember(self._written, (thread_id, ns, cid), None)
         coll = self._coll(thread_id)
         await self._touch(coll, thread_id)
         for i in range(0, len(items), MAX_BATCH - 2):
