@@ -212,7 +212,6 @@ def _expect(ok: bool, what: str) -> None:
 def langgraph_scenarios(bench: LangGraphBench) -> list[Scenario]:
     config: Any = {"configurable": {"thread_id": THREAD, "checkpoint_ns": ""}}
     saver, peer, embedded = bench.tiermem, bench.peer, bench.embedded
-    where = "embedded" if embedded else "services"
 
     async def ours_get(n: int) -> float:
         tup: Any = None
@@ -277,7 +276,7 @@ def langgraph_scenarios(bench: LangGraphBench) -> list[Scenario]:
             [Variant("tiermem", ours_get), Variant(name, peer_get)],
             [
                 Comparison(
-                    f"langgraph.get_tuple.{where}",
+                    "langgraph.get_tuple.peer",
                     f"aget_tuple (latest) on a {thread} vs {name}",
                     "tiermem",
                     name,
@@ -292,7 +291,7 @@ def langgraph_scenarios(bench: LangGraphBench) -> list[Scenario]:
             [Variant("tiermem", ours_list), Variant(name, peer_list)],
             [
                 Comparison(
-                    f"langgraph.list10.{where}", f"alist(limit=10) on a {thread} vs {name}", "tiermem", name
+                    "langgraph.list10.peer", f"alist(limit=10) on a {thread} vs {name}", "tiermem", name
                 )
             ],
         ),
@@ -302,7 +301,7 @@ def langgraph_scenarios(bench: LangGraphBench) -> list[Scenario]:
             [Variant("tiermem", ours_put), Variant(name, peer_put)],
             [
                 Comparison(
-                    f"langgraph.put.{where}",
+                    "langgraph.put.peer",
                     f"aput (one changed channel) vs {name}",
                     "tiermem",
                     name,

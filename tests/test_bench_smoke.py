@@ -41,6 +41,9 @@ ROW_IDS = {
     "codec.decode.small",
     "codec.encode.large",
     "codec.decode.large",
+    "langgraph.get_tuple.peer",
+    "langgraph.list10.peer",
+    "langgraph.put.peer",
 }
 SERVICE_ROWS = {row for row in ROW_IDS if row.startswith(("warm.", "cold."))}
 ENV = (
