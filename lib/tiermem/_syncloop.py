@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from tiermem._errors import ConfigurationError
@@ -50,13 +50,17 @@ class SyncLoop:
         loop = self._start()
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
-        """Step an async iterator on the private loop, one item at a time."""
-        while True:
-            try:
-                yield self.run(_next(agen))
-            except StopAsyncIteration:
-                return
+    def iterate(self, agen: AsyncGenerator[T, None]) -> Iterator[T]:
+        """Step an async generator on the private loop, one item at a time; closing this closes it."""
+        try:
+            while True:
+                try:
+                    item = self.run(_next(agen))
+                except StopAsyncIteration:
+                    return
+                yield item
+        finally:
+            self.run(agen.aclose())
 
     def close(self) -> None:
         """Stop the loop and join its thread; idempotent."""

@@ -20,7 +20,7 @@ from agent_framework import HistoryProvider, Message
 from agent_framework._sessions import filter_new_messages
 
 from tiermem._client import MemoryClient
-from tiermem._collection import Collection
+from tiermem._collection import Collection, Item
 from tiermem._errors import CorruptValueError, InvalidInputError, InvalidTTLError
 from tiermem._ordkey import SEP, collection_name
 
@@ -98,7 +98,7 @@ class TierMemHistoryProvider(HistoryProvider):
         return self.memory.collection(collection_name(HISTORY_KIND, session_id))
 
     @staticmethod
-    def _decode(item: Any) -> Message:
+    def _decode(item: Item) -> Message:
         if not isinstance(item.value, dict):
             raise CorruptValueError("stored message is not an object", operation="get_messages", key=item.key)
         return Message.from_dict(item.value)

@@ -657,7 +657,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        return self._sync.iterate(self.alist(config, filter=filter, before=before, limit=limit))
+        return self._sync.iterate(cast(Any, self.alist(config, filter=filter, before=before, limit=limit)))
 
     def put(
         self,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
-from typing import Any, Final, cast
+from typing import Final, cast
 
 from langgraph.store.base import (
     BaseStore,
@@ -33,6 +33,7 @@ from langgraph.store.base import (
 )
 
 from tiermem._client import MemoryClient
+from tiermem._collection import Item as StoredItem
 from tiermem._errors import ConflictError, CorruptValueError, InvalidInputError
 from tiermem._ordkey import (
     ATTR_INCOMPLETE,
@@ -183,7 +184,7 @@ class TierMemStore(BaseStore):
             await self._touch(item)
         return self._to_item(item, Item)
 
-    async def _touch(self, item: Any) -> None:
+    async def _touch(self, item: StoredItem) -> None:
         """Restart an item's TTL; a concurrent write (which set its own TTL) wins the race."""
         minutes = item.value.get("t") if isinstance(item.value, dict) else None
         if minutes is None:
@@ -195,7 +196,7 @@ class TierMemStore(BaseStore):
         except ConflictError:
             return  # the item was rewritten meanwhile; that write carries its own TTL
 
-    def _to_item(self, item: Any, cls: type[Item]) -> Item:
+    def _to_item(self, item: StoredItem, cls: type[Item]) -> Item:
         body = item.value
         if not isinstance(body, dict) or "v" not in body:
             raise CorruptValueError("store item has no value", operation="get", key=item.key)
@@ -226,7 +227,7 @@ class TierMemStore(BaseStore):
     async def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = _ITEM + _ns_part(op.namespace_prefix)
         where, exact = split_filter(op.filter, prefix="v_")
-        source: AsyncIterator[Any]
+        source: AsyncIterator[StoredItem]
         if not where:
             source = self._coll.list(prefix=prefix)
         else:
