@@ -45,7 +45,11 @@ class _LazyGroup(click.Group):
     service imports this package: loading it eagerly would be circular)."""
 
     _lazy: Final = MappingProxyType(
-        {"serve": "tiermem.service.cli:serve", "bench": "tiermem.cli._bench:bench"}
+        {
+            "serve": "tiermem.service.cli:serve",
+            "bench": "tiermem.cli._bench:bench",
+            "coll": "tiermem.cli._coll:coll",
+        }
     )
 
     def list_commands(self, ctx: click.Context) -> list[str]:
