@@ -44,8 +44,14 @@ ROW_IDS = {
     "langgraph.get_tuple.peer",
     "langgraph.list10.peer",
     "langgraph.put.peer",
+    "coll.list.sqlite",
+    "coll.put.sqlite",
+    "coll.list.cosmos",
+    "coll.put.cosmos",
 }
-SERVICE_ROWS = {row for row in ROW_IDS if row.startswith(("warm.", "cold."))}
+SERVICE_ROWS = {
+    row for row in ROW_IDS if row.startswith(("warm.", "cold.", "coll.list.cosmos", "coll.put.cosmos"))
+}
 ENV = (
     "TIERMEM_REDIS_URL",
     "TIERMEM_COSMOS_ENDPOINT",

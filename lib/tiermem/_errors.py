@@ -14,6 +14,7 @@ caller opted into raw keys), and chains its cause with ``raise ... from exc``::
     +-- ClientClosedError                    use after ``aclose()``
     +-- TierError                            a tier was reached and answered with a failure
         +-- TierUnavailableError             the tier could not be reached (timeout, refused, open circuit)
+        |   +-- CircuitOpenError             its circuit breaker is open: the call was not attempted
         +-- CorruptValueError                stored bytes fail their integrity check
         +-- ConflictError                    an ``if_match`` / ``if_absent`` precondition failed
         +-- ThrottledError                   the service throttled us past its retry budget
@@ -28,11 +29,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tiermem._protocols import Tier
+    from tiermem._types import Tier
 
 __all__ = [
     "AuthenticationError",
     "BatchWriteError",
+    "CircuitOpenError",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
@@ -99,7 +101,7 @@ class InvalidKeyError(InvalidInputError):
 
 
 class InvalidScopeError(InvalidInputError):
-    """A tenant or namespace is outside ``[A-Za-z0-9._-]{1,64}`` (or only dots)."""
+    """A tenant or namespace is outside ``[A-Za-z0-9._-]{1,64}`` (or ends with a dot)."""
 
 
 class InvalidValueError(InvalidInputError):
@@ -142,6 +144,10 @@ class TierError(TierMemError):
 
 class TierUnavailableError(TierError):
     """The tier could not be reached: refused, reset, timed out, or its circuit breaker is open."""
+
+
+class CircuitOpenError(TierUnavailableError):
+    """The tier's circuit breaker is open: the call was not attempted."""
 
 
 class CorruptValueError(TierError):

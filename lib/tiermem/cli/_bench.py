@@ -2,7 +2,8 @@
 
 The suite is not part of the wheel: it lives beside ``lib/`` and is imported when the command runs,
 from the current directory or from the checkout this package was installed from (editable
-installs). ``python -m benchmarks`` runs the same command.
+installs). From a wheel the command says exactly what to do instead (:data:`NOT_IN_WHEEL`).
+``python -m benchmarks`` runs the same command.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tiermem.cli._common import Exit, Options, error_exit_code
 
 __all__ = ["bench"]
 
-GROUPS: Final = ("hot", "warm", "cold", "codec", "compression", "tracing", "langgraph")
+GROUPS: Final = ("hot", "warm", "cold", "collections", "codec", "compression", "tracing", "langgraph")
 
 # option name -> (environment variable, key in the tiermem group's overrides)
 _SOURCES: Final = {
@@ -30,6 +31,18 @@ _SOURCES: Final = {
     "cosmos_key": ("TIERMEM_COSMOS_KEY", "cosmos_key"),
     "blob_connection_string": ("TIERMEM_BLOB_CONNECTION_STRING", "blob_connection_string"),
 }
+
+
+NOT_IN_WHEEL: Final = (
+    "tiermem bench needs the benchmark suite (benchmarks/), which lives in the tiermem source "
+    "repository and is not part of the installed package. In a clone of the repository run: "
+    "pip install -e '.[dev]' && tiermem bench --quick"
+)
+
+
+def checkout_root() -> Path:
+    """The directory that would hold ``benchmarks/`` if this package is an editable source checkout."""
+    return Path(__file__).resolve().parents[3]
 
 
 class _Unavailable(Exception):
@@ -50,12 +63,9 @@ def _load(module: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name not in ("benchmarks", f"benchmarks.{module}"):
             raise _Unavailable(f"the benchmarks need {exc.name}: pip install -e '.[dev]'") from exc
-    root = Path(__file__).resolve().parents[3]
+    root = checkout_root()
     if not (root / "benchmarks" / "__init__.py").is_file():
-        raise _Unavailable(
-            "tiermem bench runs from a source checkout: the benchmarks/ package is not installed "
-            "(run it from the repository root)"
-        )
+        raise _Unavailable(NOT_IN_WHEEL)
     sys.path.insert(0, str(root))
     return importlib.import_module(f"benchmarks.{module}")
 

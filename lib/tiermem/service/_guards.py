@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Security
+from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tiermem.service._auth import Authenticator, Permission, Principal, require
+from tiermem.service._gate import principal_from_scope
 
 __all__ = ["Guard", "Guards", "make_guards"]
 
@@ -39,10 +40,15 @@ def make_guards(authenticator: Authenticator, roles: Mapping[Permission, str]) -
 
         def guard(permission: Permission) -> Guard:
             async def check(
+                request: Request,
                 credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
             ) -> Principal:
-                token = credentials.credentials if credentials is not None else None
-                return require(await authenticator.authenticate(token), permission, roles)
+                # The gate middleware authenticated the headers before the body was read.
+                principal = principal_from_scope(request.scope)
+                if principal is None:
+                    token = credentials.credentials if credentials is not None else None
+                    principal = await authenticator.authenticate(token)
+                return require(principal, permission, roles)
 
             return check
 

@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from tiermem._codec import HEADER_SIZE, Record
 from tiermem._errors import (
@@ -21,11 +21,14 @@ from tiermem._errors import (
 from tiermem._keys import file_parts, file_scope_parts, parse_file_parts, validate_scope
 from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem._types import Clock
+
+if TYPE_CHECKING:
+    from tiermem.tiers.cold_collections import ColdCollectionStore
 
 __all__ = ["FileColdMemory"]
 
 _T = TypeVar("_T")
-Clock = Callable[[], float]
 
 
 _ETAG_BYTES: Final = 8
@@ -234,3 +237,37 @@ class FileColdMemory(AsyncResource):
             return removed
 
         return await self._io("sweep", None, op)
+
+    # -- collections (tiermem._collection): items as files under a "~tenant" directory -------------
+
+    _collections: ColdCollectionStore | None = None
+
+    def collection_store(self) -> ColdCollectionStore:
+        """Collections for a client without a warm tier (see ``tiers/cold_collections.py``)."""
+        if self._collections is None:
+            from tiermem.tiers.cold_collections import ColdCollectionStore
+
+            self._collections = ColdCollectionStore(self, self._collection_keys)
+        return self._collections
+
+    async def _collection_keys(self, tenant: str, namespace: str) -> AsyncIterator[str]:
+        from tiermem.tiers.cold_collections import parse_file_key
+
+        base = self.root.joinpath(*file_scope_parts(tenant, namespace))
+
+        def walk() -> list[tuple[str, ...]]:
+            if not base.is_dir():
+                return []
+            found: list[tuple[str, ...]] = []
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                found += [
+                    Path(dirpath, n).relative_to(base).parts for n in filenames if not n.startswith(".")
+                ]
+            return found
+
+        for tail in await self._io("scan", None, walk):
+            try:
+                yield parse_file_key(tail)
+            except (ValueError, UnicodeDecodeError):
+                continue  # not a name tiermem writes
