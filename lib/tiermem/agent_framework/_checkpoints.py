@@ -2,9 +2,9 @@
 
 Items of the collection ``af-checkpoints``:
 
-- ``id!!<checkpoint_id>``: the checkpoint, encoded by Agent Framework's own checkpoint encoder
-  (JSON; values that are not JSON are wrapped by Agent Framework and only decoded under its
-  allow-list of types, exactly as its ``FileCheckpointStorage`` does);
+- ``id!!<checkpoint_id>``: the checkpoint as JSON, written by tiermem's own codec
+  (``_checkpoint_codec``): Agent Framework's types and the application's registered types are
+  tagged JSON, anything else is refused on save, and nothing is ever pickled or unpickled;
 - ``wf!!<workflow_name>!!<UTC timestamp>!!<checkpoint_id>``: the per-workflow index, in time order.
 
 Both are written in one atomic ``put_many``, so a checkpoint is never listed without being loadable.
@@ -12,15 +12,16 @@ Both are written in one atomic ``put_many``, so a checkpoint is never listed wit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 from agent_framework import WorkflowCheckpoint, WorkflowCheckpointException
-from agent_framework._workflows._checkpoint_encoding import decode_checkpoint_value, encode_checkpoint_value
 
 from tiermem._client import MemoryClient
 from tiermem._errors import CorruptValueError, InvalidInputError, InvalidTTLError
 from tiermem._ordkey import SEP, join, split
+from tiermem.agent_framework._checkpoint_codec import CheckpointCodec
 
 __all__ = ["TierMemCheckpointStorage"]
 
@@ -54,8 +55,12 @@ class TierMemCheckpointStorage:
     Args:
         memory: the memory view; its tenant and namespace scope the stored checkpoints.
         ttl: seconds after which a checkpoint expires (``None``: kept until deleted).
-        allowed_checkpoint_types: extra ``"module:qualname"`` types Agent Framework may restore,
-            as for its ``FileCheckpointStorage``.
+        types: the application's classes that workflow state, messages or requests may hold
+            (dataclasses, pydantic models, enums, classes with ``to_dict``/``from_dict``); only
+            these and Agent Framework's own serializable types are rebuilt on load.
+
+    Raises:
+        ConfigurationError: a class in ``types`` cannot be stored as JSON.
     """
 
     def __init__(
@@ -63,7 +68,7 @@ class TierMemCheckpointStorage:
         memory: MemoryClient,
         *,
         ttl: float | None = None,
-        allowed_checkpoint_types: list[str] | None = None,
+        types: Iterable[type] = (),
     ) -> None:
         if ttl is not None and not ttl > 0:
             raise InvalidTTLError(
@@ -71,31 +76,23 @@ class TierMemCheckpointStorage:
             )
         self.memory = memory
         self.ttl = ttl
-        self._allowed: frozenset[str] = frozenset(allowed_checkpoint_types or ())
+        self._codec = CheckpointCodec(types)
         self._coll = memory.collection(CHECKPOINT_COLLECTION)
 
-    def _encode(self, checkpoint: WorkflowCheckpoint) -> dict[str, Any]:
-        try:
-            encoded: dict[str, Any] = encode_checkpoint_value(checkpoint.to_dict())
-            # Refuse at save time what load would refuse, as Agent Framework's own storages do.
-            decode_checkpoint_value(encoded, allowed_types=self._allowed)
-        except WorkflowCheckpointException:
-            raise
-        except Exception as exc:
-            raise WorkflowCheckpointException(
-                f"Checkpoint {checkpoint.checkpoint_id} cannot be encoded or restored under this "
-                "storage's allowed types; refusing to save."
-            ) from exc
-        return encoded
-
-    def _decode(self, value: object, key: str) -> WorkflowCheckpoint:
-        if not isinstance(value, dict):
-            raise CorruptValueError("stored checkpoint is not an object", operation="load", key=key)
-        return WorkflowCheckpoint.from_dict(decode_checkpoint_value(value, allowed_types=self._allowed))
+    def _decode(self, item: object, key: str) -> WorkflowCheckpoint:
+        """The checkpoint in a stored ``id!!`` item (``CorruptValueError`` if it is not ours)."""
+        if not isinstance(item, dict) or "checkpoint" not in item:
+            raise CorruptValueError("stored checkpoint item has no checkpoint", operation="load", key=key)
+        return self._codec.decode_checkpoint(item["checkpoint"], key)
 
     async def save(self, checkpoint: WorkflowCheckpoint) -> str:
-        """Store a copy of ``checkpoint`` and return its id."""
-        encoded = self._encode(checkpoint)
+        """Store a copy of ``checkpoint`` and return its id.
+
+        Raises:
+            InvalidValueError: the checkpoint holds a value of a type that is neither JSON, nor
+                Agent Framework's, nor registered in ``types`` (raised before anything is written).
+        """
+        encoded = self._codec.encode_checkpoint(checkpoint)
         cid = checkpoint.checkpoint_id
         index = join("wf", checkpoint.workflow_name, _stamp(checkpoint.timestamp), cid)
         previous = await self._coll.get(_id_key(cid))
@@ -108,12 +105,18 @@ class TierMemCheckpointStorage:
         return cid
 
     async def load(self, checkpoint_id: str) -> WorkflowCheckpoint:
-        """The checkpoint with this id; raises ``WorkflowCheckpointException`` if there is none."""
+        """The checkpoint with this id.
+
+        Raises:
+            WorkflowCheckpointException: there is no checkpoint with this id.
+            CorruptValueError: the stored checkpoint holds data this storage did not write (an
+                unknown type tag, or a pickled value, which is never unpickled).
+        """
         key = _id_key(checkpoint_id)
         value = await self._coll.get(key)
         if value is None:
             raise WorkflowCheckpointException(f"No checkpoint found with ID {checkpoint_id}")
-        return self._decode(value.get("checkpoint") if isinstance(value, dict) else value, key)
+        return self._decode(value, key)
 
     async def list_checkpoint_ids(self, *, workflow_name: str) -> list[str]:
         """Ids of the workflow's checkpoints, oldest first."""
@@ -126,7 +129,7 @@ class TierMemCheckpointStorage:
         for start in range(0, len(ids), 100):
             chunk = [_id_key(cid) for cid in ids[start : start + 100]]
             got = await self._coll.get_many(chunk)
-            out += [self._decode(got[k]["checkpoint"], k) for k in chunk if got.get(k) is not None]
+            out += [self._decode(got[k], k) for k in chunk if got.get(k) is not None]
         return out
 
     async def get_latest(self, *, workflow_name: str) -> WorkflowCheckpoint | None:
@@ -140,7 +143,7 @@ class TierMemCheckpointStorage:
             stamp = item_stamp
             value = await self._coll.get(_id_key(cid))
             if value is not None:
-                newest.append(self._decode(value["checkpoint"], _id_key(cid)))
+                newest.append(self._decode(value, _id_key(cid)))
         if not newest:
             return None
         superseded = {cp.previous_checkpoint_id for cp in newest}
