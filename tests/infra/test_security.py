@@ -462,3 +462,11 @@ def test_network_is_created_only_with_private_endpoints() -> None:
     env = b.one_resource("Microsoft.App/managedEnvironments").body["properties"]
     vnet = b.conditional(env["vnetConfiguration"])
     assert vnet is not None and vnet[1] is None
+
+
+def test_cosmos_defaults_to_strong_consistency_for_the_coherence_bound() -> None:
+    # ADR 0006: another process must read every acknowledged write; Session only gives that per client.
+    assert b.main()["parameters"]["cosmosConsistencyLevel"]["default"] == "Strong"
+    assert b.module("cosmos")["parameters"]["consistencyLevel"]["default"] == "Strong"
+    prod = b.parse_bicepparam(b.INFRA_DIR / "main.prod.bicepparam").values
+    assert prod["cosmosConsistencyLevel"] == "Strong"

@@ -27,6 +27,7 @@ from tiermem._collection._model import (
 from tiermem._collection._store import CollectionStore, HasCollections, PutOp
 from tiermem._engine.large import LargeValues, cold_key, new_version, pointer, pointer_target
 from tiermem._errors import (
+    CircuitOpenError,
     ConfigurationError,
     InvalidInputError,
     TierMemError,
@@ -40,6 +41,7 @@ from tiermem._types import MemoryKey, Tier
 if TYPE_CHECKING:
     from tiermem._engine.core import Engine
     from tiermem._engine.guard import Guard
+    from tiermem._engine.hot import Leases
     from tiermem._protocols import TierStore
 
 __all__ = ["Collection", "CollectionBackend", "backend_for"]
@@ -66,6 +68,8 @@ class CollectionBackend:
         self.large = LargeValues(warm, cold)  # type: ignore[arg-type]  # guards are generic over TierStore
         self.has_large = guard.tier is Tier.WARM and cold is not None
         self.locks = StripedLocks(256)  # collection items never share a key with key-value items
+        # How long a request whose outcome is unknown may still land: invalidate hot again after it.
+        self.settle_delay = guard.options.timeout
 
     def call(self, operation: str, coro: Coroutine[Any, Any, _T], *, nkeys: int = 1) -> Awaitable[_T]:
         """One store call through the tier's guard."""
@@ -184,10 +188,6 @@ class Collection:
     def _is_large(self, record: Record) -> bool:
         return self._backend.has_large and record.size > self._backend.engine.policy.warm_max_bytes
 
-    def _cacheable(self, record: Record) -> Record | None:
-        """What hot gets after a write: the record (write-through), or ``None`` (a fence) when too large."""
-        return record if record.size <= self._backend.engine.policy.hot_max_bytes else None
-
     # -- writes --------------------------------------------------------------------------------------
 
     async def put(
@@ -220,7 +220,7 @@ class Collection:
         hmk = hot_key(self._scope, key)
         async with backend.locks.hold((hmk,)):
             etag = await self._guarded([hmk], self._put_durable(key, record, clean, now, if_match, if_absent))
-            await self._after_write("set", [(hmk, record)], now)
+            await self._after_write([hmk])
         return etag
 
     async def put_many(
@@ -264,35 +264,36 @@ class Collection:
         hmks = [hot_key(self._scope, k) for k in prepared]
         async with backend.locks.hold(hmks):
             await self._guarded(hmks, self._put_many_durable(prepared))
-            written = [(hmk, rec) for hmk, (rec, _) in zip(hmks, prepared.values(), strict=True)]
-            await self._after_write("mset", written, now)
+            await self._after_write(hmks)
 
     async def _guarded(self, hmks: list[MemoryKey], write: Awaitable[_T]) -> _T:
-        """Run a durable write; if its outcome is unknown, hot must never vouch for the old value."""
-        hot = self._backend.engine.hot
-        cached = self._backend.cached
+        """Run a durable write; if its outcome is unknown, hot must never vouch for the old value
+        (invalidated now and again once the request can no longer land, ADR 0006)."""
+        backend = self._backend
+        hot = backend.engine.hot
         try:
             return await write
+        except CircuitOpenError:
+            raise  # never sent: nothing changed
         except TierUnavailableError:
-            if cached:
-                await hot.after_unknown_outcome(hmks)  # the write may have landed
+            if backend.cached:
+                hot.invalidate_later(hmks, backend.settle_delay)
+                await hot.invalidate(hmks)
             raise
         except asyncio.CancelledError:
-            if cached:
-                hot.after_cancel(hmks)
+            if backend.cached:
+                hot.invalidate_later(hmks, backend.settle_delay)  # it may still land
             raise
 
-    async def _after_write(self, operation: str, items: list[tuple[MemoryKey, Record]], now: float) -> None:
-        """Write-through (or fence, above ``hot_max_bytes``) after the durable write, per ADR 0003."""
+    async def _after_write(self, hmks: list[MemoryKey]) -> None:
+        """Invalidate hot after the durable write (ADR 0006); the next read fills it under a lease."""
         backend = self._backend
         if not backend.cached:
             return
         try:
-            await backend.engine.hot.after_write(
-                operation, [(hmk, self._cacheable(rec)) for hmk, rec in items], now
-            )
+            await backend.engine.hot.invalidate(hmks)
         except asyncio.CancelledError:
-            backend.engine.hot.after_cancel(hmk for hmk, _ in items)
+            backend.engine.hot.invalidate_later(hmks, None)
             raise
 
     async def _put_durable(
@@ -380,9 +381,7 @@ class Collection:
         backend = self._backend
         store = backend.store
         scope = self._scope
-        if backend.cached:
-            for key in keys:
-                await backend.engine.hot.before_delete(hot_key(scope, key), now)
+        hmks = [hot_key(scope, key) for key in keys]
         targets: list[MemoryKey] = []
         if backend.has_large:
             found = await backend.call("get_many", store.get_many(scope, keys), nkeys=len(keys))
@@ -391,7 +390,8 @@ class Collection:
                 for item in found
                 if item is not None and item.record.kind is RecordKind.POINTER
             ]
-        await backend.call("delete", store.delete_many(scope, keys), nkeys=len(keys))
+        await self._guarded(hmks, backend.call("delete", store.delete_many(scope, keys), nkeys=len(keys)))
+        await self._after_write(hmks)
         cold = backend.engine.guard(Tier.COLD)
         for target in targets:
             assert cold is not None
@@ -435,7 +435,7 @@ class Collection:
         now = backend.engine.clock()
         if stored is None or stored.record.is_expired(now):
             return None
-        items = await self._materialize([stored], now, promote=False)
+        items = await self._materialize([stored], now)
         return items[0] if items else None
 
     async def _read_values(self, keys: list[str]) -> dict[str, Value]:
@@ -444,10 +444,11 @@ class Collection:
         now = backend.engine.clock()
         out: dict[str, Value] = {}
         pending = keys
+        leases: Leases | None = None
         if backend.cached and keys:
             by_hot = {hot_key(self._scope, k): k for k in keys}
             hot_out: dict[str, Value] = {}
-            misses = await backend.engine.hot.lookup_many(list(by_hot), now, hot_out, None)
+            misses, leases = await backend.engine.hot.lookup_many(list(by_hot), now, hot_out, None)
             # A definitive miss (tombstone) is neither in hot_out nor pending: it stays absent.
             for hmk, key in by_hot.items():
                 if hmk.key in hot_out:
@@ -459,12 +460,18 @@ class Collection:
             "get_many", backend.store.get_many(self._scope, pending), nkeys=len(pending)
         )
         live = [s for s in found if s is not None and not s.record.is_expired(now)]
-        for item in await self._materialize(live, now, promote=True):
+        for item in await self._materialize(live, now, leases=leases):
             out[item.key] = item.value
+        if leases is not None:
+            # Keys the store did not have: settle their leases as misses (tombstones with negative_ttl).
+            gone = [(hot_key(self._scope, k), None) for k in pending if k not in out]
+            await backend.engine.hot.settle(leases, gone, now)
         return out
 
-    async def _materialize(self, stored: list[StoredItem], now: float, *, promote: bool) -> list[Item]:
-        """Decode stored items (following pointers to cold) and optionally offer them to hot."""
+    async def _materialize(
+        self, stored: list[StoredItem], now: float, *, leases: Leases | None = None
+    ) -> list[Item]:
+        """Decode stored items (following pointers to cold); with ``leases``, fill hot under them."""
         backend = self._backend
         reads = backend.engine.reads
         tier = backend.guard.tier
@@ -490,8 +497,8 @@ class Collection:
                 value = reads._decode(value_rec, tier, hmk)
             promotions.append((hmk, value_rec))
             items.append(Item(s.key, value, s.attrs, s.etag, s.record.expires_at))
-        if promote and backend.cached:
-            await backend.engine.hot.fill(promotions, now)
+        if leases is not None:
+            await backend.engine.hot.settle(leases, promotions, now)
         return items
 
     def list(
@@ -536,7 +543,7 @@ class Collection:
             size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - served)
             page = await backend.call("list", store.list_page(scope, query, cursor, size), nkeys=size)
             live = [s for s in page if not s.record.is_expired(now)]
-            for item in await self._materialize(live, now, promote=False):
+            for item in await self._materialize(live, now):
                 served += 1
                 yield item
             if len(page) < size:
