@@ -48,7 +48,19 @@ from tiermem._keys import blob_name, parse_blob_name, validate_scope
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem.tiers._azure import SDK_FAILURES, TRANSPORT_FAILURES
 from tiermem.tiers._base import TierAdapter, brief, check_options, for_each, require_extra, retag_corrupt
-from tiermem.tiers._blob_client import BlobOptions, open_service
+from tiermem.tiers._blob_client import (
+    DEFAULT_CONNECTION_TIMEOUT,
+    DEFAULT_MAX_BLOCK_SIZE,
+    DEFAULT_MAX_CHUNK_GET_SIZE,
+    DEFAULT_MAX_SINGLE_GET_SIZE,
+    DEFAULT_MAX_SINGLE_PUT_SIZE,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_RETRY_BACKOFF_BASE,
+    DEFAULT_RETRY_TOTAL,
+    BlobOptions,
+    open_service,
+)
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties
@@ -56,7 +68,19 @@ if TYPE_CHECKING:
 
     from tiermem.tiers.cold_collections import ColdCollectionStore
 
-__all__ = ["BlobColdMemory", "BlobOptions"]
+__all__ = [
+    "DEFAULT_CONNECTION_TIMEOUT",
+    "DEFAULT_MAX_BLOCK_SIZE",
+    "DEFAULT_MAX_CHUNK_GET_SIZE",
+    "DEFAULT_MAX_SINGLE_GET_SIZE",
+    "DEFAULT_MAX_SINGLE_PUT_SIZE",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_RETRY_BACKOFF",
+    "DEFAULT_RETRY_BACKOFF_BASE",
+    "DEFAULT_RETRY_TOTAL",
+    "BlobColdMemory",
+    "BlobOptions",
+]
 
 _IMPORT_ERROR: ImportError | None = None
 try:
