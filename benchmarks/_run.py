@@ -14,7 +14,7 @@ from typing import Any, Final
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import _codec, _collections, _durable, _embedded, _hot, _near, _tracing
+from benchmarks import _codec, _collections, _durable, _embedded, _hot, _langgraph, _near, _tracing
 from benchmarks._harness import Row, Scenario, measure
 from benchmarks._profile import profile_embedded, profile_hot
 from benchmarks._report import Report
@@ -22,7 +22,17 @@ from benchmarks._services import Endpoints, describe_machine, local_services
 
 __all__ = ["GROUPS", "BenchConfig", "run"]
 
-GROUPS: Final = ("hot", "embedded", "warm", "cold", "collections", "codec", "compression", "tracing")
+GROUPS: Final = (
+    "hot",
+    "embedded",
+    "warm",
+    "cold",
+    "collections",
+    "codec",
+    "compression",
+    "tracing",
+    "langgraph",
+)
 DEFAULT_ROUNDS: Final = 15
 
 
@@ -120,6 +130,8 @@ def _plan(config: BenchConfig, endpoints: Endpoints) -> int:
         count += 1
     if "codec" in groups:
         count += 4
+    if "langgraph" in groups:
+        count += 3
     return max(1, count * config.effective_rounds)
 
 
@@ -194,6 +206,11 @@ async def _run(config: BenchConfig, endpoints: Endpoints, report: Report, progre
             progress.describe("compression levels")
             report.compression = _codec.compression_table(quick=quick, rounds=config.effective_rounds)
             report.threshold = _codec.threshold_table(quick=quick, rounds=config.effective_rounds)
+
+        if "langgraph" in groups:
+            progress.describe("langgraph: writing the thread")
+            lg = await _langgraph.open_langgraph(stack, endpoints, quick=quick)
+            report.rows += await _measure_all(_langgraph.langgraph_scenarios(lg), config, progress)
 
         if config.profile and hot is not None:
             progress.describe("profiling the hot path")

@@ -22,7 +22,17 @@ from tiermem.cli._common import Exit, Options, error_exit_code
 
 __all__ = ["bench"]
 
-GROUPS: Final = ("hot", "embedded", "warm", "cold", "collections", "codec", "compression", "tracing")
+GROUPS: Final = (
+    "hot",
+    "embedded",
+    "warm",
+    "cold",
+    "collections",
+    "codec",
+    "compression",
+    "tracing",
+    "langgraph",
+)
 
 # option name -> (environment variable, key in the tiermem group's overrides)
 _SOURCES: Final = {
