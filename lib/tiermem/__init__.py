@@ -20,6 +20,7 @@ from tiermem._errors import (
     InvalidScopeError,
     InvalidTTLError,
     InvalidValueError,
+    QuotaExceededError,
     ThrottledError,
     TierError,
     TierMemError,
@@ -30,6 +31,15 @@ from tiermem._keys import make_key
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierInfo, TierStore, WarmMemory
 from tiermem._telemetry import Stats
 from tiermem.agents import AgentBuilder, AgentFactory, AgentHandle, MemoryAware
+from tiermem.lifecycle import (
+    ForgetReport,
+    MaintainReport,
+    Quota,
+    QuotaPolicy,
+    Retention,
+    RetentionPolicy,
+    UsageReport,
+)
 from tiermem.sessions import ConversationStore, SessionMetadata
 from tiermem.tiers.files import FileColdMemory
 from tiermem.tiers.memory import EvictionPolicy, LocalHotMemory
@@ -56,6 +66,7 @@ __all__ = [
     "Entry",
     "EvictionPolicy",
     "FileColdMemory",
+    "ForgetReport",
     "HotMemory",
     "InvalidInputError",
     "InvalidKeyError",
@@ -64,13 +75,19 @@ __all__ = [
     "InvalidValueError",
     "Item",
     "LocalHotMemory",
+    "MaintainReport",
     "MemoryAware",
     "MemoryBuilder",
     "MemoryClient",
     "MemoryKey",
     "Policy",
+    "Quota",
+    "QuotaExceededError",
+    "QuotaPolicy",
     "Record",
     "RecordKind",
+    "Retention",
+    "RetentionPolicy",
     "SessionMetadata",
     "SqliteWarmMemory",
     "Stats",
@@ -82,6 +99,7 @@ __all__ = [
     "TierOptions",
     "TierStore",
     "TierUnavailableError",
+    "UsageReport",
     "ValueTooLargeError",
     "WarmMemory",
     "__version__",

@@ -12,9 +12,11 @@ from tiermem._errors import ConfigurationError
 from tiermem._keys import validate_scope
 from tiermem._protocols import ColdMemory, HotMemory, Tier, TierStore, WarmMemory
 from tiermem._telemetry import Telemetry
+from tiermem.lifecycle import Governance
 
 if TYPE_CHECKING:
     from tiermem._settings import MemorySettings
+    from tiermem.lifecycle import QuotaPolicy, RetentionPolicy
 
 __all__ = ["Closable", "MemoryBuilder"]
 
@@ -56,6 +58,8 @@ class MemoryBuilder:
         self._clock: Callable[[], float] = time.time
         self._tracer_provider: Any = None
         self._meter_provider: Any = None
+        self._retention: RetentionPolicy | None = None
+        self._quotas: QuotaPolicy | None = None
         self._built = False
 
     def _take(self, store: TierStore, owned: bool) -> None:
@@ -137,6 +141,16 @@ class MemoryBuilder:
     def with_clock(self, clock: Callable[[], float]) -> Self:
         """Wall-clock source (Unix seconds) for expiry; inject a fake one in tests."""
         self._clock = clock
+        return self
+
+    def with_retention(self, policy: RetentionPolicy) -> Self:
+        """What ``maintain()`` archives to cold or expires (``tiermem.RetentionPolicy``; docs/adr/0011)."""
+        self._retention = policy
+        return self
+
+    def with_quotas(self, policy: QuotaPolicy) -> Self:
+        """Per-tenant ``max_items``/``max_bytes`` enforced on writes (``tiermem.QuotaPolicy``)."""
+        self._quotas = policy
         return self
 
     def with_redis(
@@ -236,6 +250,9 @@ class MemoryBuilder:
                 record_keys=policy.record_keys,
                 tracer_provider=self._tracer_provider,
                 meter_provider=self._meter_provider,
+            ),
+            governance=Governance(
+                retention=self._retention, quotas=self._quotas, record_keys=policy.record_keys
             ),
         )
         return MemoryClient(core, tenant=self._tenant, namespace=self._namespace)

@@ -46,9 +46,11 @@ from tiermem._keys import validate_key, validate_scope, validate_ttl
 from tiermem._lifecycle import ClientState
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierStore, WarmMemory
 from tiermem._telemetry import _NO_SPAN, Stats, Telemetry, logger
+from tiermem.lifecycle._governance import Governance
 
 if TYPE_CHECKING:
     from tiermem._collection import Collection
+    from tiermem.lifecycle import ForgetReport, MaintainReport, RetentionPolicy, UsageReport
 
 __all__ = ["CircuitOpenError", "Entry", "MemoryClient", "Policy", "TierOptions"]
 
@@ -223,6 +225,7 @@ class _Core:
         owned: Sequence[Any],
         clock: Callable[[], float],
         telemetry: Telemetry,
+        governance: Governance | None = None,
     ) -> None:
         self.policy = policy
         self.clock = clock
@@ -244,6 +247,8 @@ class _Core:
         self.dirty_generation = 0
         self.flushing = False
         self.hot_bypass_until = 0.0
+        self.governance = (governance or Governance(record_keys=policy.record_keys)).bind(self)
+        self.governance.reconciler = self._reconcile
         telemetry.register_gauges(self)
 
     @staticmethod
@@ -257,6 +262,11 @@ class _Core:
             attrs["server.address"] = info.server_address
         breaker = CircuitBreaker(failure_threshold=opts.failure_threshold, reset_timeout=opts.reset_timeout)
         return _Slot(tier, store, opts, breaker, attrs)
+
+    async def _reconcile(self, tenant: str) -> None:
+        from tiermem.lifecycle._usage import reconcile
+
+        await reconcile(self, tenant)
 
     # -- observability callbacks -------------------------------------------------------------------
 
@@ -921,7 +931,11 @@ class MemoryClient:
                 span.set_attribute("tiermem.bytes", record.size)
                 span.set_attribute("tiermem.compressed", record.compressed)
             async with core.locks.hold((mk,)):
-                return await self._write_one(write, now, if_match, if_absent)
+                gov = core.governance
+                if not gov.watching:
+                    return await self._write_one(write, now, if_match, if_absent)
+                async with gov.guard("set", mk.tenant, mk.namespace, ((mk.key, record.size),)):
+                    return await self._write_one(write, now, if_match, if_absent)
 
     async def _write_one(self, w: _Write, now: float, if_match: str | None, if_absent: bool) -> str | None:
         core = self._core
@@ -1023,7 +1037,13 @@ class MemoryClient:
             if span is not None:
                 span.set_attribute("tiermem.bytes", sum(w.record.size for w in writes.values()))
             async with core.locks.hold(writes):
-                await self._write_many(list(writes.values()), now)
+                gov = core.governance
+                if not gov.watching:
+                    await self._write_many(list(writes.values()), now)
+                    return
+                charged = [(w.mk.key, w.record.size) for w in writes.values()]
+                async with gov.guard("mset", self._tenant, self._namespace, charged):
+                    await self._write_many(list(writes.values()), now)
 
     async def _write_many(self, writes: list[_Write], now: float) -> None:
         try:
@@ -1099,32 +1119,41 @@ class MemoryClient:
         mk = self._key(key)
         core = self._core
         with self._span("tiermem.delete", 1, key):
-            now = core.clock()
-            async with core.locks.hold((mk,)):
-                hot = core.hot
-                if hot is not None:
-                    hstore: Any = hot.store
-                    if core.durable is None:
-                        await core.call(hot, "delete", lambda: hstore.delete(mk), key=mk)
-                        return
-                    marker = tombstone(now + core.policy.tombstone_ttl)
-                    try:
-                        await core.call(hot, "set", lambda: hstore.set(mk, marker), key=mk)
-                    except TierError as exc:
-                        core.mark_dirty([mk])
-                        core.telemetry.fell_through(Tier.HOT, "delete", exc, None)
-                warm, cold = core.warm, core.cold
-                if warm is not None and cold is not None:
-                    # A large value lives in a versioned cold object named by its warm pointer.
-                    wstore: Any = warm.store
-                    previous: Record | None = await core.call(warm, "get", lambda: wstore.get(mk), key=mk)
-                    await self._delete_in(warm, mk)
-                    if previous is not None and previous.kind is RecordKind.POINTER:
-                        await self._delete_in(cold, _pointer_meta(mk, previous)[0])
-                elif warm is not None or cold is not None:
-                    durable = core.durable
-                    assert durable is not None
-                    await self._delete_in(durable, mk)
+            gov = core.governance
+            if not gov.watching:
+                await self._delete(mk)
+                return
+            async with gov.guard("delete", mk.tenant, mk.namespace, ((mk.key, 0),)):
+                await self._delete(mk)
+
+    async def _delete(self, mk: MemoryKey) -> None:
+        core = self._core
+        now = core.clock()
+        async with core.locks.hold((mk,)):
+            hot = core.hot
+            if hot is not None:
+                hstore: Any = hot.store
+                if core.durable is None:
+                    await core.call(hot, "delete", lambda: hstore.delete(mk), key=mk)
+                    return
+                marker = tombstone(now + core.policy.tombstone_ttl)
+                try:
+                    await core.call(hot, "set", lambda: hstore.set(mk, marker), key=mk)
+                except TierError as exc:
+                    core.mark_dirty([mk])
+                    core.telemetry.fell_through(Tier.HOT, "delete", exc, None)
+            warm, cold = core.warm, core.cold
+            if warm is not None and cold is not None:
+                # A large value lives in a versioned cold object named by its warm pointer.
+                wstore: Any = warm.store
+                previous: Record | None = await core.call(warm, "get", lambda: wstore.get(mk), key=mk)
+                await self._delete_in(warm, mk)
+                if previous is not None and previous.kind is RecordKind.POINTER:
+                    await self._delete_in(cold, _pointer_meta(mk, previous)[0])
+            elif warm is not None or cold is not None:
+                durable = core.durable
+                assert durable is not None
+                await self._delete_in(durable, mk)
 
     async def _delete_in(self, slot: _Slot, mk: MemoryKey) -> None:
         store: Any = slot.store
@@ -1234,3 +1263,73 @@ class MemoryClient:
         from tiermem._collection._listing import kv_keys
 
         return kv_keys(self._core, self._tenant, self._namespace, prefix)
+
+    # -- data lifecycle and governance (tiermem.lifecycle; docs/adr/0011) -----------------------------
+
+    async def forget(
+        self, *, tenant: str | None = None, namespace: str | None = None, dry_run: bool = False
+    ) -> ForgetReport:
+        """Erase a scope from every tier: key-value items, collection items, sessions, large values and
+        their old versions, hot copies, tombstones and fences. Idempotent and resumable (rerun after a
+        crash to finish). With no arguments, erases this view's namespace; ``tenant=`` alone erases a
+        whole tenant; ``dry_run`` only counts.
+
+        Raises:
+            InvalidScopeError: a bad tenant/namespace, or another tenant on a tenant-locked view.
+        """
+        from tiermem.lifecycle._erasure import forget_scope
+
+        scope_tenant: str = self._tenant if tenant is None else validate_scope(tenant, "tenant")
+        scope_ns = namespace if tenant is not None or namespace is not None else self._namespace
+        if self._tenant_locked and scope_tenant != self._tenant:
+            raise InvalidScopeError("this memory view is locked to its tenant", operation="forget")
+        return await forget_scope(self._core, scope_tenant, scope_ns, dry_run=dry_run)
+
+    async def usage(self, *, tenant: str | None = None, namespace: str | None = None) -> UsageReport:
+        """Items and bytes per tier, collections and oldest/newest write, per tenant and namespace, read
+        from paged raw listings of every tier (an admin call: cross-partition on Cosmos). ``tenant=None``
+        on a root client reports every tenant; a tenant-locked view reports its own tenant only."""
+        from tiermem.lifecycle._usage import compute_usage
+
+        if self._tenant_locked and tenant not in (None, self._tenant):
+            raise InvalidScopeError("this memory view is locked to its tenant", operation="usage")
+        scope = self._tenant if self._tenant_locked or (not self._root and tenant is None) else tenant
+        return await compute_usage(self._core, scope, namespace)
+
+    async def maintain(
+        self,
+        *,
+        retention: RetentionPolicy | None = None,
+        now: float | None = None,
+        dry_run: bool = False,
+        sweep: bool = True,
+    ) -> MaintainReport:
+        """Apply retention (``archive_after``: warm -> cold behind a pointer; ``expire_after``: delete),
+        sweep expired cold objects and reconcile quota counters. Safe beside live writers: every change
+        is conditional on the ETag it listed. A tenant-locked view maintains its own tenant only.
+
+        Args:
+            retention: the rules (default: the client's, from the builder or settings).
+            now: the time to judge ages and expiry by (default: the client's clock).
+        """
+        from tiermem.lifecycle._maintain import run_maintenance
+
+        core = self._core
+        return await run_maintenance(
+            core,
+            retention=retention if retention is not None else core.governance.retention,
+            tenant=self._tenant if self._tenant_locked else None,
+            now=core.clock() if now is None else now,
+            dry_run=dry_run,
+            sweep=sweep and not self._tenant_locked,
+        )
+
+    async def reconcile_quotas(self, *, tenant: str | None = None) -> bool:
+        """Recount a tenant's usage into its quota counters (default: this view's tenant); ``False`` if
+        another reconcile of that tenant is running."""
+        from tiermem.lifecycle._usage import reconcile
+
+        if self._tenant_locked and tenant not in (None, self._tenant):
+            raise InvalidScopeError("this memory view is locked to its tenant", operation="reconcile_quotas")
+        name = self._tenant if tenant is None else validate_scope(tenant, "tenant")
+        return await reconcile(self._core, name)

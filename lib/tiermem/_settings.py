@@ -72,6 +72,12 @@ class MemorySettings(BaseSettings):
     tenant: str = "default"
     namespace: str = "default"
 
+    # Data lifecycle (docs/adr/0011): retention run by `tiermem maintain`, quotas enforced on writes
+    archive_after_days: float | None = Field(None, gt=0, description="Move values idle this long to cold")
+    expire_after_days: float | None = Field(None, gt=0, description="Delete values idle this long")
+    quota_max_items: int | None = Field(None, ge=0, description="Default per-tenant item quota")
+    quota_max_bytes: int | None = Field(None, ge=0, description="Default per-tenant byte quota")
+
     applicationinsights_connection_string: SecretStr | None = Field(
         None, validation_alias=AliasChoices("APPLICATIONINSIGHTS_CONNECTION_STRING")
     )
@@ -120,6 +126,7 @@ def builder_from_settings(settings: MemorySettings) -> MemoryBuilder:
         hot_ttl=settings.hot_ttl, compress_min_bytes=settings.compress_min_bytes
     )
     builder.with_scope(tenant=settings.tenant, namespace=settings.namespace)
+    _with_lifecycle(builder, settings)
     credential: Any = None
 
     def shared_credential() -> Any:
@@ -203,3 +210,20 @@ def _with_redis(builder: MemoryBuilder, settings: MemorySettings, credential: An
             )
     else:
         builder.with_redis(url, **options)
+
+
+def _with_lifecycle(builder: MemoryBuilder, settings: MemorySettings) -> None:
+    from tiermem.lifecycle import DAY, Quota, QuotaPolicy, Retention, RetentionPolicy
+
+    archive, expire = settings.archive_after_days, settings.expire_after_days
+    if archive is not None or expire is not None:
+        builder.with_retention(
+            RetentionPolicy(
+                Retention(
+                    archive_after=None if archive is None else archive * DAY,
+                    expire_after=None if expire is None else expire * DAY,
+                )
+            )
+        )
+    if settings.quota_max_items is not None or settings.quota_max_bytes is not None:
+        builder.with_quotas(QuotaPolicy(Quota(settings.quota_max_items, settings.quota_max_bytes)))

@@ -42,6 +42,14 @@ REQUIRED = {
     "BatchWriteError",
     "Collection",
     "Item",
+    "QuotaExceededError",
+    "ForgetReport",
+    "UsageReport",
+    "MaintainReport",
+    "Quota",
+    "QuotaPolicy",
+    "Retention",
+    "RetentionPolicy",
 }
 
 INVALID_INPUT = {

@@ -81,6 +81,8 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties
     from azure.storage.blob.aio import BlobClient, ContainerClient
 
+    from tiermem.tiers.azure_lifecycle import BlobScopeStore
+
 __all__ = ["BlobColdMemory"]
 
 _T = TypeVar("_T")
@@ -899,6 +901,12 @@ class BlobColdMemory(AsyncResource):
         if skipped:
             _log.warning("sweep left %d blob(s) with missing or damaged tiermem metadata", skipped)
         return deleted
+
+    def lifecycle_store(self) -> BlobScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0011)."""
+        from tiermem.tiers.azure_lifecycle import BlobScopeStore
+
+        return BlobScopeStore(self)
 
 
 async def _aiter(items: Iterable[_X]) -> AsyncIterator[_X]:

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
     from azure.cosmos.aio import ContainerProxy
 
+    from tiermem.tiers.azure_lifecycle import CosmosScopeStore
     from tiermem.tiers.cosmos_collections import CosmosCollectionStore
 
 __all__ = ["CosmosWarmMemory"]
@@ -824,6 +825,12 @@ class CosmosWarmMemory(AsyncResource):
                 self._container, self._sdk, self._sdk_or_none, self._clock, self._max_concurrency
             )
         return self._collections
+
+    def lifecycle_store(self) -> CosmosScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0011)."""
+        from tiermem.tiers.azure_lifecycle import CosmosScopeStore
+
+        return CosmosScopeStore(self)
 
 
 async def _discard(client: CosmosClient) -> None:

@@ -8,7 +8,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from tiermem._codec import HEADER_SIZE, Record
 from tiermem._errors import (
@@ -21,6 +21,9 @@ from tiermem._errors import (
 from tiermem._keys import file_parts, file_scope_parts, parse_file_parts, validate_scope
 from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+
+if TYPE_CHECKING:
+    from tiermem.tiers.embedded_lifecycle import FileScopeStore
 
 __all__ = ["FileColdMemory"]
 
@@ -234,3 +237,9 @@ class FileColdMemory(AsyncResource):
             return removed
 
         return await self._io("sweep", None, op)
+
+    def lifecycle_store(self) -> FileScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0011)."""
+        from tiermem.tiers.embedded_lifecycle import FileScopeStore
+
+        return FileScopeStore(self)

@@ -20,6 +20,7 @@ from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 
 if TYPE_CHECKING:
+    from tiermem.tiers.embedded_lifecycle import InProcessScopeStore
     from tiermem.tiers.memory_collections import InProcessCollectionStore
 
 __all__ = ["EvictionPolicy", "LocalHotMemory"]
@@ -243,3 +244,9 @@ class LocalHotMemory(AsyncResource):
 
             self._collections = InProcessCollectionStore()
         return self._collections
+
+    def lifecycle_store(self) -> InProcessScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0011)."""
+        from tiermem.tiers.embedded_lifecycle import InProcessScopeStore
+
+        return InProcessScopeStore(self)

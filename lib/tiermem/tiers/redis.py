@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
     from tiermem.secrets import SecretSource
+    from tiermem.tiers.azure_lifecycle import RedisScopeStore
     from tiermem.tiers.memory_collections import InProcessCollectionStore
 
 try:
@@ -773,6 +774,12 @@ class RedisHotMemory(AsyncResource):
 
             self._collections = InProcessCollectionStore()
         return self._collections
+
+    def lifecycle_store(self) -> RedisScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0011)."""
+        from tiermem.tiers.azure_lifecycle import RedisScopeStore
+
+        return RedisScopeStore(self)
 
 
 async def _ignore_token_error(error: Exception) -> None:

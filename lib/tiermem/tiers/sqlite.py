@@ -24,6 +24,7 @@ from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 
 if TYPE_CHECKING:
+    from tiermem.tiers.embedded_lifecycle import SqliteScopeStore
     from tiermem.tiers.sqlite_collections import SqliteCollectionStore
 
 __all__ = ["SqliteWarmMemory"]
@@ -304,3 +305,9 @@ class SqliteWarmMemory(AsyncResource):
                 lambda operation, fn: self._run(operation, None, fn), _new_etag
             )
         return self._collections
+
+    def lifecycle_store(self) -> SqliteScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0011)."""
+        from tiermem.tiers.embedded_lifecycle import SqliteScopeStore
+
+        return SqliteScopeStore(lambda operation, fn: self._run(operation, None, fn))
