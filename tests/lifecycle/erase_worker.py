@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -26,15 +27,13 @@ def _die() -> None:
 def _arm(kind: str) -> None:
     """Make the cold erase die after deleting part of what it should."""
     if kind == "embedded":
-        import tiermem.tiers.embedded_lifecycle as embedded
-
         def partial_rmtree(path: Any, *args: Any, **kwargs: Any) -> None:
             files = sorted(p for p in Path(path).rglob("*") if p.is_file())
             for p in files[: max(1, len(files) // 2)]:
                 p.unlink()
             _die()
 
-        embedded.shutil.rmtree = partial_rmtree  # type: ignore[assignment]
+        shutil.rmtree = partial_rmtree  # type: ignore[assignment] # this process only
     else:
         from tiermem.tiers.azure_lifecycle import BlobScopeStore
 

@@ -63,7 +63,7 @@ def embedded(request: pytest.FixtureRequest, tmp: Path, **options: Any) -> Rig:
             try:
                 tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
                 warm_rows = sum(
-                    conn.execute(f"SELECT count(*) FROM {t} WHERE tenant=?", (tenant,)).fetchone()[0]  # noqa: S608
+                    conn.execute(f"SELECT count(*) FROM {t} WHERE tenant=?", (tenant,)).fetchone()[0]
                     for t in tables
                     if t.startswith("tiermem_")
                 )

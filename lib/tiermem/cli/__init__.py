@@ -45,7 +45,13 @@ class _LazyGroup(click.Group):
     service imports this package: loading it eagerly would be circular)."""
 
     _lazy: Final = MappingProxyType(
-        {"serve": "tiermem.service.cli:serve", "bench": "tiermem.cli._bench:bench"}
+        {
+            "serve": "tiermem.service.cli:serve",
+            "bench": "tiermem.cli._bench:bench",
+            "forget": "tiermem.cli._lifecycle:forget",
+            "usage": "tiermem.cli._lifecycle:usage",
+            "maintain": "tiermem.cli._lifecycle:maintain",
+        }
     )
 
     def list_commands(self, ctx: click.Context) -> list[str]:

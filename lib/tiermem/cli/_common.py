@@ -19,6 +19,7 @@ from tiermem._errors import (
     ConflictError,
     CorruptValueError,
     InvalidInputError,
+    QuotaExceededError,
     TierMemError,
     TierUnavailableError,
 )
@@ -42,11 +43,13 @@ class Exit(enum.IntEnum):
     CORRUPT = 7
     CONFIG = 8
     ERROR = 9
+    QUOTA = 10  # a tenant quota refused the write
 
 
 def error_exit_code(exc: BaseException) -> Exit:
     """Map a tiermem error to its exit code (most specific first)."""
     for kind, code in (
+        (QuotaExceededError, Exit.QUOTA),
         (InvalidInputError, Exit.INVALID_INPUT),
         (ConflictError, Exit.CONFLICT),
         (AuthenticationError, Exit.AUTH),
