@@ -934,7 +934,8 @@ class MemoryClient:
                 gov = core.governance
                 if not gov.watching:
                     return await self._write_one(write, now, if_match, if_absent)
-                async with gov.guard("set", mk.tenant, mk.namespace, ((mk.key, record.size),)):
+                writes = ((mk.key, record.size),)
+                async with gov.guard("set", mk.tenant, mk.namespace, writes, self._existing):
                     return await self._write_one(write, now, if_match, if_absent)
 
     async def _write_one(self, w: _Write, now: float, if_match: str | None, if_absent: bool) -> str | None:
@@ -1042,7 +1043,7 @@ class MemoryClient:
                     await self._write_many(list(writes.values()), now)
                     return
                 charged = [(w.mk.key, w.record.size) for w in writes.values()]
-                async with gov.guard("mset", self._tenant, self._namespace, charged):
+                async with gov.guard("mset", self._tenant, self._namespace, charged, self._existing):
                     await self._write_many(list(writes.values()), now)
 
     async def _write_many(self, writes: list[_Write], now: float) -> None:
@@ -1125,6 +1126,22 @@ class MemoryClient:
                 return
             async with gov.guard("delete", mk.tenant, mk.namespace, ((mk.key, 0),)):
                 await self._delete(mk)
+
+    async def _existing(self, keys: list[str]) -> frozenset[str]:
+        """Which keys hold a stored value (the durable tier's batch read; asked by a refused quota)."""
+        durable = self._core.durable
+        if durable is None:
+            return frozenset()
+        store: Any = durable.store
+        mks = [self._key(k) for k in keys]
+        found: list[Record | None] = await self._core.call(
+            durable, "mget", lambda: store.mget(mks), nkeys=len(mks)
+        )
+        now = self._core.clock()
+        live = [
+            mk.key for mk, rec in zip(mks, found, strict=True) if rec is not None and not rec.is_expired(now)
+        ]
+        return frozenset(live)
 
     async def _delete(self, mk: MemoryKey) -> None:
         core = self._core

@@ -27,6 +27,7 @@ def _die() -> None:
 def _arm(kind: str) -> None:
     """Make the cold erase die after deleting part of what it should."""
     if kind == "embedded":
+
         def partial_rmtree(path: Any, *args: Any, **kwargs: Any) -> None:
             files = sorted(p for p in Path(path).rglob("*") if p.is_file())
             for p in files[: max(1, len(files) // 2)]:
@@ -39,12 +40,15 @@ def _arm(kind: str) -> None:
 
         original = BlobScopeStore._delete
         calls = {"n": 0}
+        one_at_a_time = asyncio.Lock()  # so no request is in flight when the process dies
 
         async def delete_then_die(self: BlobScopeStore, name: str) -> int:
-            calls["n"] += 1
-            if calls["n"] > 2:
-                _die()
-            return await original(self, name)
+            async with one_at_a_time:
+                deleted = await original(self, name)
+                calls["n"] += 1
+                if calls["n"] >= 3:  # three blobs are gone; the rest of the page is not
+                    _die()
+            return deleted
 
         BlobScopeStore._delete = delete_then_die  # type: ignore[method-assign]
 

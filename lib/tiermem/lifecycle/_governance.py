@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
 from tiermem._errors import BatchWriteError, QuotaExceededError, TierMemError, TierUnavailableError
 from tiermem.lifecycle._audit import Audit
 from tiermem.lifecycle._model import Quota, QuotaPolicy, RetentionPolicy
-from tiermem.lifecycle._quota import RECONCILE_INTERVAL, HasCounters, LocalCounters, QuotaCounters
+from tiermem.lifecycle._quota import HasCounters, LocalCounters, QuotaCounters
 from tiermem.lifecycle._store import HasLifecycle
 from tiermem.lifecycle._telemetry import lifecycle_metrics
 
 if TYPE_CHECKING:
     from tiermem._client import _Core
 
-__all__ = ["Governance", "Reconciler"]
+__all__ = ["Existing", "Governance", "Reconciler"]
+
+Existing = Callable[[list[str]], Awaitable[AbstractSet[str]]]
+"""Which of these keys (of the write's namespace) already hold a value."""
 
 Reconciler = Callable[[str], Awaitable[None]]
 """Recounts one tenant's usage into its quota counters (set by the client: it needs the tiers)."""
@@ -74,10 +78,19 @@ class Governance:
 
     @asynccontextmanager
     async def guard(
-        self, operation: str, tenant: str, namespace: str, writes: Sequence[tuple[str, int]]
+        self,
+        operation: str,
+        tenant: str,
+        namespace: str,
+        writes: Sequence[tuple[str, int]],
+        existing: Existing | None = None,
     ) -> AsyncIterator[None]:
         """Reserve quota for ``writes`` ((key, bytes) pairs; bytes 0 for deletes), run the block, give the
         reservation back if it fails, and emit one audit event with the outcome.
+
+        Args:
+            existing: which of the keys already hold a value (asked only when the quota refuses, so
+                overwrites at the quota are not charged as new items).
 
         Raises:
             QuotaExceededError: the tenant's quota refuses the write (nothing was written).
@@ -87,9 +100,8 @@ class Governance:
         if self._quotas_on and operation in _WRITE_OPS:
             quota = self.quotas.for_tenant(tenant)
             if quota.limited:
-                charged = (len(writes), sum(n for _, n in writes))
                 try:
-                    await self._reserve(tenant, quota, charged, operation)
+                    charged = await self._reserve(tenant, quota, writes, operation, existing)
                 except QuotaExceededError as exc:
                     lifecycle_metrics().quota_refused(tenant, exc.resource)
                     self.audit.emit(
@@ -106,38 +118,57 @@ class Governance:
         except BaseException as exc:
             if charged != (0, 0):
                 refund = _refund(exc, writes)
-                if refund != (0, 0):
-                    await self.counters.add(tenant, -refund[0], -refund[1])
+                await self.counters.add(tenant, -refund[0], -refund[1], -charged[0], -charged[1])
             failure = {"error": type(exc).__name__}
             self.audit.emit(operation, "error", tenant=tenant, namespace=namespace, keys=keys, extra=failure)
             raise
+        if charged != (0, 0):
+            await self.counters.add(tenant, 0, 0, -charged[0], -charged[1])  # landed: no longer in flight
         self.audit.emit(operation, "ok", tenant=tenant, namespace=namespace, keys=keys)
 
-    async def _reserve(self, tenant: str, quota: Quota, charged: tuple[int, int], operation: str) -> None:
+    async def _reserve(
+        self,
+        tenant: str,
+        quota: Quota,
+        writes: Sequence[tuple[str, int]],
+        operation: str,
+        existing: Existing | None,
+    ) -> tuple[int, int]:
+        """Reserve what ``writes`` add; return the reservation (to settle when the write ends)."""
+        charged = (len(writes), sum(n for _, n in writes))
         refusal = await self._try(tenant, quota, charged, operation)
         if refusal is None:
-            return
+            return charged
+        if existing is not None and refusal.resource == "items":
+            present = await existing([k for k, _ in writes])
+            if present:  # overwrites add no item
+                charged = (charged[0] - len(present), charged[1])
+                refusal = await self._try(tenant, quota, charged, operation)
+                if refusal is None:
+                    return charged
         last = self._reconciled.get(tenant)
-        if self.reconciler is not None and (last is None or time.monotonic() - last >= RECONCILE_INTERVAL):
+        interval = self.quotas.reconcile_interval
+        if self.reconciler is not None and (last is None or time.monotonic() - last >= interval):
             self._reconciled[tenant] = time.monotonic()
             await self.reconciler(tenant)  # counters over-count overwrites and deletes: recount, retry once
             refusal = await self._try(tenant, quota, charged, operation)
             if refusal is None:
-                return
+                return charged
         raise refusal
 
     async def _try(
         self, tenant: str, quota: Quota, charged: tuple[int, int], operation: str
     ) -> QuotaExceededError | None:
-        items, nbytes = await self.counters.add(tenant, *charged)
+        n, b = charged
+        counts = await self.counters.add(tenant, n, b, n, b)
         over = None
-        if quota.max_items is not None and items > quota.max_items:
-            over = ("items", items - charged[0], quota.max_items, charged[0])
-        elif quota.max_bytes is not None and nbytes > quota.max_bytes:
-            over = ("bytes", nbytes - charged[1], quota.max_bytes, charged[1])
+        if quota.max_items is not None and counts.items > quota.max_items:
+            over = ("items", counts.items - n, quota.max_items, n)
+        elif quota.max_bytes is not None and counts.bytes > quota.max_bytes:
+            over = ("bytes", counts.bytes - b, quota.max_bytes, b)
         if over is None:
             return None
-        await self.counters.add(tenant, -charged[0], -charged[1])
+        await self.counters.add(tenant, -n, -b, -n, -b)  # refused: the reservation is taken back whole
         resource, used, limit, adding = over
         return QuotaExceededError(
             f"tenant {tenant!r} would exceed its quota of {limit} {resource} "

@@ -105,6 +105,8 @@ class QuotaPolicy:
     default: Quota = field(default_factory=Quota)
     tenants: Mapping[str, Quota] = field(default_factory=dict)
     lookup: QuotaSource | None = None
+    reconcile_interval: float = 60.0
+    """Least seconds between two recounts a refused write triggers for one tenant (per process)."""
 
     def for_tenant(self, tenant: str) -> Quota:
         if self.lookup is not None:

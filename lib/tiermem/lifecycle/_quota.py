@@ -1,17 +1,22 @@
 """Quota counters: per-tenant item and byte counts, reserved atomically before each write.
 
 A write first *reserves* what it adds (``+1`` item and its encoded bytes per key) with one atomic
-increment; if the new totals pass the tenant's quota the reservation is given back and the write is
-refused with :class:`tiermem.QuotaExceededError`. A write that fails gives its reservation back too.
-Because the check and the increment are one atomic step, concurrent writers can never push the
-counters past the quota: the overshoot against the counters is zero, whatever the concurrency.
+increment, which also counts it as *in flight*; if the new totals pass the tenant's quota the
+reservation is taken back whole and the write is refused with :class:`tiermem.QuotaExceededError`.
+When the write ends it *settles*: it leaves the in-flight count, and a write that certainly failed
+takes its reservation back (one whose outcome is unknown keeps it). The check and the increment are
+one atomic step, so concurrent writers can never push the counters past the quota.
 
 Counters are an *upper bound* of real usage: overwrites are charged like new items and deletes are
-not refunded (knowing either would cost a read per write). They are brought back to real usage by
-:func:`reconcile`, which scans :func:`tiermem.lifecycle.usage` under a per-tenant lock and applies the
-difference as an increment, so writes that land during the scan are never lost from the count. A
-refused write reconciles its tenant once (at most every ``RECONCILE_INTERVAL`` seconds) before it
-gives up, and ``maintain()`` reconciles every tenant it sees. See docs/adr/0011.
+not refunded (knowing either would cost a read per write; a key-value write the quota refuses asks
+which of its keys exist and is charged only for new ones). ``reconcile`` (lifecycle/_usage.py)
+brings them back to real usage under a per-tenant lock: it reads the counters, scans the tiers, and
+adds ``usage - counted + in_flight`` as one increment. Writes in flight when it read the counters
+may be missing from the scan, so they are counted again (upper bound kept); writes reserved during
+the scan keep their own increments. So the counters never drop below the stored usage and the
+overshoot of stored usage past a quota is zero (tests/lifecycle/test_quotas.py measures it). A
+refused write reconciles its tenant once (at most every ``QuotaPolicy.reconcile_interval``) before
+it gives up, and ``maintain()`` reconciles every tenant it sees. See docs/adr/0011.
 
 Where counters live: in Redis when the hot tier is Redis (shared by every process), else in this
 process (an embedded client is one process; several processes on one SQLite file each count alone).
@@ -23,25 +28,35 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from tiermem.tiers.redis import RedisHotMemory
 
-__all__ = ["RECONCILE_INTERVAL", "HasCounters", "LocalCounters", "QuotaCounters", "RedisCounters"]
+__all__ = ["Counts", "HasCounters", "LocalCounters", "QuotaCounters", "RedisCounters"]
 
-RECONCILE_INTERVAL: Final = 60.0
 _LOCK_MS: Final = 300_000  # a reconcile holding its lock longer than this lets another one start
 
 
-class QuotaCounters(Protocol):
-    """Per-tenant (items, bytes) counters with atomic increments."""
+class Counts(NamedTuple):
+    """A tenant's counters: counted items and bytes (in-flight writes included), and the in-flight part."""
 
-    async def add(self, tenant: str, items: int, nbytes: int) -> tuple[int, int]:
-        """Add (possibly negative) amounts atomically; return the new (items, bytes)."""
+    items: int
+    bytes: int
+    inflight_items: int
+    inflight_bytes: int
+
+
+class QuotaCounters(Protocol):
+    """Per-tenant counters with atomic increments of several fields at once."""
+
+    async def add(
+        self, tenant: str, items: int, nbytes: int, inflight_items: int, inflight_bytes: int
+    ) -> Counts:
+        """Add (possibly negative) amounts to every field atomically; return the new counts."""
         ...
 
-    async def read(self, tenant: str) -> tuple[int, int]: ...
+    async def read(self, tenant: str) -> Counts: ...
 
     async def reset(self, tenant: str) -> None:
         """Forget a tenant's counters (after erasing the whole tenant)."""
@@ -59,21 +74,31 @@ class HasCounters(Protocol):
     def quota_counters(self) -> QuotaCounters: ...
 
 
+_ZERO: Final = Counts(0, 0, 0, 0)
+
+
 class LocalCounters:
     """Counters in this process (event-loop atomic: no await between read and write)."""
 
     def __init__(self) -> None:
-        self._counts: dict[str, tuple[int, int]] = {}
+        self._counts: dict[str, Counts] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def add(self, tenant: str, items: int, nbytes: int) -> tuple[int, int]:
-        old = self._counts.get(tenant, (0, 0))
-        new = (old[0] + items, old[1] + nbytes)
+    async def add(
+        self, tenant: str, items: int, nbytes: int, inflight_items: int, inflight_bytes: int
+    ) -> Counts:
+        old = self._counts.get(tenant, _ZERO)
+        new = Counts(
+            old.items + items,
+            old.bytes + nbytes,
+            old.inflight_items + inflight_items,
+            old.inflight_bytes + inflight_bytes,
+        )
         self._counts[tenant] = new
         return new
 
-    async def read(self, tenant: str) -> tuple[int, int]:
-        return self._counts.get(tenant, (0, 0))
+    async def read(self, tenant: str) -> Counts:
+        return self._counts.get(tenant, _ZERO)
 
     async def reset(self, tenant: str) -> None:
         self._counts.pop(tenant, None)
@@ -88,10 +113,13 @@ class LocalCounters:
             yield True
 
 
-class RedisCounters:
-    """Counters in one Redis hash per tenant (``{prefix}q:{<tenant>}``, fields ``items``/``bytes``).
+_FIELDS: Final = ("items", "bytes", "fi", "fb")
 
-    ``HINCRBY`` of both fields in one ``MULTI``/``EXEC``: atomic, one key (cluster-safe), plain commands.
+
+class RedisCounters:
+    """Counters in one Redis hash per tenant (``{prefix}q:{<tenant>}``; fields items, bytes, fi, fb).
+
+    ``HINCRBY`` of every field in one ``MULTI``/``EXEC``: atomic, one key (cluster-safe), plain commands.
     The reconcile lock is ``SET NX PX`` on ``{prefix}q:{<tenant>}:lock``.
     """
 
@@ -101,20 +129,22 @@ class RedisCounters:
     def _key(self, tenant: str) -> str:
         return f"{self._hot.prefix}q:{{{tenant}}}"
 
-    async def add(self, tenant: str, items: int, nbytes: int) -> tuple[int, int]:
+    async def add(
+        self, tenant: str, items: int, nbytes: int, inflight_items: int, inflight_bytes: int
+    ) -> Counts:
         client: Any = self._hot._client
         key = self._key(tenant)
         async with self._hot._call("quota"), client.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, "items", items)
-            pipe.hincrby(key, "bytes", nbytes)
-            new_items, new_bytes = await pipe.execute()
-        return int(new_items), int(new_bytes)
+            for name, amount in zip(_FIELDS, (items, nbytes, inflight_items, inflight_bytes), strict=True):
+                pipe.hincrby(key, name, amount)
+            values = await pipe.execute()
+        return Counts(*(int(v) for v in values))
 
-    async def read(self, tenant: str) -> tuple[int, int]:
+    async def read(self, tenant: str) -> Counts:
         client: Any = self._hot._client
         async with self._hot._call("quota"):
-            items, nbytes = await client.hmget(self._key(tenant), ["items", "bytes"])
-        return int(items or 0), int(nbytes or 0)
+            values = await client.hmget(self._key(tenant), list(_FIELDS))
+        return Counts(*(int(v or 0) for v in values))
 
     async def reset(self, tenant: str) -> None:
         client: Any = self._hot._client
@@ -133,5 +163,5 @@ class RedisCounters:
         finally:
             if held:
                 async with self._hot._call("quota"):
-                    if await client.get(lock) == token:  # ours (not expired and taken over): release it
+                    if await client.get(lock) == token:  # still ours (it did not time out): release it
                         await client.unlink(lock)

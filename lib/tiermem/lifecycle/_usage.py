@@ -46,10 +46,11 @@ async def compute_usage(core: _Core, tenant: str | None, namespace: str | None) 
 
 
 async def reconcile(core: _Core, tenant: str) -> bool:
-    """Bring a tenant's quota counters to its real usage; ``False`` if another reconcile holds the lock.
+    """Bring a tenant's quota counters to its stored usage; ``False`` if another reconcile holds the lock.
 
-    The difference between the usage and the counters *as read before the scan* is added, so writes
-    that reserve while the scan runs keep their reservation (counters stay an upper bound).
+    Adds ``usage - counted + in_flight`` (counts read before the scan) as one increment: writes in flight
+    then may be missing from the scan and are counted again; writes reserved during the scan keep their
+    own increments. The counters therefore never drop below what is stored (lifecycle/_quota.py).
     """
     counters = core.governance.counters
     async with counters.exclusive(tenant) as held:
@@ -58,5 +59,11 @@ async def reconcile(core: _Core, tenant: str) -> bool:
         before = await counters.read(tenant)
         report = await compute_usage(core, tenant, None)
         items, nbytes = report.tenant_totals(tenant)
-        await counters.add(tenant, items - before[0], nbytes - before[1])
+        await counters.add(
+            tenant,
+            items - before.items + before.inflight_items,
+            nbytes - before.bytes + before.inflight_bytes,
+            0,
+            0,
+        )
         return True
