@@ -110,57 +110,94 @@ handlerModule("batch-documents").default = async (account, req, res, { dbId, col
   const isAtomic = trueHeader(req, "x-ms-cosmos-batch-atomic");
   const continueOnError = trueHeader(req, "x-ms-cosmos-batch-continue-on-error");
   const items = collection.documents;
+  // An undo journal of the keys the batch touches (copying the maps would cost O(container size) per
+  // batch, which made loading 100,000 items quadratic).
   const snapshot = isAtomic
-    ? { data: new Map(items._data), index: new Map(items._index), ridCount: items._ridCount }
+    ? { data: journal(items._data), index: journal(items._index), ridCount: items._ridCount }
     : undefined;
-
-  const results = [];
-  let failedAt = -1;
-  for (let i = 0; i < body.length; i += 1) {
-    if (failedAt >= 0 && !continueOnError) {
-      results.push({ statusCode: 424, requestCharge: 0 });
-      continue;
+  try {
+    const results = [];
+    let failedAt = -1;
+    for (let i = 0; i < body.length; i += 1) {
+      if (failedAt >= 0 && !continueOnError) {
+        results.push({ statusCode: 424, requestCharge: 0 });
+        continue;
+      }
+      const input = { ...body[i] };
+      if (input.partitionKey === undefined) input.partitionKey = headerPartitionKey;
+      if (input.operationType !== "Create" && input.operationType !== "Upsert" && input.id === undefined && input.resourceBody) {
+        input.id = input.resourceBody.id;
+      }
+      let result;
+      switch (input.operationType) {
+        case "Create": result = documentOperations.createOperation(collection, input); break;
+        case "Upsert": result = documentOperations.upsertOperation(collection, input); break;
+        case "Read": result = documentOperations.readOperation(collection, input); break;
+        case "Delete": result = documentOperations.deleteOperation(collection, input); break;
+        case "Replace": result = documentOperations.replaceOperation(collection, input); break;
+        default:
+          if (snapshot) restore(items, snapshot);
+          return badRequest(res, `Operation type '${input.operationType}' is not supported in Batch.`);
+      }
+      if (result.statusCode >= 400) {
+        if (failedAt < 0) failedAt = i;
+        results.push({ statusCode: result.statusCode, requestCharge: 0 });
+      } else {
+        results.push({
+          statusCode: result.statusCode,
+          requestCharge: 1,
+          eTag: result.body ? result.body._etag : undefined,
+          resourceBody: result.body
+        });
+      }
     }
-    const input = { ...body[i] };
-    if (input.partitionKey === undefined) input.partitionKey = headerPartitionKey;
-    if (input.operationType !== "Create" && input.operationType !== "Upsert" && input.id === undefined && input.resourceBody) {
-      input.id = input.resourceBody.id;
+    if (failedAt >= 0 && snapshot) {
+      restore(items, snapshot);
+      // Operations before the failing one were rolled back: report them as failed dependencies.
+      for (let i = 0; i < failedAt; i += 1) results[i] = { statusCode: 424, requestCharge: 0 };
     }
-    let result;
-    switch (input.operationType) {
-      case "Create": result = documentOperations.createOperation(collection, input); break;
-      case "Upsert": result = documentOperations.upsertOperation(collection, input); break;
-      case "Read": result = documentOperations.readOperation(collection, input); break;
-      case "Delete": result = documentOperations.deleteOperation(collection, input); break;
-      case "Replace": result = documentOperations.replaceOperation(collection, input); break;
-      default:
-        if (snapshot) restore(items, snapshot);
-        return badRequest(res, `Operation type '${input.operationType}' is not supported in Batch.`);
-    }
-    if (result.statusCode >= 400) {
-      if (failedAt < 0) failedAt = i;
-      results.push({ statusCode: result.statusCode, requestCharge: 0 });
-    } else {
-      results.push({
-        statusCode: result.statusCode,
-        requestCharge: 1,
-        eTag: result.body ? result.body._etag : undefined,
-        resourceBody: result.body
-      });
+    if (failedAt >= 0) res.statusCode = 207;
+    return results;
+  } finally {
+    if (snapshot) {
+      snapshot.data.release();
+      snapshot.index.release();
     }
   }
-  if (failedAt >= 0 && snapshot) {
-    restore(items, snapshot);
-    // Operations before the failing one were rolled back: report them as failed dependencies.
-    for (let i = 0; i < failedAt; i += 1) results[i] = { statusCode: 424, requestCharge: 0 };
-  }
-  if (failedAt >= 0) res.statusCode = 207;
-  return results;
 };
 
+// Records the first previous value (or absence) of every key set or deleted, so it can be undone.
+function journal(map) {
+  const saved = new Map();
+  const { set, delete: remove } = Map.prototype;
+  const remember = (key) => {
+    if (!saved.has(key)) saved.set(key, map.has(key) ? { value: map.get(key) } : null);
+  };
+  map.set = function journaledSet(key, value) {
+    remember(key);
+    return set.call(this, key, value);
+  };
+  map.delete = function journaledDelete(key) {
+    remember(key);
+    return remove.call(this, key);
+  };
+  return {
+    restore() {
+      for (const [key, entry] of saved) {
+        if (entry === null) remove.call(map, key);
+        else set.call(map, key, entry.value);
+      }
+    },
+    release() {
+      delete map.set;
+      delete map.delete;
+    }
+  };
+}
+
 function restore(items, snapshot) {
-  items._data = snapshot.data;
-  items._index = snapshot.index;
+  snapshot.data.restore();
+  snapshot.index.restore();
   items._ridCount = snapshot.ridCount;
 }
 
