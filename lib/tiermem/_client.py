@@ -1320,6 +1320,7 @@ class MemoryClient:
         now: float | None = None,
         dry_run: bool = False,
         sweep: bool = True,
+        orphan_grace: float = 3600.0,
     ) -> MaintainReport:
         """Apply retention (``archive_after``: warm -> cold behind a pointer; ``expire_after``: delete),
         sweep expired cold objects and reconcile quota counters. Safe beside live writers: every change
@@ -1328,6 +1329,8 @@ class MemoryClient:
         Args:
             retention: the rules (default: the client's, from the builder or settings).
             now: the time to judge ages and expiry by (default: the client's clock).
+            sweep: also delete cold objects whose expiry has passed (``tiermem sweep``).
+            orphan_grace: delete cold versions no warm pointer names once they are this old (real clock).
         """
         from tiermem.lifecycle._maintain import run_maintenance
 
@@ -1339,6 +1342,7 @@ class MemoryClient:
             now=core.clock() if now is None else now,
             dry_run=dry_run,
             sweep=sweep and not self._tenant_locked,
+            orphan_grace=orphan_grace,
         )
 
     async def reconcile_quotas(self, *, tenant: str | None = None) -> bool:

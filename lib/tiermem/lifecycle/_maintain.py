@@ -104,6 +104,29 @@ class _Run:
         )
 
 
+async def _collect_orphans(core: _Core, tenant: str | None, grace: float, dry_run: bool) -> int:
+    """Delete cold versions of key-value items that no warm pointer names (left by overwriting a large or
+    archived value with a small one, ADR 0005). Only versions older than ``grace`` (by the real clock):
+    a younger one may belong to a large write whose pointer is not committed yet."""
+    if core.warm is None or core.cold is None or not isinstance(core.cold.store, HasLifecycle):
+        return 0
+    warm: Any = core.warm.store
+    cold: Any = core.cold.store
+    removed = 0
+    async for e in core.cold.store.lifecycle_store().entries(tenant, None):
+        base, sep, _ = e.key.rpartition("\x00")
+        if not sep or "\x1f" in base or e.written_at is None or core.clock() - e.written_at < grace:
+            continue  # not a key-value version (collection versions are their store's), or too young
+        mk = MemoryKey(e.tenant, e.namespace, base)
+        rec = await warm.get(mk)
+        if rec is not None and rec.kind is RecordKind.POINTER and pointer_target(mk, rec).key == e.key:
+            continue
+        if not dry_run:
+            await cold.delete(MemoryKey(e.tenant, e.namespace, e.key))
+        removed += 1
+    return removed
+
+
 async def run_maintenance(
     core: _Core,
     *,
@@ -112,6 +135,7 @@ async def run_maintenance(
     now: float,
     dry_run: bool,
     sweep: bool,
+    orphan_grace: float = 3600.0,
 ) -> MaintainReport:
     """One retention pass over the warm tier (one tenant or all), then the cold sweep."""
     check_open(core, "maintain")
@@ -141,6 +165,7 @@ async def run_maintenance(
     if sweep and not dry_run and core.cold is not None:
         cold: Any = core.cold.store
         report.swept = int(await cold.sweep(now=now))
+    report.orphans = await _collect_orphans(core, tenant, orphan_grace, dry_run)
     if not dry_run:
         metrics = lifecycle_metrics()
         metrics.retention("archive", report.archived, report.archived_bytes)

@@ -230,7 +230,8 @@ class UsageReport:
 
 @dataclass(slots=True)
 class MaintainReport:
-    """What one retention run did. ``skipped`` counts items changed concurrently (left for the next run)."""
+    """What one retention run did. ``skipped`` counts items changed concurrently (left for the next run);
+    ``swept`` expired cold objects; ``orphans`` cold versions no warm pointer names any more."""
 
     scanned: int = 0
     archived: int = 0
@@ -239,6 +240,7 @@ class MaintainReport:
     expired_bytes: int = 0
     skipped: int = 0
     swept: int = 0
+    orphans: int = 0
     dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -250,5 +252,6 @@ class MaintainReport:
             "expired_bytes": self.expired_bytes,
             "skipped": self.skipped,
             "swept": self.swept,
+            "orphans": self.orphans,
             "dry_run": self.dry_run,
         }

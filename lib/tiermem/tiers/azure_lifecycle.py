@@ -22,7 +22,7 @@ from azure.core import MatchConditions
 
 from tiermem._codec import HEADER_SIZE, Record, RecordKind
 from tiermem._errors import ConflictError, CorruptValueError
-from tiermem._keys import cosmos_id, parse_cosmos_id, validate_scope
+from tiermem._keys import cosmos_id, parse_blob_name, parse_cosmos_id, validate_scope
 from tiermem._protocols import MemoryKey
 from tiermem.lifecycle._quota import RedisCounters
 from tiermem.lifecycle._store import LISTING_PAGE, StoredEntry
@@ -280,10 +280,14 @@ class BlobScopeStore:
                 props = await self._cold._sdk("entries", None, listing.__anext__)
             except StopAsyncIteration:
                 return
-            t, _, rest = str(props.name).partition("/")
-            ns, _, key = rest.partition("/")
-            if not key:
-                continue  # not a name tiermem writes
+            name = str(props.name)
+            try:
+                t, ns, key = parse_blob_name(name)
+            except ValueError:  # a collection version (its key holds a separator byte), or foreign
+                t, _, rest = name.partition("/")
+                ns, _, key = rest.partition("/")
+                if not key:
+                    continue  # not a name tiermem writes
             modified = props.last_modified
             yield StoredEntry(
                 t,
