@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.lifecycle.rigs import make_rig, rig_params
-from tiermem import MemoryClient, Retention, RetentionPolicy, Tier
+from tests.lifecycle.rigs import build, make_rig, rig_params
+from tiermem import MemoryClient, RecordKind, Retention, RetentionPolicy, Tier
 from tiermem.lifecycle import DAY
 
 LATER = 2 * DAY  # every value is "idle" when maintain judges ages this far in the future
@@ -120,3 +120,53 @@ async def test_archival_racing_writers_loses_no_acknowledged_write(
             entry = await view.get_entry(key, consistent=True)
             assert entry is not None and entry.value == expected, key
             assert await view.get(key) == expected, key  # through hot as well
+
+
+class GatedWarm:
+    """The real warm store, except that an archival's pointer write waits at a gate after its cold copy
+    is made: the worst moment for a writer to commit a newer value."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.reached = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def set(
+        self, key: Any, record: Any, *, if_match: str | None = None, if_absent: bool = False
+    ) -> Any:
+        if record.kind is RecordKind.POINTER:
+            self.reached.set()
+            await self.release.wait()
+        return await self._inner.set(key, record, if_match=if_match, if_absent=if_absent)
+
+
+@pytest.mark.parametrize("name", rig_params())
+async def test_write_between_archive_copy_and_pointer_wins(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    rig = make_rig(name, request, tmp_path)
+    stores = (
+        rig.memory.tier_store(Tier.HOT),
+        rig.memory.tier_store(Tier.WARM),
+        rig.memory.tier_store(Tier.COLD),
+    )
+    gated = GatedWarm(stores[1])
+    memory = build(stores[0], gated, stores[2])
+    async with rig.memory, memory:
+        await memory.setup()
+        view = memory.scoped(tenant="acme", namespace="race")
+        await view.set("k", {"version": 1})
+        archiving = asyncio.create_task(
+            memory.maintain(retention=RetentionPolicy(Retention(archive_after=DAY)), now=time.time() + LATER)
+        )
+        await gated.reached.wait()  # the archive copy of version 1 is in cold; its pointer is not written
+        await view.set("k", {"version": 2})  # acknowledged: it must survive
+        gated.release.set()
+        report = await archiving
+        assert (report.archived, report.skipped) == (0, 1)  # the pointer was refused, its copy removed
+        assert (await view.get_entry("k", consistent=True)).value == {"version": 2}  # type: ignore[union-attr]
+        assert await view.get("k") == {"version": 2}
+        assert await cold_objects(memory, "acme") == 0
