@@ -5,12 +5,14 @@ The public API is exactly ``__all__`` (checked by tests/unit/test_public_api.py)
 
 from tiermem._breaker import CircuitState
 from tiermem._builder import MemoryBuilder
-from tiermem._client import CircuitOpenError, Entry, MemoryClient, Policy, TierOptions
+from tiermem._client import MemoryClient
 from tiermem._codec import Codec, Record, RecordKind
 from tiermem._collection import Collection, Item
+from tiermem._config import Policy, TierOptions
 from tiermem._errors import (
     AuthenticationError,
     BatchWriteError,
+    CircuitOpenError,
     ClientClosedError,
     ConfigurationError,
     ConflictError,
@@ -30,6 +32,8 @@ from tiermem._errors import (
 from tiermem._keys import make_key
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierInfo, TierStore, WarmMemory
 from tiermem._telemetry import Stats
+from tiermem._types import Entry
+from tiermem._version import __version__
 from tiermem.agents import AgentBuilder, AgentFactory, AgentHandle, MemoryAware
 from tiermem.lifecycle import (
     ForgetReport,
@@ -44,8 +48,6 @@ from tiermem.sessions import ConversationStore, SessionMetadata
 from tiermem.tiers.files import FileColdMemory
 from tiermem.tiers.memory import EvictionPolicy, LocalHotMemory
 from tiermem.tiers.sqlite import SqliteWarmMemory
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AgentBuilder",

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from tiermem._client import DEFAULT_TIER_OPTIONS, MemoryClient, Policy, TierOptions, _Core
+from tiermem._client import MemoryClient
+from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
+from tiermem._engine.core import Closable, Engine
 from tiermem._errors import ConfigurationError
 from tiermem._keys import validate_scope
 from tiermem._protocols import ColdMemory, HotMemory, Tier, TierStore, WarmMemory
@@ -19,12 +21,6 @@ if TYPE_CHECKING:
     from tiermem.lifecycle import QuotaPolicy, RetentionPolicy
 
 __all__ = ["Closable", "MemoryBuilder"]
-
-
-class Closable(Protocol):
-    """Anything the client closes on ``aclose()``: tiers, credentials, secret sources."""
-
-    async def aclose(self) -> None: ...
 
 
 _POLICY_FIELDS = frozenset(f.name for f in fields(Policy))
@@ -238,7 +234,7 @@ class MemoryBuilder:
                 f"({warm_limit} bytes); lower it with with_policy(warm_max_bytes=...)"
             )
         self._built = True
-        core = _Core(
+        core = Engine(
             hot=self._hot,
             warm=self._warm,
             cold=self._cold,

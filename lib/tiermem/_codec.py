@@ -24,11 +24,9 @@ from typing import Any, Final
 import orjson
 
 from tiermem._errors import CorruptValueError, InvalidValueError, ValueTooLargeError
+from tiermem._types import Value
 
 __all__ = ["Codec", "Record", "RecordKind", "Value"]
-
-Value = Any
-"""A storable value: JSON-compatible objects (dict/list/str/int/float/bool/None), ``str`` or ``bytes``."""
 
 _MAGIC: Final = b"TM"
 _VERSION: Final = 1

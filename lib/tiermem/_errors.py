@@ -15,6 +15,7 @@ caller opted into raw keys), and chains its cause with ``raise ... from exc``::
     +-- QuotaExceededError                   a write would take a tenant past max_items/max_bytes
     +-- TierError                            a tier was reached and answered with a failure
         +-- TierUnavailableError             the tier could not be reached (timeout, refused, open circuit)
+        |   +-- CircuitOpenError             its circuit breaker is open: the call was not attempted
         +-- CorruptValueError                stored bytes fail their integrity check
         +-- ConflictError                    an ``if_match`` / ``if_absent`` precondition failed
         +-- ThrottledError                   the service throttled us past its retry budget
@@ -29,11 +30,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from tiermem._protocols import Tier
+    from tiermem._types import Tier
 
 __all__ = [
     "AuthenticationError",
     "BatchWriteError",
+    "CircuitOpenError",
     "ClientClosedError",
     "ConfigurationError",
     "ConflictError",
@@ -144,6 +146,10 @@ class TierError(TierMemError):
 
 class TierUnavailableError(TierError):
     """The tier could not be reached: refused, reset, timed out, or its circuit breaker is open."""
+
+
+class CircuitOpenError(TierUnavailableError):
+    """The tier's circuit breaker is open: the call was not attempted."""
 
 
 class CorruptValueError(TierError):

@@ -1,4 +1,4 @@
-"""Tier identity, the logical key, and the tier Protocols every adapter implements.
+"""The tier Protocols every adapter implements (tier identity and the key live in ``_types``).
 
 One small core interface (``TierStore``) over stored records; ``HotMemory``,
 ``WarmMemory`` and ``ColdMemory`` add only what their tier natively offers. Policy
@@ -7,13 +7,12 @@ One small core interface (``TierStore``) over stored records; ``HotMemory``,
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import NamedTuple, Protocol, Self, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from tiermem._codec import Record
+from tiermem._types import MemoryKey, Tier, TierInfo
 
 __all__ = [
     "ColdMemory",
@@ -24,43 +23,6 @@ __all__ = [
     "TierStore",
     "WarmMemory",
 ]
-
-
-class Tier(enum.Enum):
-    """Which tier a store plays: fast and volatile, durable, or large and cheap."""
-
-    HOT = "hot"
-    WARM = "warm"
-    COLD = "cold"
-
-
-class MemoryKey(NamedTuple):
-    """A validated logical key: (tenant, namespace, key). Build it with :func:`tiermem.make_key`.
-
-    A named tuple rather than a dataclass: hashing and equality run in C, and batches hash every key
-    several times (dedupe, lock stripes, result maps).
-    """
-
-    tenant: str
-    namespace: str
-    key: str
-
-
-@dataclass(frozen=True, slots=True)
-class TierInfo:
-    """Static facts about a tier implementation, used for limits, tracing and ``doctor``.
-
-    Attributes:
-        db_system: OpenTelemetry ``db.system`` value (``redis``, ``cosmosdb``, ``azure_blob``, ``sqlite``...).
-        server_address: host of the service, when there is one.
-        max_record_bytes: the largest encoded record the tier accepts, if it has a hard limit.
-        native_ttl: whether the service expires data by itself (the client checks expiry anyway).
-    """
-
-    db_system: str
-    server_address: str | None = None
-    max_record_bytes: int | None = None
-    native_ttl: bool = False
 
 
 @runtime_checkable

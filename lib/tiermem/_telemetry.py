@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from tiermem._errors import key_digest
+from tiermem._version import __version__
 
 if TYPE_CHECKING:
-    from tiermem._protocols import Tier
+    from tiermem._types import Tier
 
 __all__ = ["LatencyHistogram", "Stats", "Telemetry", "TierStats"]
 
@@ -193,8 +194,6 @@ class Telemetry:
         self._next_metrics_check = 0.0
         self._attrs: dict[tuple[str, str, str], tuple[dict[str, str], dict[str, str]]] = {}
         if _OTEL:
-            from tiermem import __version__
-
             if tracer_provider is not None:
                 self._tracer = tracer_provider.get_tracer(_SCOPE, __version__)
             else:

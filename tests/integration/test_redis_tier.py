@@ -583,18 +583,65 @@ async def test_entra_id_token_failure_is_an_authentication_error_and_heals(
             await store.aclose()
 
 
-async def test_entra_id_rejects_async_credentials_and_mixing_with_password(
+async def test_entra_id_with_an_async_credential_authenticates_and_refreshes(
+    entra_redis: EntraRedis, managed_identity_env: ManagedIdentityEndpoint
+) -> None:
+    from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
+
+    identity = managed_identity_env
+    _, oid = identity.identity()
+    admin = entra_redis.admin()
+    identity.set_lifetime(3, resource=REDIS_RESOURCE)
+    started = time.time()
+
+    def fetched() -> int:
+        return len(
+            {t.token for t in identity.issued if t.resource == REDIS_RESOURCE and t.issued_at >= started}
+        )
+
+    try:
+        async with AsyncManagedIdentityCredential() as credential:
+            async with RedisHotMemory.from_url(
+                entra_redis.url, credential=credential, max_connections=4
+            ) as store:
+                await store.set(k("a"), rec("aio"))
+                assert await store.get(k("a")) == rec("aio")
+                (conn_id,) = _clients_of(admin, oid)
+                # The background refresh awaits the async credential and re-authenticates in place.
+                await eventually(
+                    lambda: _clients_of(admin, oid).get(conn_id, {}).get("cmd") == "auth",
+                    what="the pooled connection re-authenticates",
+                )
+                await eventually(lambda: fetched() >= 2, what="the async credential fetches a new token")
+                admin.client_kill_filter(_id=str(conn_id))
+                assert await store.get(k("a")) == rec("aio")  # a new connection authenticates too
+                assert set(_clients_of(admin, oid)) - {conn_id}
+                assert [e for e in admin.acl_log() if e.get("username") == oid] == []
+    finally:
+        identity.set_lifetime(None, resource=REDIS_RESOURCE)
+
+
+async def test_entra_id_async_credential_failure_is_an_authentication_error_and_heals(
+    entra_redis: EntraRedis, managed_identity_env: ManagedIdentityEndpoint
+) -> None:
+    from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
+
+    identity = managed_identity_env
+    async with AsyncManagedIdentityCredential() as credential:
+        async with RedisHotMemory.from_url(entra_redis.url, credential=credential) as store:
+            identity.fail_next(4, status=400)  # the first fetch and 3 retries, as with a sync credential
+            with pytest.raises(AuthenticationError, match="Entra ID token") as info:
+                await store.set(k("a"), rec(1))
+            assert info.value.tier is Tier.HOT
+            await store.set(k("a"), rec(1))  # the endpoint answers again: a fresh connection authenticates
+            assert await store.get(k("a")) == rec(1)
+
+
+async def test_entra_id_rejects_mixing_with_password(
     entra_redis: EntraRedis, managed_identity_env: ManagedIdentityEndpoint
 ) -> None:
     from azure.identity import ManagedIdentityCredential
-    from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 
-    async_credential = AsyncManagedIdentityCredential()
-    try:
-        with pytest.raises(ConfigurationError, match="synchronous"):
-            RedisHotMemory.from_url(entra_redis.url, credential=async_credential)
-    finally:
-        await async_credential.close()
     with ManagedIdentityCredential() as credential:
         with pytest.raises(ConfigurationError, match="not both"):
             RedisHotMemory.from_url(entra_redis.url, credential=credential, password=SecretStr("x"))

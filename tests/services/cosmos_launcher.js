@@ -17,6 +17,8 @@
 //      server's own keepAlive option is turned on, with an idle timeout longer than aiohttp's.
 //   6. The query engine rejected SELECT DISTINCT (a syntax error); "SELECT DISTINCT VALUE <expr>" is
 //      now evaluated without DISTINCT and de-duplicated, in one page (memory.collections() uses it).
+//   7. Query evaluation was quadratic in the number of items (array spreads in generated code); it is
+//      linear now, so a 100,000-item collection can be queried. Batches roll back from an undo journal.
 //
 // Usage: node cosmos_launcher.js --host 127.0.0.1 --port 0 [--cert server.pem --key key.pem]
 // Prints one line "COSMOS_READY <json>" once listening. Exits when its parent process is gone.
@@ -251,6 +253,63 @@ queryDocuments.default = async (account, req, res, params) => {
       return badRequest(res, err.message);
     }
   });
+};
+
+// 7. linear-time query evaluation. The query compiler emits "$c.reduce(($, c) => ... [...$, x] ...)", which
+// copies the accumulator for every item (quadratic: 8 s for 20,000 items, minutes for 100,000), and
+// helpers.stripUndefined does the same on result arrays. Appends become pushes; results are the same.
+const queryHelpers = require("@zeit/cosmosdb-query/lib/helpers");
+const queryExecutor = require("@zeit/cosmosdb-query/lib/executor");
+queryHelpers.stripUndefined = function stripUndefined(obj) {
+  if (Array.isArray(obj)) {
+    const out = [];
+    for (const value of obj) if (typeof value !== "undefined") out.push(stripUndefined(value));
+    return out;
+  }
+  if (obj && typeof obj === "object") {
+    const out = {};
+    for (const [key, value] of Object.entries(obj)) if (typeof value !== "undefined") out[key] = stripUndefined(value);
+    return out;
+  }
+  return obj;
+};
+const APPEND = "[...$, ";
+function linearAppends(code) {
+  let out = "";
+  let from = 0;
+  for (;;) {
+    const at = code.indexOf(APPEND, from);
+    if (at < 0) return out + code.slice(from);
+    let depth = 0;
+    let end = at;
+    let quote = null;
+    for (; end < code.length; end += 1) {
+      const ch = code[end];
+      if (quote) {
+        if (ch === "\\") end += 1;
+        else if (ch === quote) quote = null;
+      } else if (ch === '"' || ch === "'" || ch === "`") {
+        quote = ch;
+      } else if ("[({".includes(ch)) {
+        depth += 1;
+      } else if ("])}".includes(ch)) {
+        depth -= 1;
+        if (depth === 0) break;
+      }
+    }
+    out += `${code.slice(from, at)}($.push(${linearAppends(code.slice(at + APPEND.length, end))}), $)`;
+    from = end + 1;
+  }
+}
+const originalExecute = queryExecutor.default;
+const rewrittenCode = new Map();
+queryExecutor.default = (collection, options) => {
+  let code = rewrittenCode.get(options.code);
+  if (code === undefined) {
+    code = linearAppends(options.code);
+    rewrittenCode.set(options.code, code);
+  }
+  return originalExecute(collection, { ...options, code });
 };
 
 // 2. every document-route handler: unparsable partition key header -> 400

@@ -35,7 +35,7 @@ from tiermem import (
     ValueTooLargeError,
     make_key,
 )
-from tiermem._client import _pointer_meta
+from tiermem._engine.large import pointer_target as _pointer_meta
 
 
 @dataclass

@@ -10,12 +10,11 @@ writes; values above ``warm_max_bytes`` live in a fresh cold object behind a war
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
-from functools import partial
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from tiermem._codec import Record, RecordKind, Value, tombstone
+from tiermem._codec import Record, RecordKind, Value
 from tiermem._collection._model import (
     AttrValue,
     Item,
@@ -26,20 +25,22 @@ from tiermem._collection._model import (
     validate_where,
 )
 from tiermem._collection._store import CollectionStore, HasCollections, PutOp
+from tiermem._engine.large import LargeValues, cold_key, new_version, pointer, pointer_target
 from tiermem._errors import (
     ConfigurationError,
-    CorruptValueError,
     InvalidInputError,
-    TierError,
     TierMemError,
     TierUnavailableError,
     ValueTooLargeError,
 )
 from tiermem._keys import validate_key, validate_ttl
-from tiermem._protocols import MemoryKey, Tier
+from tiermem._locks import StripedLocks
+from tiermem._types import MemoryKey, Tier
 
 if TYPE_CHECKING:
-    from tiermem._client import _Core, _Slot
+    from tiermem._engine.core import Engine
+    from tiermem._engine.guard import Guard
+    from tiermem._protocols import TierStore
 
 __all__ = ["Collection", "CollectionBackend", "backend_for"]
 
@@ -51,36 +52,50 @@ SEPARATOR: Final = "\x1f"
 
 
 class CollectionBackend:
-    """Where a client's collections live: the store and the tier slot its calls go through."""
+    """Where a client's collections live: the store, the guard its calls go through (breaker, deadline,
+    span, metrics of that tier), and the engine's hot cache and large values for single items."""
 
-    def __init__(self, core: _Core, slot: _Slot, store: CollectionStore) -> None:
-        self.core = core
-        self.slot = slot
+    def __init__(self, engine: Engine, guard: Guard[TierStore], store: CollectionStore) -> None:
+        self.engine = engine
+        self.guard = guard
         self.store = store
+        hot = engine.hot
         # Hot caches items only when it is not itself the store (a hot-only client).
-        self.cache = core.hot if core.hot is not None and slot is not core.hot else None
-        self.large = slot is core.warm and core.cold is not None
+        self.cached = hot.guard is not None and guard.tier is not Tier.HOT
+        warm, cold = engine.guard(Tier.WARM), engine.guard(Tier.COLD)
+        self.large = LargeValues(warm, cold)  # type: ignore[arg-type]  # guards are generic over TierStore
+        self.has_large = guard.tier is Tier.WARM and cold is not None
+        self.locks = StripedLocks(256)  # collection items never share a key with key-value items
 
-    async def call(self, operation: str, fn: Any, *, nkeys: int = 1) -> Any:
-        """One store call through the client's breaker, deadline, span and metrics for that tier."""
-        return await self.core.call(self.slot, operation, fn, nkeys=nkeys)
+    def call(self, operation: str, coro: Coroutine[Any, Any, _T], *, nkeys: int = 1) -> Awaitable[_T]:
+        """One store call through the tier's guard."""
+        return self.guard._run(operation, coro, nkeys=nkeys)
 
 
-def backend_for(core: _Core) -> CollectionBackend:
-    """The collection backend of a client: its warm tier, else cold, else hot (process memory).
+_BACKENDS: weakref.WeakKeyDictionary[Engine, CollectionBackend] = weakref.WeakKeyDictionary()
+
+
+def backend_for(engine: Engine) -> CollectionBackend:
+    """The collection backend of a client (one per client, shared by its views): its warm tier, else
+    cold, else hot (process memory).
 
     Raises:
         ConfigurationError: the tier that would hold collections cannot.
     """
-    slot = core.warm or core.cold or core.hot
-    assert slot is not None  # the builder refuses a client without tiers
-    if not isinstance(slot.store, HasCollections):
+    backend = _BACKENDS.get(engine)
+    if backend is not None:
+        return backend
+    guard = engine.guard(Tier.WARM) or engine.guard(Tier.COLD) or engine.guard(Tier.HOT)
+    assert guard is not None  # the builder refuses a client without tiers
+    store = guard.store
+    if not isinstance(store, HasCollections):
         raise ConfigurationError(
-            f"the {slot.tier.value} tier ({type(slot.store).__name__}) cannot hold collections",
-            tier=slot.tier,
+            f"the {guard.tier.value} tier ({type(store).__name__}) cannot hold collections",
+            tier=guard.tier,
             operation="collection",
         )
-    return CollectionBackend(core, slot, slot.store.collection_store())
+    backend = _BACKENDS[engine] = CollectionBackend(engine, guard, store.collection_store())
+    return backend
 
 
 def hot_key(scope: Scope, key: str) -> MemoryKey:
@@ -136,18 +151,15 @@ class Collection:
         s = self._scope
         return f"Collection(tenant={s.tenant!r}, namespace={s.namespace!r}, name={s.name!r})"
 
-    # -- encoding and planning (pure) ----------------------------------------------------------------
+    # -- encoding (pure) -----------------------------------------------------------------------------
 
     def _encode(self, key: str, value: Value, expires_at: float | None) -> Record:
-        core = self._backend.core
-        try:
-            record, _ = core.codec.encode(value, expires_at=expires_at)
-        except InvalidInputError as exc:
-            exc.operation = exc.operation or "put"
-            raise
-        policy = core.policy
-        slot = self._backend.slot
-        if slot is core.hot and record.size > policy.hot_max_bytes:
+        backend = self._backend
+        hmk = hot_key(self._scope, key)
+        record = backend.engine.writes.encode(value, expires_at, hmk)
+        policy = backend.engine.policy
+        tier = backend.guard.tier
+        if tier is Tier.HOT and record.size > policy.hot_max_bytes:
             raise ValueTooLargeError(
                 f"value is {record.size} bytes; the hot tier takes at most "
                 f"hot_max_bytes={policy.hot_max_bytes}",
@@ -157,7 +169,7 @@ class Collection:
                 operation="put",
                 key=key,
             )
-        if slot is core.warm and record.size > policy.warm_max_bytes and core.cold is None:
+        if tier is Tier.WARM and record.size > policy.warm_max_bytes and not backend.has_large:
             raise ValueTooLargeError(
                 f"value is {record.size} bytes, above warm_max_bytes={policy.warm_max_bytes}, "
                 "and no cold tier is configured to hold it",
@@ -170,7 +182,11 @@ class Collection:
         return record
 
     def _is_large(self, record: Record) -> bool:
-        return self._backend.large and record.size > self._backend.core.policy.warm_max_bytes
+        return self._backend.has_large and record.size > self._backend.engine.policy.warm_max_bytes
+
+    def _cacheable(self, record: Record) -> Record | None:
+        """What hot gets after a write: the record (write-through), or ``None`` (a fence) when too large."""
+        return record if record.size <= self._backend.engine.policy.hot_max_bytes else None
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -198,13 +214,13 @@ class Collection:
             raise InvalidInputError("use either if_match or if_absent", operation="put", key=key)
         if if_match is not None and not isinstance(if_match, str):
             raise InvalidInputError("if_match must be an ETag string", operation="put", key=key)
-        core = self._backend.core
-        now = core.clock()
+        backend = self._backend
+        now = backend.engine.clock()
         record = self._encode(key, value, None if ttl_s is None else now + ttl_s)
         hmk = hot_key(self._scope, key)
-        async with core.locks.hold((hmk,)):
+        async with backend.locks.hold((hmk,)):
             etag = await self._guarded([hmk], self._put_durable(key, record, clean, now, if_match, if_absent))
-            await self._cache_write("set", [(hmk, record)], now)
+            await self._after_write("set", [(hmk, record)], now)
         return etag
 
     async def put_many(
@@ -224,8 +240,8 @@ class Collection:
         if isinstance(items, str | bytes) or not isinstance(items, Sequence):
             raise InvalidInputError("put_many takes a sequence of (key, value[, attrs]) tuples")
         ttl_s = validate_ttl(ttl)
-        core = self._backend.core
-        now = core.clock()
+        backend = self._backend
+        now = backend.engine.clock()
         expires_at = None if ttl_s is None else now + ttl_s
         prepared: dict[str, tuple[Record, dict[str, AttrValue]]] = {}
         for entry in items:
@@ -236,35 +252,47 @@ class Collection:
             prepared[key] = (self._encode(key, entry[1], expires_at), attrs)
         if not prepared:
             return
-        store = self._backend.store
-        limit = store.max_batch
+        limit = backend.store.max_batch
         if limit is not None and len(prepared) > limit:
             raise ValueTooLargeError(
                 f"put_many of {len(prepared)} items; one atomic batch holds at most {limit} on this tier",
                 size=len(prepared),
                 limit=limit,
-                tier=self._backend.slot.tier,
+                tier=backend.guard.tier,
                 operation="put_many",
             )
         hmks = [hot_key(self._scope, k) for k in prepared]
-        async with core.locks.hold(hmks):
+        async with backend.locks.hold(hmks):
             await self._guarded(hmks, self._put_many_durable(prepared))
-            await self._cache_write(
-                "mset", [(hmk, rec) for hmk, (rec, _) in zip(hmks, prepared.values(), strict=True)], now
-            )
+            written = [(hmk, rec) for hmk, (rec, _) in zip(hmks, prepared.values(), strict=True)]
+            await self._after_write("mset", written, now)
 
     async def _guarded(self, hmks: list[MemoryKey], write: Awaitable[_T]) -> _T:
         """Run a durable write; if its outcome is unknown, hot must never vouch for the old value."""
-        core = self._backend.core
+        hot = self._backend.engine.hot
+        cached = self._backend.cached
         try:
             return await write
         except TierUnavailableError:
-            if self._backend.cache is not None:
-                await core.invalidate_hot(hmks)  # the write may have landed
+            if cached:
+                await hot.after_unknown_outcome(hmks)  # the write may have landed
             raise
         except asyncio.CancelledError:
-            if self._backend.cache is not None:
-                core.mark_dirty(hmks)
+            if cached:
+                hot.after_cancel(hmks)
+            raise
+
+    async def _after_write(self, operation: str, items: list[tuple[MemoryKey, Record]], now: float) -> None:
+        """Write-through (or fence, above ``hot_max_bytes``) after the durable write, per ADR 0003."""
+        backend = self._backend
+        if not backend.cached:
+            return
+        try:
+            await backend.engine.hot.after_write(
+                operation, [(hmk, self._cacheable(rec)) for hmk, rec in items], now
+            )
+        except asyncio.CancelledError:
+            backend.engine.hot.after_cancel(hmk for hmk, _ in items)
             raise
 
     async def _put_durable(
@@ -279,134 +307,95 @@ class Collection:
         backend = self._backend
         store = backend.store
         scope = self._scope
-        etag: str | None
         if not self._is_large(record):
-            op: PutOp = (key, record, attrs)
-            etag = await backend.call(
-                "put", lambda: store.put(scope, op, now=now, if_match=if_match, if_absent=if_absent)
+            return await backend.call(
+                "put", store.put(scope, (key, record, attrs), now=now, if_match=if_match, if_absent=if_absent)
             )
-            return etag
-        # Large: a fresh cold version, then the warm pointer; the old version goes once the pointer is
-        # committed, and a refused pointer removes its own version (ADR 0005).
-        previous: StoredItem | None = await backend.call("get", lambda: store.get(scope, key))
-        cmk, ptr = self._new_version(key, record)
-        await self._cold_set(cmk, record)
-        op = (key, ptr, attrs)
+        # Large (ADR 0005): a fresh cold version, then the warm pointer; the old version goes once the
+        # pointer is committed, and a refused pointer removes its own version.
+        previous = await backend.call("get", store.get(scope, key))
+        target, ptr = await self._store_version(key, record)
         try:
             etag = await backend.call(
-                "put", lambda: store.put(scope, op, now=now, if_match=if_match, if_absent=if_absent)
+                "put", store.put(scope, (key, ptr, attrs), now=now, if_match=if_match, if_absent=if_absent)
             )
         except TierUnavailableError:
             raise  # the pointer may have landed: keep the version it would point to
         except TierMemError:
-            await backend.core.discard_cold([cmk])
+            await backend.large.discard([target])
             raise
         if previous is not None and previous.record.kind is RecordKind.POINTER:
-            old = self._pointer_target(key, previous.record)
-            if old != cmk:
-                await backend.core.discard_cold([old])
+            old = self._target(key, previous.record)
+            if old != target:
+                await backend.large.discard([old])
         return etag
 
     async def _put_many_durable(self, prepared: dict[str, tuple[Record, dict[str, AttrValue]]]) -> None:
         backend = self._backend
-        store = backend.store
-        scope = self._scope
         ops: list[PutOp] = []
         versions: list[MemoryKey] = []
         for key, (record, attrs) in prepared.items():
             if self._is_large(record):
-                cmk, ptr = self._new_version(key, record)
-                await self._cold_set(cmk, record)
-                versions.append(cmk)
+                target, ptr = await self._store_version(key, record)
+                versions.append(target)
                 ops.append((key, ptr, attrs))
             else:
                 ops.append((key, record, attrs))
         try:
-            await backend.call("put_many", lambda: store.put_many(scope, ops), nkeys=len(ops))
+            await backend.call("put_many", backend.store.put_many(self._scope, ops), nkeys=len(ops))
         except TierUnavailableError:
             raise
         except TierMemError:
-            await backend.core.discard_cold(versions)  # the batch was refused: nothing points to them
+            await backend.large.discard(versions)  # the batch was refused: nothing points to them
             raise
 
-    def _new_version(self, key: str, record: Record) -> tuple[MemoryKey, Record]:
-        from tiermem._client import _cold_key, _pointer
-
-        version = secrets.token_hex(8)
-        cmk = _cold_key(hot_key(self._scope, key), version)
-        return cmk, _pointer(record, version)
-
-    def _pointer_target(self, key: str, pointer: Record) -> MemoryKey:
-        from tiermem._client import _pointer_meta
-
-        return _pointer_meta(hot_key(self._scope, key), pointer)[0]
-
-    async def _cold_set(self, cmk: MemoryKey, record: Record) -> None:
-        cold = self._backend.core.cold
+    async def _store_version(self, key: str, record: Record) -> tuple[MemoryKey, Record]:
+        """A new cold object for a large value, and the warm pointer that names it."""
+        cold = self._backend.engine.guard(Tier.COLD)
         assert cold is not None
-        cstore: Any = cold.store
-        await self._backend.core.call(cold, "set", lambda: cstore.set(cmk, record), key=cmk)
+        version = new_version()
+        target = cold_key(hot_key(self._scope, key), version)
+        await cold.set(target, record)
+        return target, pointer(record, version)
 
-    async def _cache_write(self, operation: str, items: list[tuple[MemoryKey, Record]], now: float) -> None:
-        """Write-through (or fence, for values above ``hot_max_bytes``) after the durable write."""
-        if self._backend.cache is None:
-            return
-        from tiermem._client import _Plan, _Write
-
-        limit = self._backend.core.policy.hot_max_bytes
-        writes = [_Write(hmk, rec, _Plan.DURABLE, cache=rec.size <= limit) for hmk, rec in items]
-        await self._backend.core.hot_write(operation, writes, now)
+    def _target(self, key: str, ptr: Record) -> MemoryKey:
+        return pointer_target(hot_key(self._scope, key), ptr)[0]
 
     async def delete(self, key: str) -> None:
         """Remove one item (and its cold version). Idempotent."""
         await self.delete_many([key])
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        """Remove items (all or none where the tier has transactions). Idempotent.
-
-        A short hot tombstone goes first, so a read racing the delete cannot promote the old value.
-        """
+        """Remove items (idempotent). A short hot tombstone goes first, so a read racing the delete
+        cannot promote the old value."""
         wanted = _keys_of(keys, "delete_many")
         if not wanted:
             return
-        core = self._backend.core
+        backend = self._backend
         hmks = [hot_key(self._scope, k) for k in wanted]
-        async with core.locks.hold(hmks):
-            await self._remove(wanted, core.clock())
+        async with backend.locks.hold(hmks):
+            await self._remove(wanted, backend.engine.clock())
 
     async def _remove(self, keys: list[str], now: float) -> None:
         backend = self._backend
-        core = backend.core
         store = backend.store
         scope = self._scope
-        hmks = [hot_key(scope, k) for k in keys]
-        if backend.cache is not None:
-            hot = backend.cache
-            hstore: Any = hot.store
-            marker = tombstone(now + core.policy.tombstone_ttl)
-            items = [(hmk, marker) for hmk in hmks]
-            try:
-                await core.call(hot, "mset", lambda: hstore.mset(items), nkeys=len(items))
-            except (TierError, InvalidInputError) as exc:
-                core.mark_dirty(hmks)
-                core.telemetry.fell_through(Tier.HOT, "delete", exc, None)
+        if backend.cached:
+            for key in keys:
+                await backend.engine.hot.before_delete(hot_key(scope, key), now)
         targets: list[MemoryKey] = []
-        if backend.large:
-            found: list[StoredItem | None] = await backend.call(
-                "get_many", lambda: store.get_many(scope, keys), nkeys=len(keys)
-            )
+        if backend.has_large:
+            found = await backend.call("get_many", store.get_many(scope, keys), nkeys=len(keys))
             targets = [
-                self._pointer_target(item.key, item.record)
+                self._target(item.key, item.record)
                 for item in found
                 if item is not None and item.record.kind is RecordKind.POINTER
             ]
-        await backend.call("delete", lambda: store.delete_many(scope, keys), nkeys=len(keys))
-        if targets:
-            cold = core.cold
+        await backend.call("delete", store.delete_many(scope, keys), nkeys=len(keys))
+        cold = backend.engine.guard(Tier.COLD)
+        for target in targets:
             assert cold is not None
-            cstore: Any = cold.store
-            for cmk in targets:
-                await core.call(cold, "delete", partial(cstore.delete, cmk), key=cmk)
+            await cold.delete(target)
 
     async def drop(self) -> int:
         """Delete every item of the collection on every tier (large values included); return how many.
@@ -414,19 +403,14 @@ class Collection:
         Pages of keys are removed one after another; an item ``put`` while ``drop`` runs may survive.
         """
         backend = self._backend
-        store = backend.store
-        scope = self._scope
         dropped = 0
         while True:
-            keys: list[tuple[str, bool]] = await backend.call(
-                "drop", lambda: _collect(store.keys(scope, None, DROP_PAGE))
-            )
+            keys = await backend.call("drop", _collect(backend.store.keys(self._scope, None, DROP_PAGE)))
             if not keys:
                 return dropped
             names = [k for k, _ in keys]
-            hmks = [hot_key(scope, k) for k in names]
-            async with backend.core.locks.hold(hmks):
-                await self._remove(names, backend.core.clock())
+            async with backend.locks.hold(hot_key(self._scope, k) for k in names):
+                await self._remove(names, backend.engine.clock())
             dropped += len(names)
 
     # -- reads ---------------------------------------------------------------------------------------
@@ -435,8 +419,7 @@ class Collection:
         """The item's value, or ``default`` when it is missing or expired. May be served by hot."""
         key = validate_key(key)
         values = await self._read_values([key])
-        value = values.get(key, _MISSING)
-        return default if value is _MISSING else value
+        return values.get(key, default)
 
     async def get_many(self, keys: Sequence[str]) -> dict[str, Value]:
         """Values by key, in input order; ``None`` for missing items. Hot first, then one store batch."""
@@ -448,79 +431,49 @@ class Collection:
         """The item with its attrs, durable ETag and expiry, read from the durable tier (never hot)."""
         key = validate_key(key)
         backend = self._backend
-        store = backend.store
-        scope = self._scope
-        stored: StoredItem | None = await backend.call("get", lambda: store.get(scope, key))
-        now = backend.core.clock()
+        stored = await backend.call("get", backend.store.get(self._scope, key))
+        now = backend.engine.clock()
         if stored is None or stored.record.is_expired(now):
             return None
         items = await self._materialize([stored], now, promote=False)
         return items[0] if items else None
 
     async def _read_values(self, keys: list[str]) -> dict[str, Value]:
+        """Live values by key (missing keys are absent): hot first, then one store batch, then promotion."""
         backend = self._backend
-        core = backend.core
-        scope = self._scope
-        now = core.clock()
+        now = backend.engine.clock()
         out: dict[str, Value] = {}
         pending = keys
-        if backend.cache is not None and keys:
-            pending = await self._read_hot(keys, now, out)
+        if backend.cached and keys:
+            by_hot = {hot_key(self._scope, k): k for k in keys}
+            hot_out: dict[str, Value] = {}
+            misses = await backend.engine.hot.lookup_many(list(by_hot), now, hot_out, None)
+            # A definitive miss (tombstone) is neither in hot_out nor pending: it stays absent.
+            for hmk, key in by_hot.items():
+                if hmk.key in hot_out:
+                    out[key] = hot_out[hmk.key]
+            pending = [by_hot[hmk] for hmk in misses]
         if not pending:
             return out
-        store = backend.store
-        todo = pending
-        found: list[StoredItem | None] = await backend.call(
-            "get_many", lambda: store.get_many(scope, todo), nkeys=len(todo)
+        found = await backend.call(
+            "get_many", backend.store.get_many(self._scope, pending), nkeys=len(pending)
         )
         live = [s for s in found if s is not None and not s.record.is_expired(now)]
         for item in await self._materialize(live, now, promote=True):
             out[item.key] = item.value
         return out
 
-    async def _read_hot(self, keys: list[str], now: float, out: dict[str, Value]) -> list[str]:
-        """Serve what hot holds (a tombstone is a definitive miss, a fence reads through); return the rest."""
-        core = self._backend.core
-        hot = await core.hot_ready("get")
-        if hot is None:
-            return keys
-        hstore: Any = hot.store
-        hmks = [hot_key(self._scope, k) for k in keys]
-        try:
-            recs: list[Record | None] = await core.call(
-                hot, "mget", lambda: hstore.mget(hmks), nkeys=len(hmks)
-            )
-        except TierError as exc:
-            # Hot is a cache: an outage or one undecodable copy means reading through.
-            if isinstance(exc, CorruptValueError):
-                core.mark_dirty(hmks)
-            core.telemetry.fell_through(Tier.HOT, "get", exc, None)
-            return keys
-        pending: list[str] = []
-        for key, hmk, rec in zip(keys, hmks, recs, strict=True):
-            if rec is None or rec.is_expired(now) or rec.kind is RecordKind.FENCE:
-                pending.append(key)
-            elif rec.kind is RecordKind.TOMBSTONE:
-                continue
-            else:
-                try:
-                    out[key] = core.codec.decode(rec)
-                except TierMemError as exc:
-                    core.telemetry.fell_through(Tier.HOT, "get", exc, None)
-                    core.mark_dirty([hmk])
-                    pending.append(key)
-        return pending
-
     async def _materialize(self, stored: list[StoredItem], now: float, *, promote: bool) -> list[Item]:
-        """Decode stored items (following pointers to cold) and optionally promote them to hot."""
-        core = self._backend.core
-        tier = self._backend.slot.tier
+        """Decode stored items (following pointers to cold) and optionally offer them to hot."""
+        backend = self._backend
+        reads = backend.engine.reads
+        tier = backend.guard.tier
         pointers = [
             (hot_key(self._scope, s.key), s.record) for s in stored if s.record.kind is RecordKind.POINTER
         ]
         targets: dict[str, Record | None] = {}
         if pointers:
-            fetched = await core.follow_pointers(pointers)
+            fetched = await backend.large.follow(pointers)
             targets = {hmk.key: rec for (hmk, _), rec in zip(pointers, fetched, strict=True)}
         items: list[Item] = []
         promotions: list[tuple[MemoryKey, Record]] = []
@@ -529,16 +482,16 @@ class Collection:
             if s.record.kind is RecordKind.POINTER:
                 value_rec = targets.get(hmk.key)
                 if value_rec is None:
-                    continue  # a pointer without its object: a miss (logged by follow_pointers)
-                value = core.decode(value_rec, Tier.COLD, hmk)
+                    continue  # a pointer without its object: a miss (logged by follow)
+                value = reads._decode(value_rec, Tier.COLD, hmk)
                 value_rec = value_rec.with_expiry(s.record.expires_at)
             else:
                 value_rec = s.record
-                value = core.decode(value_rec, tier, hmk)
+                value = reads._decode(value_rec, tier, hmk)
             promotions.append((hmk, value_rec))
             items.append(Item(s.key, value, s.attrs, s.etag, s.record.expires_at))
-        if promote and self._backend.cache is not None and core.fresh(now):
-            await core.promote(promotions, now)
+        if promote and backend.cached:
+            await backend.engine.hot.fill(promotions, now)
         return items
 
     def list(
@@ -553,8 +506,8 @@ class Collection:
     ) -> AsyncIterator[Item]:
         """Live items ordered by key (UTF-8 bytes), descending with ``reverse``; bounds are exclusive.
 
-        Runs on the durable tier only (never hot), paged internally, so any size streams in bounded
-        memory. Arguments are validated here, before the first item is asked for.
+        Runs on the durable tier only (never hot), paged internally (keyset paging), so any size
+        streams in bounded memory. Arguments are validated here, before the first item is asked for.
 
         Raises:
             InvalidInputError: a bad prefix, bound, limit or ``where`` (raised by this call).
@@ -576,14 +529,12 @@ class Collection:
         served = 0
         cursor: str | None = None
         while limit is None or served < limit:
-            now = backend.core.clock()
+            now = backend.engine.clock()
             query = ItemQuery(
                 now, template.prefix, template.after, template.before, template.reverse, template.where
             )
             size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - served)
-            page: list[StoredItem] = await backend.call(
-                "list", lambda q=query, c=cursor, n=size: store.list_page(scope, q, c, n), nkeys=size
-            )
+            page = await backend.call("list", store.list_page(scope, query, cursor, size), nkeys=size)
             live = [s for s in page if not s.record.is_expired(now)]
             for item in await self._materialize(live, now, promote=False):
                 served += 1
@@ -595,14 +546,8 @@ class Collection:
     async def count(self, *, prefix: str = "", where: Mapping[str, Any] | None = None) -> int:
         """How many live items match (counted by the durable tier)."""
         backend = self._backend
-        store = backend.store
-        scope = self._scope
-        query = ItemQuery(backend.core.clock(), prefix=_check_prefix(prefix), where=validate_where(where))
-        n: int = await backend.call("count", lambda: store.count(scope, query))
-        return n
-
-
-_MISSING: Final = object()
+        query = ItemQuery(backend.engine.clock(), prefix=_check_prefix(prefix), where=validate_where(where))
+        return await backend.call("count", backend.store.count(self._scope, query))
 
 
 async def _collect(source: AsyncIterator[tuple[str, bool]]) -> list[tuple[str, bool]]:

@@ -7,17 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 from tiermem._collection._api import _check_prefix, backend_for
 from tiermem._errors import ConfigurationError
+from tiermem._types import Tier
 
 if TYPE_CHECKING:
-    from tiermem._client import _Core
+    from tiermem._engine.core import Engine
 
 __all__ = ["collection_names", "kv_keys"]
 
 
-def collection_names(core: _Core, tenant: str, namespace: str, prefix: str) -> AsyncIterator[str]:
+def collection_names(engine: Engine, tenant: str, namespace: str, prefix: str) -> AsyncIterator[str]:
     """Names of the namespace's collections that hold at least one item (validated before any I/O)."""
     clean = _check_prefix(prefix)
-    backend = backend_for(core)
+    backend = backend_for(engine)
     return backend.store.names(tenant, namespace, clean)
 
 
@@ -27,11 +28,11 @@ async def _filtered(source: AsyncIterator[Any], prefix: str) -> AsyncIterator[st
             yield mk.key
 
 
-def kv_keys(core: _Core, tenant: str, namespace: str, prefix: str) -> AsyncIterator[str]:
+def kv_keys(engine: Engine, tenant: str, namespace: str, prefix: str) -> AsyncIterator[str]:
     """Key-value keys of the namespace from the durable tier's ``scan`` (collection items never appear:
     they live in their own table, partitions or names)."""
     clean = _check_prefix(prefix)
-    durable = core.durable
+    durable = engine.guard(Tier.WARM) or engine.guard(Tier.COLD)
     if durable is None:
         raise ConfigurationError(
             "keys() lists the durable tier; a hot-only client has none", operation="keys"

@@ -20,7 +20,7 @@ from tiermem.lifecycle._telemetry import lifecycle_metrics
 from tiermem.lifecycle._tiers import forget_dirty, lifecycle_stores
 
 if TYPE_CHECKING:
-    from tiermem._client import _Core
+    from tiermem.lifecycle._governance import EngineView as _Core
 
 __all__ = ["forget_scope"]
 

@@ -5,12 +5,14 @@ rules ``maintain()`` applies. One per client core; the write path calls :meth:`G
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from collections.abc import Set as AbstractSet
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from tiermem._errors import BatchWriteError, QuotaExceededError, TierMemError, TierUnavailableError
+from tiermem._protocols import TierStore
+from tiermem._types import MemoryKey, Tier
 from tiermem.lifecycle._audit import Audit
 from tiermem.lifecycle._model import Quota, QuotaPolicy, RetentionPolicy
 from tiermem.lifecycle._quota import HasCounters, LocalCounters, QuotaCounters
@@ -18,15 +20,54 @@ from tiermem.lifecycle._store import HasLifecycle
 from tiermem.lifecycle._telemetry import lifecycle_metrics
 
 if TYPE_CHECKING:
-    from tiermem._client import _Core
+    from tiermem._config import Policy
 
-__all__ = ["Existing", "Governance", "Reconciler"]
+__all__ = ["EngineView", "Existing", "Governance", "Reconciler", "TierHandle"]
 
 Existing = Callable[[list[str]], Awaitable[AbstractSet[str]]]
 """Which of these keys (of the write's namespace) already hold a value."""
 
 Reconciler = Callable[[str], Awaitable[None]]
 """Recounts one tenant's usage into its quota counters (set by the client: it needs the tiers)."""
+
+
+class TierHandle(Protocol):
+    """A configured tier as lifecycle code sees it (the engine's guard): which tier, which adapter."""
+
+    @property
+    def tier(self) -> Tier: ...
+
+    @property
+    def store(self) -> TierStore: ...
+
+
+class HotView(Protocol):
+    @property
+    def dirty(self) -> MutableMapping[MemoryKey, int]: ...
+
+
+class EngineView(Protocol):
+    """What lifecycle operations need from a client's engine (structural, so no import cycle)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def guards(self) -> Sequence[TierHandle]: ...
+
+    def guard(self, tier: Tier) -> TierHandle | None: ...
+
+    @property
+    def hot(self) -> HotView: ...
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def governance(self) -> Governance: ...
+
+    def clock(self) -> float: ...
+
 
 _WRITE_OPS: Final = frozenset({"set", "mset", "put", "put_many"})
 
@@ -55,9 +96,9 @@ class Governance:
         self.reconciler: Reconciler | None = None
         self._quotas_on = self.quotas.active
 
-    def bind(self, core: _Core) -> Governance:
+    def bind(self, core: EngineView) -> Governance:
         """Choose where counters live: Redis when the hot tier is Redis, else this process."""
-        hot = core.hot
+        hot = core.guard(Tier.HOT)
         self._counters = LocalCounters()
         if hot is not None and isinstance(hot.store, HasLifecycle):
             store = hot.store.lifecycle_store()

@@ -21,10 +21,10 @@ from tiermem._protocols import MemoryKey, Tier
 from tiermem.lifecycle._model import MaintainReport, RetentionPolicy
 from tiermem.lifecycle._store import HasLifecycle, StoredEntry, WarmScopeStore
 from tiermem.lifecycle._telemetry import lifecycle_metrics
-from tiermem.lifecycle._tiers import check_open, cold_version, pointer_target
+from tiermem.lifecycle._tiers import check_open, cold_version, pointer_target, store_of
 
 if TYPE_CHECKING:
-    from tiermem._client import _Core
+    from tiermem.lifecycle._governance import EngineView as _Core
 
 __all__ = ["run_maintenance"]
 
@@ -36,10 +36,9 @@ class _Run:
         self.now = now
         self.dry_run = dry_run
         self.report = MaintainReport(dry_run=dry_run)
-        assert core.warm is not None
-        self.warm: Any = core.warm.store
-        self.cold: Any = core.cold.store if core.cold is not None else None
-        self.hot: Any = core.hot.store if core.hot is not None else None
+        self.warm: Any = store_of(core, Tier.WARM)
+        self.cold: Any = store_of(core, Tier.COLD)
+        self.hot: Any = store_of(core, Tier.HOT)
 
     async def entry(self, store: WarmScopeStore, e: StoredEntry) -> None:
         rule = self.retention.for_namespace(e.namespace)
@@ -108,12 +107,13 @@ async def _collect_orphans(core: _Core, tenant: str | None, grace: float, dry_ru
     """Delete cold versions of key-value items that no warm pointer names (left by overwriting a large or
     archived value with a small one, ADR 0005). Only versions older than ``grace`` (by the real clock):
     a younger one may belong to a large write whose pointer is not committed yet."""
-    if core.warm is None or core.cold is None or not isinstance(core.cold.store, HasLifecycle):
+    warm: Any = store_of(core, Tier.WARM)
+    cold: Any = store_of(core, Tier.COLD)
+    listing = cold.lifecycle_store() if isinstance(cold, HasLifecycle) else None
+    if warm is None or listing is None:
         return 0
-    warm: Any = core.warm.store
-    cold: Any = core.cold.store
     removed = 0
-    async for e in core.cold.store.lifecycle_store().entries(tenant, None):
+    async for e in listing.entries(tenant, None):
         base, sep, _ = e.key.rpartition("\x00")
         if not sep or "\x1f" in base or e.written_at is None or core.clock() - e.written_at < grace:
             continue  # not a key-value version (collection versions are their store's), or too young
@@ -141,8 +141,8 @@ async def run_maintenance(
     check_open(core, "maintain")
     run: _Run | None = None
     tenants: set[str] = set()
-    if core.warm is not None and retention.active:
-        store = core.warm.store
+    store = store_of(core, Tier.WARM)
+    if store is not None and retention.active:
         lifecycle = store.lifecycle_store() if isinstance(store, HasLifecycle) else None
         if not isinstance(lifecycle, WarmScopeStore):
             raise ConfigurationError(
@@ -162,8 +162,8 @@ async def run_maintenance(
                     continue
                 raise
     report = run.report if run is not None else MaintainReport(dry_run=dry_run)
-    if sweep and not dry_run and core.cold is not None:
-        cold: Any = core.cold.store
+    cold: Any = store_of(core, Tier.COLD)
+    if sweep and not dry_run and cold is not None:
         report.swept = int(await cold.sweep(now=now))
     report.orphans = await _collect_orphans(core, tenant, orphan_grace, dry_run)
     if not dry_run:

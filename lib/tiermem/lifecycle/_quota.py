@@ -28,12 +28,30 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Final, NamedTuple, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from tiermem.tiers.redis import RedisHotMemory
+from tiermem._types import MemoryKey
 
-__all__ = ["Counts", "HasCounters", "LocalCounters", "QuotaCounters", "RedisCounters"]
+
+class RedisLike(Protocol):
+    """What counters (and the Redis lifecycle store) use of the Redis adapter: its client, key prefix
+    and its call wrapper (admission and the adapter's one exception translation)."""
+
+    @property
+    def _client(self) -> Any: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def cluster(self) -> bool: ...
+
+    def _call(self, operation: str, key: MemoryKey | None = None) -> AbstractAsyncContextManager[None]: ...
+
+    def _ensure_open(self, operation: str) -> None: ...
+
+
+__all__ = ["Counts", "HasCounters", "LocalCounters", "QuotaCounters", "RedisCounters", "RedisLike"]
 
 _LOCK_MS: Final = 300_000  # a reconcile holding its lock longer than this lets another one start
 
@@ -123,7 +141,7 @@ class RedisCounters:
     The reconcile lock is ``SET NX PX`` on ``{prefix}q:{<tenant>}:lock``.
     """
 
-    def __init__(self, hot: RedisHotMemory) -> None:
+    def __init__(self, hot: RedisLike) -> None:
         self._hot = hot
 
     def _key(self, tenant: str) -> str:

@@ -11,7 +11,7 @@ from tiermem.lifecycle._model import ScopeUsage, UsageReport
 from tiermem.lifecycle._tiers import lifecycle_stores
 
 if TYPE_CHECKING:
-    from tiermem._client import _Core
+    from tiermem.lifecycle._governance import EngineView as _Core
 
 __all__ = ["compute_usage", "reconcile"]
 

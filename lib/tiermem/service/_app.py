@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from tiermem import __version__
 from tiermem._client import MemoryClient
+from tiermem._version import __version__
 from tiermem.service._auth import Authenticator, authenticator_from_settings, role_names
+from tiermem.service._collection_routes import collections_router
 from tiermem.service._errors import CatchAllMiddleware, install_error_handlers, logger
 from tiermem.service._guards import make_guards
 from tiermem.service._limits import BodyLimitMiddleware
@@ -123,6 +124,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(ops_router(memory, guards, ready_timeout=settings.ready_timeout))
     app.include_router(memory_router(memory, guards))
+    app.include_router(collections_router(memory, guards))
     app.include_router(
         sessions_router(memory, sessions if sessions is not None else ConversationStore, guards)
     )

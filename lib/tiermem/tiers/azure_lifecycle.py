@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol, TypeVar
 
 from azure.core import MatchConditions
 
@@ -24,13 +24,31 @@ from tiermem._codec import HEADER_SIZE, Record, RecordKind
 from tiermem._errors import ConflictError, CorruptValueError
 from tiermem._keys import cosmos_id, parse_blob_name, parse_cosmos_id, validate_scope
 from tiermem._protocols import MemoryKey
-from tiermem.lifecycle._quota import RedisCounters
+from tiermem.lifecycle._quota import RedisCounters, RedisLike
 from tiermem.lifecycle._store import LISTING_PAGE, StoredEntry
 
-if TYPE_CHECKING:
-    from tiermem.tiers.blob import BlobColdMemory
-    from tiermem.tiers.cosmos import CosmosWarmMemory
-    from tiermem.tiers.redis import RedisHotMemory
+
+class _SdkAdapter(Protocol):
+    """What the Cosmos and Blob stores use of their adapter: its SDK call wrappers (the adapter's one
+    exception translation) and its open check."""
+
+    async def _sdk(self, operation: str, key: MemoryKey | None, call: Callable[[], Awaitable[_T]]) -> _T: ...
+
+    async def _sdk_or_none(
+        self, operation: str, key: MemoryKey | None, call: Callable[[], Awaitable[_T]]
+    ) -> _T | None: ...
+
+    def _ensure_open(self, operation: str) -> None: ...
+
+
+class _CosmosLike(_SdkAdapter, Protocol):
+    async def _container(self, operation: str) -> Any: ...
+
+
+class _BlobLike(_SdkAdapter, Protocol):
+    @property
+    def _container(self) -> Any: ...
+
 
 __all__ = ["BlobScopeStore", "CosmosScopeStore", "RedisScopeStore"]
 
@@ -59,7 +77,7 @@ def _pattern(prefix: str, tenant: str | None, namespace: str | None) -> str:
 class RedisScopeStore:
     """The Redis hot tier: keys ``{prefix}:{tenant}:{namespace}:{key}`` found with ``SCAN``."""
 
-    def __init__(self, hot: RedisHotMemory) -> None:
+    def __init__(self, hot: RedisLike) -> None:
         self._hot = hot
 
     async def _pages(
@@ -129,7 +147,7 @@ class RedisScopeStore:
 class CosmosScopeStore:
     """The Cosmos DB warm tier: key-value items and collection items of the shared container."""
 
-    def __init__(self, warm: CosmosWarmMemory) -> None:
+    def __init__(self, warm: _CosmosLike) -> None:
         self._warm = warm
 
     async def _query(
@@ -258,7 +276,7 @@ class CosmosScopeStore:
 class BlobScopeStore:
     """The Blob cold tier: every blob under ``{tenant}/`` (or ``{tenant}/{namespace}/``)."""
 
-    def __init__(self, cold: BlobColdMemory) -> None:
+    def __init__(self, cold: _BlobLike) -> None:
         self._cold = cold
 
     @staticmethod

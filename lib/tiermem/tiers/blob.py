@@ -24,7 +24,6 @@ from the constructor; this adapter adds no second retry loop. Every SDK exceptio
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import io
 import logging
@@ -32,9 +31,9 @@ import math
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -42,7 +41,6 @@ from pydantic import SecretStr
 from tiermem._codec import Record, RecordKind
 from tiermem._errors import (
     AuthenticationError,
-    BatchWriteError,
     ConfigurationError,
     ConflictError,
     CorruptValueError,
@@ -52,10 +50,10 @@ from tiermem._errors import (
     TierUnavailableError,
 )
 from tiermem._keys import blob_name, parse_blob_name, validate_scope
-from tiermem._lifecycle import AsyncResource
 from tiermem._net import is_loopback
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem.tiers._azure import SDK_FAILURES
+from tiermem.tiers._base import Clock, TierAdapter, brief, for_each, require_extra, retag_corrupt
 
 try:
     import aiohttp
@@ -85,9 +83,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BlobColdMemory"]
 
-_T = TypeVar("_T")
-_X = TypeVar("_X")
-Clock = Callable[[], float]
 
 _log = logging.getLogger("tiermem.blob")
 
@@ -185,23 +180,9 @@ def _own_key(name: str) -> MemoryKey | None:
 # -- the one place SDK exceptions are translated -------------------------------------------------
 
 
-def _brief(exc: BaseException) -> str:
-    """First line of an SDK message, bounded (storage errors append request ids and XML bodies)."""
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
-    return first[:300]
-
-
 def _error_code(exc: BaseException) -> str:
     code = getattr(exc, "error_code", None)
     return str(getattr(code, "value", code) or "")
-
-
-def _is_miss(exc: BaseException) -> bool:
-    """A 404 that means "no such blob" (not "no such container", which is a setup problem)."""
-    if not isinstance(exc, HttpResponseError) or exc.status_code != 404:
-        return False
-    return _error_code(exc) != "ContainerNotFound"
 
 
 def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, container: str) -> TierMemError:
@@ -214,14 +195,14 @@ def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, con
         # Both a rejected token (401/403 AuthenticationFailed) and a credential that could not get
         # one (CredentialUnavailableError, a managed-identity endpoint refusing) land here.
         return error(
-            AuthenticationError, f"blob: the credential could not get a token or was rejected: {_brief(exc)}"
+            AuthenticationError, f"blob: the credential could not get a token or was rejected: {brief(exc)}"
         )
     if isinstance(exc, IncompleteReadError):
-        return error(TierUnavailableError, f"blob: the connection broke during a download: {_brief(exc)}")
+        return error(TierUnavailableError, f"blob: the connection broke during a download: {brief(exc)}")
     if isinstance(exc, HttpResponseError):
         status = exc.status_code
         code = _error_code(exc)
-        detail = f"blob {status}" + (f" {code}" if code else "") + f": {_brief(exc)}"
+        detail = f"blob {status}" + (f" {code}" if code else "") + f": {brief(exc)}"
         if isinstance(exc, ResourceExistsError | ResourceModifiedError) or status in (409, 412):
             why = "etag does not match" if status == 412 else "blob already exists"
             return error(ConflictError, f"{why} ({detail})")
@@ -243,8 +224,8 @@ def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, con
     if isinstance(exc, ServiceRequestError | ServiceResponseError | aiohttp.ClientError | OSError):
         # Refused/reset connections, TLS failures and client-side timeouts, after the SDK's retries.
         # OSError also covers TimeoutError and socket errors that escape azure-core's wrapping.
-        return error(TierUnavailableError, f"blob unreachable: {type(exc).__name__}: {_brief(exc)}")
-    return error(TierError, f"blob: {type(exc).__name__}: {_brief(exc)}")
+        return error(TierUnavailableError, f"blob unreachable: {type(exc).__name__}: {brief(exc)}")
+    return error(TierError, f"blob: {type(exc).__name__}: {brief(exc)}")
 
 
 @functools.cache
@@ -284,7 +265,7 @@ def _retry_policy(total: int, backoff: float, base: float) -> Any:
     return _retry_class()(**options)
 
 
-class BlobColdMemory(AsyncResource):
+class BlobColdMemory(TierAdapter):
     """Cold tier on Azure Blob Storage (``azure.storage.blob.aio``): one block blob per key.
 
     Give exactly one of ``account_url`` + ``credential`` (Entra ID, the production choice),
@@ -327,6 +308,9 @@ class BlobColdMemory(AsyncResource):
         ConfigurationError: the arguments cannot work (the message says what to change).
     """
 
+    tier = Tier.COLD
+    failures = SDK_FAILURES
+
     def __init__(
         self,
         account_url: str | None = None,
@@ -350,10 +334,7 @@ class BlobColdMemory(AsyncResource):
         audience: str | None = None,
         clock: Clock = time.time,
     ) -> None:
-        if _IMPORT_ERROR is not None:
-            raise ImportError(
-                "BlobColdMemory needs azure-storage-blob and aiohttp: pip install 'tiermem[blob]'"
-            ) from _IMPORT_ERROR
+        require_extra(_IMPORT_ERROR, "BlobColdMemory", "azure-storage-blob and aiohttp", "blob")
         if not isinstance(container, str) or not _CONTAINER_RE.fullmatch(container):
             raise ConfigurationError(
                 f"container must be 3-63 lowercase letters, digits and single hyphens, got {container!r:.80}"
@@ -554,28 +535,18 @@ class BlobColdMemory(AsyncResource):
     def info(self) -> TierInfo:
         return self._info
 
-    # -- SDK calls: the only place exceptions are caught -----------------------------------------
+    # -- SDK failures: the only place they are translated ------------------------------------------
 
-    async def _sdk(self, operation: str, key: MemoryKey | None, call: Callable[[], Awaitable[_T]]) -> _T:
-        try:
-            return await call()
-        except (TierMemError, StopAsyncIteration):  # ours already, or the end of a listing
-            raise
-        except SDK_FAILURES as exc:
-            raise _translate(exc, operation=operation, key=key, container=self.container) from exc
+    def _translate(
+        self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
+    ) -> TierMemError:
+        return _translate(exc, operation=operation, key=key, container=self.container)
 
-    async def _sdk_or_none(
-        self, operation: str, key: MemoryKey | None, call: Callable[[], Awaitable[_T]]
-    ) -> _T | None:
-        """Like :meth:`_sdk`, but "no such blob" is ``None`` (a miss)."""
-        try:
-            return await call()
-        except (TierMemError, StopAsyncIteration):  # ours already, or the end of a listing
-            raise
-        except SDK_FAILURES as exc:
-            if _is_miss(exc):
-                return None
-            raise _translate(exc, operation=operation, key=key, container=self.container) from exc
+    def _is_miss(self, exc: BaseException) -> bool:
+        """A 404 that means "no such blob" (not "no such container", which is a setup problem)."""
+        if not isinstance(exc, HttpResponseError) or exc.status_code != 404:
+            return False
+        return _error_code(exc) != "ContainerNotFound"
 
     def _blob(self, key: MemoryKey) -> BlobClient:
         return self._container.get_blob_client(blob_name(key))
@@ -584,7 +555,7 @@ class BlobColdMemory(AsyncResource):
         try:
             return _parse_header(metadata)
         except CorruptValueError as exc:
-            raise CorruptValueError(exc.message, tier=Tier.COLD, operation=operation, key=key.key) from exc
+            raise retag_corrupt(exc, Tier.COLD, operation, key) from exc
 
     # -- lifecycle and health ----------------------------------------------------------------------
 
@@ -742,45 +713,6 @@ class BlobColdMemory(AsyncResource):
 
     # -- batches ----------------------------------------------------------------------------------
 
-    async def _for_each(self, source: AsyncIterator[_X], fn: Callable[[_X], Awaitable[None]]) -> None:
-        """Run ``fn`` over ``source`` with at most ``max_concurrency`` calls in flight.
-
-        Workers pull from one iterator, so a huge listing is never materialized as tasks. The first
-        tiermem error stops the remaining work and is raised as it is (no ``ExceptionGroup``);
-        cancelling the caller cancels every worker (``TaskGroup``).
-        """
-        failures: list[TierMemError] = []
-        pulling = asyncio.Lock()  # an async iterator must not be advanced by two tasks at once
-
-        async def worker() -> None:
-            while not failures:
-                async with pulling:
-                    if failures:
-                        return
-                    try:
-                        item = await anext(source)
-                    except StopAsyncIteration:
-                        return
-                    except TierMemError as exc:
-                        failures.append(exc)
-                        return
-                try:
-                    await fn(item)
-                except TierMemError as exc:
-                    failures.append(exc)
-                    return
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for _ in range(self._max_concurrency):
-                    group.create_task(worker())
-        finally:
-            aclose = getattr(source, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if failures:
-            raise failures[0]
-
     async def mget(self, keys: Sequence[MemoryKey]) -> list[Record | None]:
         """Records in input order, ``None`` for misses; at most ``max_concurrency`` downloads at once."""
         self._ensure_open("mget")
@@ -790,7 +722,7 @@ class BlobColdMemory(AsyncResource):
             index, mk = item
             results[index] = await self.get(mk)
 
-        await self._for_each(_aiter(enumerate(keys)), one)
+        await for_each(enumerate(keys), one, self._max_concurrency)
         return results
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
@@ -802,25 +734,13 @@ class BlobColdMemory(AsyncResource):
             BatchWriteError: some uploads failed; ``written`` lists the keys that were uploaded.
         """
         self._ensure_open("mset")
-        written: list[str] = []
-        failed: dict[str, BaseException] = {}
 
-        async def one(item: tuple[MemoryKey, Record]) -> None:
-            mk, record = item
-            try:
-                await self.set(mk, record, if_absent=if_absent)
-            except ConflictError as exc:
-                if not if_absent:
-                    failed[mk.key] = exc
-                return  # a live value is there: skipping it is the point of if_absent
-            except TierMemError as exc:
-                failed[mk.key] = exc
-                return
-            written.append(mk.key)
+        async def write(mk: MemoryKey, record: Record) -> None:
+            await self.set(mk, record, if_absent=if_absent)
 
-        await self._for_each(_aiter(items), one)
-        if failed:
-            raise BatchWriteError("blob mset failed", written=written, failed=failed, tier=Tier.COLD)
+        await self._write_each(
+            items, write, if_absent=if_absent, concurrency=self._max_concurrency, what="blob"
+        )
 
     # -- listing and sweeping ---------------------------------------------------------------------
 
@@ -897,7 +817,7 @@ class BlobColdMemory(AsyncResource):
             if done:  # None: someone else deleted it first
                 deleted += 1
 
-        await self._for_each(expired(), remove)
+        await for_each(expired(), remove, self._max_concurrency)
         if skipped:
             _log.warning("sweep left %d blob(s) with missing or damaged tiermem metadata", skipped)
         return deleted
@@ -907,8 +827,3 @@ class BlobColdMemory(AsyncResource):
         from tiermem.tiers.azure_lifecycle import BlobScopeStore
 
         return BlobScopeStore(self)
-
-
-async def _aiter(items: Iterable[_X]) -> AsyncIterator[_X]:
-    for item in items:
-        yield item

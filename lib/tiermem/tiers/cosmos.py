@@ -23,8 +23,8 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 from pydantic import SecretStr
@@ -44,11 +44,12 @@ from tiermem._errors import (
     ValueTooLargeError,
 )
 from tiermem._keys import MAX_KEY_BYTES, cosmos_id, parse_cosmos_id, validate_scope
-from tiermem._lifecycle import AsyncResource, ClientState
+from tiermem._lifecycle import ClientState
 from tiermem._net import is_loopback
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem._telemetry import logger
 from tiermem.tiers._azure import SDK_FAILURES
+from tiermem.tiers._base import Clock, TierAdapter, brief, for_each, require_extra, retag_corrupt
 
 try:
     import aiohttp
@@ -75,8 +76,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CosmosWarmMemory"]
 
-_T = TypeVar("_T")
-Clock = Callable[[], float]
 
 PARTITION_KEY_PATH: Final = "/pk"
 
@@ -125,13 +124,6 @@ _SETUP_FORBIDDEN_HINT: Final = (
 )
 
 
-def _brief(exc: BaseException) -> str:
-    """First line of an SDK message, bounded (their messages can carry whole response bodies)."""
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
-    return first[:300]
-
-
 def _service_message(exc: CosmosHttpResponseError) -> str:
     """The service's own message (first line, bounded), from the JSON error body when there is one."""
     raw: Any = exc.http_error_message
@@ -148,17 +140,8 @@ def _service_message(exc: CosmosHttpResponseError) -> str:
     return lines[0][:300] if lines else ""
 
 
-def _is_miss(exc: BaseException) -> bool:
-    """A 404 that means "no such item" (not "no such database/container")."""
-    return (
-        isinstance(exc, CosmosHttpResponseError)
-        and exc.status_code == 404
-        and exc.sub_status != _SUBSTATUS_OWNER_MISSING
-    )
-
-
 def _translate(
-    exc: Exception,
+    exc: BaseException,
     *,
     operation: str,
     key: MemoryKey | None,
@@ -169,7 +152,7 @@ def _translate(
     k = key.key if key is not None else None
     if isinstance(exc, ClientAuthenticationError):
         return AuthenticationError(
-            f"cosmos: the credential could not get a token or was rejected: {_brief(exc)}",
+            f"cosmos: the credential could not get a token or was rejected: {brief(exc)}",
             tier=Tier.WARM,
             operation=operation,
             key=k,
@@ -216,9 +199,9 @@ def _translate(
         CosmosClientTimeoutError | ServiceRequestError | ServiceResponseError | aiohttp.ClientError | OSError,
     ):
         # OSError covers TimeoutError and refused/reset connections that escape azure-core's wrapping.
-        reason = f"cosmos unreachable: {type(exc).__name__}: {_brief(exc)}"
+        reason = f"cosmos unreachable: {type(exc).__name__}: {brief(exc)}"
         return TierUnavailableError(reason, tier=Tier.WARM, operation=operation, key=k)
-    reason = f"cosmos: {type(exc).__name__}: {_brief(exc)}"
+    reason = f"cosmos: {type(exc).__name__}: {brief(exc)}"
     return TierError(reason, tier=Tier.WARM, operation=operation, key=k)
 
 
@@ -239,7 +222,7 @@ def _expired(item: Mapping[str, Any], now: float) -> bool:
     return isinstance(exp, int | float) and not isinstance(exp, bool) and exp <= now
 
 
-class CosmosWarmMemory(AsyncResource):
+class CosmosWarmMemory(TierAdapter):
     """Durable warm tier on Azure Cosmos DB for NoSQL (async SDK, gateway mode).
 
     Give exactly one of ``credential`` (Entra ID, the production choice), ``key`` (account key:
@@ -275,6 +258,9 @@ class CosmosWarmMemory(AsyncResource):
         ConfigurationError: the arguments cannot work (the message says what to change).
     """
 
+    tier = Tier.WARM
+    failures = SDK_FAILURES
+
     def __init__(
         self,
         endpoint: str,
@@ -295,10 +281,7 @@ class CosmosWarmMemory(AsyncResource):
         preferred_locations: Sequence[str] | None = None,
         clock: Clock = time.time,
     ) -> None:
-        if _IMPORT_ERROR is not None:
-            raise ImportError(
-                "CosmosWarmMemory needs azure-cosmos and aiohttp: pip install 'tiermem[cosmos]'"
-            ) from _IMPORT_ERROR
+        require_extra(_IMPORT_ERROR, "CosmosWarmMemory", "azure-cosmos and aiohttp", "cosmos")
         given = [
             n for n, v in (("credential", credential), ("key", key), ("client", client)) if v is not None
         ]
@@ -400,40 +383,20 @@ class CosmosWarmMemory(AsyncResource):
     def info(self) -> TierInfo:
         return self._info
 
-    # -- SDK calls: the only place exceptions are caught and translated ---------------------------
+    # -- SDK failures: the only place they are translated ------------------------------------------
 
-    async def _sdk(
-        self,
-        operation: str,
-        key: MemoryKey | None,
-        call: Callable[[], Awaitable[_T]],
-        *,
-        size: int | None = None,
-    ) -> _T:
-        try:
-            return await call()
-        except TierMemError:
-            raise
-        except SDK_FAILURES as exc:
-            raise _translate(exc, operation=operation, key=key, resource=self._resource, size=size) from exc
+    def _translate(
+        self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
+    ) -> TierMemError:
+        return _translate(exc, operation=operation, key=key, resource=self._resource, size=size)
 
-    async def _sdk_or_none(
-        self,
-        operation: str,
-        key: MemoryKey | None,
-        call: Callable[[], Awaitable[_T]],
-        *,
-        size: int | None = None,
-    ) -> _T | None:
-        """Like :meth:`_sdk`, but an item 404 is ``None`` (a miss)."""
-        try:
-            return await call()
-        except TierMemError:
-            raise
-        except SDK_FAILURES as exc:
-            if _is_miss(exc):
-                return None
-            raise _translate(exc, operation=operation, key=key, resource=self._resource, size=size) from exc
+    def _is_miss(self, exc: BaseException) -> bool:
+        """A 404 that means "no such item" (not "no such database/container")."""
+        return (
+            isinstance(exc, CosmosHttpResponseError)
+            and exc.status_code == 404
+            and exc.sub_status != _SUBSTATUS_OWNER_MISSING
+        )
 
     # -- client and container, created on first use ----------------------------------------------
 
@@ -513,7 +476,7 @@ class CosmosWarmMemory(AsyncResource):
                 key=key.key,
             ) from exc
         except CorruptValueError as exc:
-            raise CorruptValueError(exc.message, tier=Tier.WARM, operation=operation, key=key.key) from exc
+            raise retag_corrupt(exc, Tier.WARM, operation, key) from exc
 
     # -- TierStore ---------------------------------------------------------------------------------
 
@@ -668,19 +631,17 @@ class CosmosWarmMemory(AsyncResource):
             chunks[-1].append((item_id, item_id))
             chars += 2 * len(item_id)
         found: dict[str, Record] = {}
-        limit = asyncio.Semaphore(self._max_concurrency)
 
         async def read(chunk: list[tuple[str, str]]) -> None:
-            async with limit:
-                items = await self._sdk(
-                    "mget", None, lambda: container.read_items(chunk, max_concurrency=self._max_concurrency)
-                )
+            items = await self._sdk(
+                "mget", None, lambda: container.read_items(chunk, max_concurrency=self._max_concurrency)
+            )
             for item in items:
                 mk = ids.get(item.get("id", ""))
                 if mk is not None:
                     found[item["id"]] = self._record(item, "mget", mk)
 
-        await _all(read(chunk) for chunk in chunks)
+        await for_each(chunks, read, self._max_concurrency)
         return [found.get(cosmos_id(mk)) for mk in keys]
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
@@ -694,36 +655,21 @@ class CosmosWarmMemory(AsyncResource):
         self._ensure_open("mset")
         if not items:
             return
-        latest = dict(items)  # a key given twice: the last record wins, as with sequential writes
-        written: list[str] = []
-        failed: dict[str, BaseException] = {}
         try:
             container = await self._container("mset")
         except TierError as exc:
+            failed = {mk.key: exc for mk, _ in items}
             raise BatchWriteError(
-                "cosmos mset wrote nothing", written=[], failed={mk.key: exc for mk in latest}, tier=Tier.WARM
+                "cosmos mset wrote nothing", written=[], failed=failed, tier=Tier.WARM
             ) from exc
-        limit = asyncio.Semaphore(self._max_concurrency)
 
-        async def one(mk: MemoryKey, record: Record) -> None:
-            try:
-                item, size = self._item(mk, record, "mset")
-                async with limit:
-                    await self._write(container, mk, item, size, if_match=None, if_absent=if_absent)
-            except ConflictError as exc:
-                if not if_absent:
-                    failed[mk.key] = exc
-                return  # create-only: a live value already there is kept (promotion semantics)
-            except TierMemError as exc:
-                failed[mk.key] = exc
-                return
-            written.append(mk.key)
+        async def write(mk: MemoryKey, record: Record) -> None:
+            item, size = self._item(mk, record, "mset")
+            await self._write(container, mk, item, size, if_match=None, if_absent=if_absent)
 
-        await _all(one(mk, record) for mk, record in latest.items())
-        if failed:
-            first = next(iter(failed.values()))
-            error = BatchWriteError("cosmos mset failed", written=written, failed=failed, tier=Tier.WARM)
-            raise error from first
+        await self._write_each(
+            items, write, if_absent=if_absent, concurrency=self._max_concurrency, what="cosmos"
+        )
 
     # -- WarmMemory --------------------------------------------------------------------------------
 
@@ -780,7 +726,6 @@ class CosmosWarmMemory(AsyncResource):
         query, params = self._scope_query("SELECT c.id FROM c", tenant, namespace)
         self._ensure_open("purge")
         container = await self._container("purge")
-        limit = asyncio.Semaphore(self._max_concurrency)
         deleted = 0
 
         async def page() -> list[Any]:
@@ -792,20 +737,22 @@ class CosmosWarmMemory(AsyncResource):
                     break
             return ids
 
-        async def remove(item_id: str) -> bool:
+        async def remove(item_id: str) -> None:
+            nonlocal deleted
+
             async def call() -> bool:
                 await container.delete_item(item_id, partition_key=item_id)
                 return True
 
-            async with limit:  # a 404 means someone else deleted it: not counted
-                return await self._sdk_or_none("purge", None, call) is not None
+            if await self._sdk_or_none("purge", None, call) is not None:  # 404: deleted by someone else
+                deleted += 1
 
         while True:
             self._ensure_open("purge")
             ids = await self._sdk("purge", None, page)
             if not ids:
                 return deleted
-            deleted += sum(await _all(remove(str(item_id)) for item_id in ids))
+            await for_each([str(item_id) for item_id in ids], remove, self._max_concurrency)
 
     async def _close(self) -> None:
         client, self._client, self._proxy = self._client, None, None
@@ -838,19 +785,3 @@ async def _discard(client: CosmosClient) -> None:
     # the caller needs to see, not a secondary one from closing.
     with contextlib.suppress(Exception):
         await client.close()
-
-
-async def _all(calls: Iterable[Awaitable[_T]]) -> list[_T]:
-    """Run concurrently; on the first failure cancel the rest and raise that failure itself.
-
-    (``asyncio.TaskGroup`` would wrap it in an ``ExceptionGroup``, which callers cannot catch as a
-    ``TierError``.) Concurrency is bounded by the semaphores inside the awaitables.
-    """
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise

@@ -9,18 +9,41 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from tiermem._codec import HEADER_SIZE, Record, RecordKind
 from tiermem._errors import CorruptValueError, InvalidKeyError
 from tiermem._keys import _unpercent, file_scope_parts, parse_file_parts, validate_scope
+from tiermem._types import MemoryKey
 from tiermem.lifecycle._store import LISTING_PAGE, StoredEntry
 
-if TYPE_CHECKING:
-    from tiermem.tiers.files import FileColdMemory
-    from tiermem.tiers.memory import LocalHotMemory
+
+class _Held(Protocol):
+    @property
+    def record(self) -> Record: ...
+
+
+class _InProcessLike(Protocol):
+    """What the in-process store uses of the hot adapter: its entries and its removal bookkeeping."""
+
+    @property
+    def _entries(self) -> Mapping[MemoryKey, _Held]: ...
+
+    def _remove(self, mk: MemoryKey) -> None: ...
+
+    def _ensure_open(self, operation: str) -> None: ...
+
+
+class _FilesLike(Protocol):
+    """What the file store uses of the files adapter: its root and its I/O executor (and translation)."""
+
+    @property
+    def root(self) -> Path: ...
+
+    async def _io(self, operation: str, key: MemoryKey | None, fn: Callable[[], _T]) -> _T: ...
+
 
 __all__ = ["FileScopeStore", "InProcessScopeStore", "SqliteScopeStore"]
 
@@ -47,7 +70,7 @@ def _header(head: bytes) -> Record | None:
 class InProcessScopeStore:
     """The in-process hot tier: its entries are a dict in this process."""
 
-    def __init__(self, hot: LocalHotMemory) -> None:
+    def __init__(self, hot: _InProcessLike) -> None:
         self._hot = hot
 
     async def entries(self, tenant: str | None, namespace: str | None) -> AsyncIterator[StoredEntry]:
@@ -248,7 +271,7 @@ class SqliteScopeStore:
 class FileScopeStore:
     """The files cold tier: one directory per tenant and namespace under the root."""
 
-    def __init__(self, cold: FileColdMemory) -> None:
+    def __init__(self, cold: _FilesLike) -> None:
         self._cold = cold
 
     def _walk(self, tenant: str | None, namespace: str | None) -> Iterator[tuple[tuple[str, ...], Path]]:

@@ -21,6 +21,7 @@ from tiermem._errors import (
 from tiermem._keys import file_parts, file_scope_parts, parse_file_parts, validate_scope
 from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem._types import Clock
 
 if TYPE_CHECKING:
     from tiermem.tiers.embedded_lifecycle import FileScopeStore
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["FileColdMemory"]
 
 _T = TypeVar("_T")
-Clock = Callable[[], float]
 
 
 _ETAG_BYTES: Final = 8

@@ -5,28 +5,20 @@ from __future__ import annotations
 import enum
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final
 
 from tiermem._codec import Record
-from tiermem._errors import (
-    BatchWriteError,
-    ConflictError,
-    TierError,
-    ValueTooLargeError,
-)
-from tiermem._lifecycle import AsyncResource
+from tiermem._errors import ConflictError, TierError, ValueTooLargeError
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem.tiers._base import BatchOutcome, Clock, TierAdapter
 
 if TYPE_CHECKING:
     from tiermem.tiers.embedded_lifecycle import InProcessScopeStore
     from tiermem.tiers.memory_collections import InProcessCollectionStore
 
 __all__ = ["EvictionPolicy", "LocalHotMemory"]
-
-_T = TypeVar("_T")
-Clock = Callable[[], float]
 
 
 class EvictionPolicy(enum.Enum):
@@ -47,7 +39,7 @@ class _HotEntry:
 _ENTRY_OVERHEAD: Final = 64  # rough per-entry bookkeeping, so max_bytes bounds real memory use
 
 
-class LocalHotMemory(AsyncResource):
+class LocalHotMemory(TierAdapter):
     """In-process hot tier with LRU, LFU or FIFO eviction, ``max_items``/``max_bytes`` bounds and TTL.
 
     All operations are synchronous under the hood and never await, so they are atomic with
@@ -59,6 +51,8 @@ class LocalHotMemory(AsyncResource):
         eviction: the policy that picks the victim when a bound is exceeded.
         clock: time source (Unix seconds), injectable for tests.
     """
+
+    tier = Tier.HOT
 
     def __init__(
         self,
@@ -214,18 +208,16 @@ class LocalHotMemory(AsyncResource):
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
         self._ensure_open("mset")
-        written: list[str] = []
-        failed: dict[str, BaseException] = {}
+        outcome = BatchOutcome()
         for mk, record in items:
             if if_absent and self._live(mk) is not None:
                 continue
             try:
                 self._put(mk, record)
-                written.append(mk.key)
+                outcome.ok(mk)
             except ValueTooLargeError as exc:
-                failed[mk.key] = exc
-        if failed:
-            raise BatchWriteError("hot mset failed", written=written, failed=failed, tier=Tier.HOT)
+                outcome.fail(mk, exc)
+        outcome.raise_failures(Tier.HOT, "hot")
 
     async def _close(self) -> None:
         self._entries.clear()

@@ -12,15 +12,13 @@ Every redis-py exception is translated in one place, :func:`_translate`.
 from __future__ import annotations
 
 import asyncio
-import inspect
-import ipaddress
 import math
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypedDict, Unpack
 from urllib.parse import unquote, urlsplit
 
 from pydantic import SecretStr
@@ -28,7 +26,6 @@ from pydantic import SecretStr
 from tiermem._codec import Record
 from tiermem._errors import (
     AuthenticationError,
-    BatchWriteError,
     ConfigurationError,
     ConflictError,
     CorruptValueError,
@@ -38,13 +35,13 @@ from tiermem._errors import (
     TierUnavailableError,
 )
 from tiermem._keys import redis_key, validate_scope
-from tiermem._lifecycle import AsyncResource
+from tiermem._net import is_loopback_host
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-
-_T = TypeVar("_T")
+from tiermem.tiers._base import BatchOutcome, TierAdapter, require_extra, retag_corrupt
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from azure.core.credentials_async import AsyncTokenCredential
 
     from tiermem.secrets import SecretSource
     from tiermem.tiers.azure_lifecycle import RedisScopeStore
@@ -54,97 +51,28 @@ try:
     from redis import exceptions as rexc
     from redis.asyncio import BlockingConnectionPool, Connection, Redis, SSLConnection
     from redis.asyncio.cluster import RedisCluster
-    from redis.asyncio.retry import Retry
     from redis.auth.err import InvalidTokenSchemaErr, RequestTokenErr, TokenRenewalErr
-    from redis.auth.idp import IdentityProviderInterface
-    from redis.auth.token import JWToken, TokenInterface
     from redis.backoff import ExponentialWithJitterBackoff
     from redis.credentials import CredentialProvider
+
+    from tiermem.tiers._redis_auth import (
+        ENTRA_SCOPE,
+        TOKEN_REFRESH_RATIO,
+        CredentialIdentity,
+        SecretCredentials,
+        TransientRetry,
+        entra_provider,
+        ignore_token_error,
+    )
 except ImportError as exc:  # the [redis] extra is not installed; RedisHotMemory says so when used
     _MISSING_REDIS: ImportError | None = exc
+    _FAILURES: tuple[type[BaseException], ...] = ()
+    ENTRA_SCOPE = "https://redis.azure.com/.default"
+    TOKEN_REFRESH_RATIO = 0.7
 else:
     _MISSING_REDIS = None
-
-    class _TransientRetry(Retry):
-        """redis-py's ``Retry``, minus retrying rejected credentials.
-
-        redis-py's ``AuthenticationError`` subclasses ``ConnectionError``, so a plain ``Retry``
-        would back off and resend a wrong password or token ``retries`` times before failing.
-        """
-
-        async def call_with_retry(
-            self,
-            do: Callable[[], Awaitable[_T]],
-            fail: Callable[[Exception], Any] | Callable[[Exception, int], Any],
-            is_retryable: Callable[[Exception], bool] | None = None,
-            with_failure_count: bool = False,
-        ) -> _T:
-            def transient(error: Exception) -> bool:
-                if isinstance(error, _NEVER_RETRIED):
-                    return False
-                return is_retryable is None or is_retryable(error)
-
-            return await super().call_with_retry(do, fail, transient, with_failure_count)
-
-    class _TokenRequestError(RequestTokenErr, rexc.AuthenticationError):
-        """No token could be fetched: retried by the token manager, then fails the connect.
-
-        It is also a redis-py ``AuthenticationError`` because redis-py closes a connection whose
-        handshake failed only for a ``RedisError``; anything else would leave a connected but
-        unauthenticated connection in the pool.
-        """
-
-        def __init__(self, message: str) -> None:
-            # RequestTokenErr.__init__ only forwards to the next base; call that one typed.
-            rexc.AuthenticationError.__init__(self, message)
-
-    class _CredentialIdentity(IdentityProviderInterface):
-        """Feeds redis-entraid's token manager from a synchronous azure-identity ``TokenCredential``.
-
-        Stands in for redis-entraid's ``DefaultAzureCredentialProvider`` (which calls the same
-        ``get_token``) so that the adapter can stop the background refresh when it is closed:
-        redis-py schedules async renewals with ``call_later`` and keeps no handle to cancel them.
-        """
-
-        def __init__(self, credential: TokenCredential, scope: str) -> None:
-            self._credential = credential
-            self._scope = scope
-            self.closed = False
-
-        def request_token(self, force_refresh: bool = False) -> TokenInterface:
-            if self.closed:
-                raise _TokenRequestError("the Redis hot tier is closed; token refresh stopped")
-            try:
-                return JWToken(self._credential.get_token(self._scope).token)
-            except Exception as exc:  # the token manager retries it, then the connect fails with it
-                raise _TokenRequestError(f"{type(exc).__name__}: {exc}") from exc
-
-    class _SecretCredentials(CredentialProvider):
-        """Asks a :class:`tiermem.secrets.SecretSource` for the password on every new connection.
-
-        So a rotated secret (a new Key Vault version) is picked up without a restart.
-        """
-
-        def __init__(self, source: SecretSource, username: str | None) -> None:
-            self._source = source
-            self._username = username
-
-        def get_credentials(self) -> tuple[str] | tuple[str, str]:
-            raise NotImplementedError("RedisHotMemory only uses the async client")
-
-        async def get_credentials_async(self) -> tuple[str] | tuple[str, str]:
-            # Raise RedisErrors only: redis-py then closes the half-open connection (see above).
-            try:
-                secret = (await self._source.get_secret()).get_secret_value()
-            except TierUnavailableError as exc:
-                raise rexc.ConnectionError(f"the Redis password source is unreachable: {exc}") from exc
-            except TierMemError as exc:
-                raise rexc.AuthenticationError(f"could not read the Redis password: {exc}") from exc
-            return (self._username, secret) if self._username is not None else (secret,)
-
-    _NEVER_RETRIED: Final = (rexc.AuthenticationError, rexc.AuthorizationError, rexc.MaxConnectionsError)
     # Everything here is translated by _translate; anything else (a bug) propagates unchanged.
-    _FAILURES: Final = (
+    _FAILURES = (
         rexc.RedisError,
         rexc.RedisClusterException,
         RequestTokenErr,
@@ -165,15 +93,9 @@ else:
         TimeoutError,
     )
 
-__all__ = ["ENTRA_SCOPE", "MAX_RECORD_BYTES", "TOKEN_REFRESH_RATIO", "RedisHotMemory"]
-
-ENTRA_SCOPE: Final = "https://redis.azure.com/.default"
-"""The Entra ID scope of Azure Cache for Redis and Azure Managed Redis data-plane tokens."""
+__all__ = ["ENTRA_SCOPE", "MAX_RECORD_BYTES", "TOKEN_REFRESH_RATIO", "RedisHotMemory", "RedisOptions"]
 
 MAX_RECORD_BYTES: Final = 512 * 1024 * 1024  # Redis' proto-max-bulk-len default
-
-TOKEN_REFRESH_RATIO: Final = 0.7
-"""Tokens are renewed when this fraction of their lifetime has passed (redis-entraid's default)."""
 
 _OOM_MESSAGE: Final = "Redis is out of memory (maxmemory); see runbooks/redis-out-of-memory.md"
 _AUTH_CODES: Final = frozenset({"NOAUTH", "WRONGPASS", "NOPERM"})
@@ -184,9 +106,26 @@ _AZURE_TLS_PORTS: Final = (
 _PIPELINE_PREFIX: Final = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: ", re.DOTALL)
 
 
+class RedisOptions(TypedDict, total=False):
+    """How to connect and authenticate: the keyword arguments of :meth:`RedisHotMemory.from_url`,
+    :meth:`~RedisHotMemory.from_host` and :meth:`tiermem.MemoryBuilder.with_redis` (documented on
+    ``from_url``; defaults there too)."""
+
+    credential: TokenCredential | AsyncTokenCredential | None
+    password: SecretStr | str | SecretSource | None
+    username: str | None
+    cluster: bool
+    prefix: str
+    max_connections: int
+    pool_timeout: float
+    socket_timeout: float
+    socket_connect_timeout: float
+    retries: int
+    ssl_ca_certs: str | None
+
+
 def _require_redis() -> None:
-    if _MISSING_REDIS is not None:
-        raise ImportError("RedisHotMemory needs redis-py: pip install 'tiermem[redis]'") from _MISSING_REDIS
+    require_extra(_MISSING_REDIS, "RedisHotMemory", "redis-py", "redis")
 
 
 def _describe(exc: BaseException) -> str:
@@ -247,15 +186,6 @@ def _ttl_ms(record: Record, now: float) -> int | None:
     return math.ceil((record.expires_at - now) * 1000)
 
 
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _default_port(host: str, tls: bool) -> int:
     if tls:
         for suffix, port in _AZURE_TLS_PORTS:
@@ -264,7 +194,7 @@ def _default_port(host: str, tls: bool) -> int:
     return 6379
 
 
-class RedisHotMemory(AsyncResource):
+class RedisHotMemory(TierAdapter):
     """Hot tier on Redis: native TTL, one ``MGET`` per batch read, one pipeline per batch write.
 
     Build it with :meth:`from_url` / :meth:`from_host` (the adapter then owns and closes its
@@ -283,6 +213,9 @@ class RedisHotMemory(AsyncResource):
         ImportError: redis-py is not installed.
         ConfigurationError: ``prefix`` is invalid or the client decodes responses to ``str``.
     """
+
+    tier = Tier.HOT
+    failures = _FAILURES
 
     def __init__(self, client: Redis | RedisCluster, *, prefix: str = "tm") -> None:
         _require_redis()
@@ -308,7 +241,7 @@ class RedisHotMemory(AsyncResource):
         )
         # Set only by from_url/from_host: what this object created and must release.
         self._owns_client = False
-        self._identity: _CredentialIdentity | None = None
+        self._identity: CredentialIdentity | None = None
         self._streaming: Any = None
         self._admission: asyncio.Semaphore | None = None
         self._pool_timeout = 0.0
@@ -316,22 +249,7 @@ class RedisHotMemory(AsyncResource):
     # -- construction ----------------------------------------------------------------------------
 
     @classmethod
-    def from_url(
-        cls,
-        url: str,
-        *,
-        credential: TokenCredential | None = None,
-        password: SecretStr | SecretSource | None = None,
-        username: str | None = None,
-        cluster: bool = False,
-        prefix: str = "tm",
-        max_connections: int = 64,
-        pool_timeout: float = 1.0,
-        socket_timeout: float = 1.0,
-        socket_connect_timeout: float = 1.0,
-        retries: int = 3,
-        ssl_ca_certs: str | None = None,
-    ) -> RedisHotMemory:
+    def from_url(cls, url: str, **options: Unpack[RedisOptions]) -> RedisHotMemory:
         """A hot tier for ``redis://host[:port][/db]`` or ``rediss://...`` (TLS). No I/O happens here.
 
         The URL carries no password and no query options (pass them as arguments). Plain
@@ -341,23 +259,21 @@ class RedisHotMemory(AsyncResource):
 
         Args:
             url: the server (or, with ``cluster``, one startup node of the cluster).
-            credential: Entra ID authentication through redis-entraid. Accepted: a *synchronous*
-                ``azure.core.credentials.TokenCredential``, i.e. any ``azure.identity`` credential
-                (``ManagedIdentityCredential``, ``WorkloadIdentityCredential``, ``DefaultAzureCredential``,
-                ``ClientSecretCredential``, ``CertificateCredential``, ``AzureCliCredential``,
-                ``ChainedTokenCredential``...) or any object whose ``get_token(scope)`` returns an
-                ``AccessToken`` holding an Entra ID JWT with ``oid`` and ``exp`` claims. Rejected with
-                :class:`ConfigurationError`: ``azure.identity.aio`` credentials (``AsyncTokenCredential``),
-                because redis-py's token manager calls ``get_token`` synchronously on the event loop
-                (a network fetch blocks the loop while it runs; azure-identity serves cached tokens
-                in between). redis-entraid's own factories take no credential object (they build msal
-                clients or their own ``DefaultAzureCredential``); to use one, pass its provider to
-                ``redis.asyncio.Redis(credential_provider=...)`` and wrap that client instead. Tokens
-                are for :data:`ENTRA_SCOPE`; the username sent is the token's ``oid``. A token is
-                renewed in the background after :data:`TOKEN_REFRESH_RATIO` of its lifetime and
-                every pooled connection re-authenticates with ``AUTH`` (idle ones at once, busy ones
-                when released); new connections use the current token. Not closed here.
-            password: a ``pydantic.SecretStr``, or a :class:`tiermem.secrets.SecretSource` such as
+            credential: Entra ID authentication through redis-entraid: any ``azure.identity``
+                credential, synchronous (``ManagedIdentityCredential``, ``WorkloadIdentityCredential``,
+                ``DefaultAzureCredential``, ``ClientSecretCredential``, ``AzureCliCredential``...) or
+                from ``azure.identity.aio`` (the same credential your Cosmos DB and Blob tiers use), or
+                any object whose ``get_token(scope)`` returns (or, async, resolves to) an ``AccessToken``
+                holding an Entra ID JWT with ``oid`` and ``exp`` claims. redis-py's token manager asks
+                for tokens synchronously: a synchronous credential's network fetch blocks the event loop
+                while it runs (azure-identity serves cached tokens in between); an async one is awaited
+                in a task on the loop while the token manager polls for the result (every 100 ms, up
+                to 10 s). Tokens are for :data:`ENTRA_SCOPE`; the username sent is the token's
+                ``oid``. A token is renewed in the background after :data:`TOKEN_REFRESH_RATIO` of
+                its lifetime and every pooled connection re-authenticates with ``AUTH`` (idle ones at
+                once, busy ones when released); new connections use the current token. Not closed here.
+            password: a ``pydantic.SecretStr`` (a plain ``str`` is wrapped in one), or a
+                :class:`tiermem.secrets.SecretSource` such as
                 ``KeyVaultSecret`` that is asked for the current value whenever a connection opens
                 (rotation is picked up by new connections; the source is not closed here).
             username: ACL user for ``password`` (the URL's user part works too).
@@ -397,91 +313,49 @@ class RedisHotMemory(AsyncResource):
         if db_text and not db_text.isdigit():
             raise ConfigurationError(f"the Redis URL path must be a database number, got {db_text!r}")
         url_user = unquote(parts.username) if parts.username else None
+        username = options.get("username")
         if url_user is not None and username is not None and url_user != username:
             raise ConfigurationError("the Redis username is given twice, in the URL and as username=")
         tls = scheme == "rediss"
+        options = options.copy()
+        options["username"] = username if username is not None else url_user
         return cls._create(
             parts.hostname,
             port if port is not None else _default_port(parts.hostname, tls),
             db=int(db_text) if db_text else 0,
             tls=tls,
-            credential=credential,
-            password=password,
-            username=username if username is not None else url_user,
-            cluster=cluster,
-            prefix=prefix,
-            max_connections=max_connections,
-            pool_timeout=pool_timeout,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_connect_timeout,
-            retries=retries,
-            ssl_ca_certs=ssl_ca_certs,
+            options=options,
         )
 
     @classmethod
     def from_host(
-        cls,
-        host: str,
-        port: int,
-        *,
-        tls: bool = True,
-        db: int = 0,
-        credential: TokenCredential | None = None,
-        password: SecretStr | SecretSource | None = None,
-        username: str | None = None,
-        cluster: bool = False,
-        prefix: str = "tm",
-        max_connections: int = 64,
-        pool_timeout: float = 1.0,
-        socket_timeout: float = 1.0,
-        socket_connect_timeout: float = 1.0,
-        retries: int = 3,
-        ssl_ca_certs: str | None = None,
+        cls, host: str, port: int, *, tls: bool = True, db: int = 0, **options: Unpack[RedisOptions]
     ) -> RedisHotMemory:
         """Like :meth:`from_url`, from a host and port (TLS unless ``tls=False`` on loopback).
 
         Azure ports: 6380 for Azure Cache for Redis, 10000 for Azure Managed Redis.
         """
         _require_redis()
-        return cls._create(
-            host,
-            port,
-            db=db,
-            tls=tls,
-            credential=credential,
-            password=password,
-            username=username,
-            cluster=cluster,
-            prefix=prefix,
-            max_connections=max_connections,
-            pool_timeout=pool_timeout,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_connect_timeout,
-            retries=retries,
-            ssl_ca_certs=ssl_ca_certs,
-        )
+        return cls._create(host, port, db=db, tls=tls, options=options)
 
     @classmethod
-    def _create(
-        cls,
-        host: str,
-        port: int,
-        *,
-        db: int,
-        tls: bool,
-        credential: TokenCredential | None,
-        password: SecretStr | SecretSource | None,
-        username: str | None,
-        cluster: bool,
-        prefix: str,
-        max_connections: int,
-        pool_timeout: float,
-        socket_timeout: float,
-        socket_connect_timeout: float,
-        retries: int,
-        ssl_ca_certs: str | None,
-    ) -> RedisHotMemory:
-        if not tls and not _is_loopback(host):
+    def _create(cls, host: str, port: int, *, db: int, tls: bool, options: RedisOptions) -> RedisHotMemory:
+        unknown = set(options) - RedisOptions.__optional_keys__
+        if unknown:
+            raise TypeError(f"unexpected Redis option(s) {sorted(unknown)}")
+        credential = options.get("credential")
+        password = options.get("password")
+        if isinstance(password, str):
+            password = SecretStr(password)
+        username = options.get("username")
+        cluster = options.get("cluster", False)
+        max_connections = options.get("max_connections", 64)
+        pool_timeout = options.get("pool_timeout", 1.0)
+        socket_timeout = options.get("socket_timeout", 1.0)
+        socket_connect_timeout = options.get("socket_connect_timeout", 1.0)
+        retries = options.get("retries", 3)
+        ssl_ca_certs = options.get("ssl_ca_certs")
+        if not tls and not is_loopback_host(host):
             raise ConfigurationError(
                 f"plaintext Redis is allowed only on loopback, not {host}: use rediss:// "
                 "(Azure Cache for Redis listens on 6380, Azure Managed Redis on 10000)"
@@ -496,7 +370,7 @@ class RedisHotMemory(AsyncResource):
             isinstance(password, SecretStr) or callable(getattr(password, "get_secret", None))
         ):
             raise ConfigurationError(
-                "password must be a pydantic.SecretStr or a tiermem.secrets.SecretSource"
+                "password must be a str, a pydantic.SecretStr or a tiermem.secrets.SecretSource"
             )
         if cluster and db != 0:
             raise ConfigurationError("Redis Cluster has only database 0")
@@ -507,16 +381,16 @@ class RedisHotMemory(AsyncResource):
         if not 0 <= port <= 65535:
             raise ConfigurationError(f"invalid Redis port {port}")
 
-        identity: _CredentialIdentity | None = None
+        identity: CredentialIdentity | None = None
         streaming: CredentialProvider | None = None
         provider: CredentialProvider | None = None
         if credential is not None:
-            identity, streaming = _entra_provider(credential)
+            identity, streaming = entra_provider(credential)
             provider = streaming
         elif password is not None and not isinstance(password, SecretStr):
-            provider = _SecretCredentials(password, username)
-        retry = _TransientRetry(ExponentialWithJitterBackoff(cap=0.5, base=0.01), retries)
-        options: dict[str, Any] = {
+            provider = SecretCredentials(password, username)
+        retry = TransientRetry(ExponentialWithJitterBackoff(cap=0.5, base=0.01), retries)
+        connection: dict[str, Any] = {
             "username": username if provider is None else None,  # a provider sends its own
             "password": password.get_secret_value() if isinstance(password, SecretStr) else None,
             "credential_provider": provider,
@@ -537,7 +411,7 @@ class RedisHotMemory(AsyncResource):
                 max_connections=max_connections,
                 retry=retry,
                 ssl=tls,
-                **options,
+                **connection,
                 **(tls_options if tls else {}),
             )
         else:
@@ -549,12 +423,12 @@ class RedisHotMemory(AsyncResource):
                 port=port,
                 db=db,
                 retry=retry,
-                **options,
+                **connection,
                 **(tls_options if tls else {}),
             )
             # The provider goes to the client too: that is what registers the pool for re-auth.
             client = Redis(connection_pool=pool, credential_provider=streaming)
-        self = cls(client, prefix=prefix)
+        self = cls(client, prefix=options.get("prefix", "tm"))
         self._owns_client = True
         self._identity = identity
         self._streaming = streaming
@@ -605,10 +479,15 @@ class RedisHotMemory(AsyncResource):
         try:
             yield
         except _FAILURES as exc:
-            raise _translate(exc, operation, key) from exc
+            raise self._translate(exc, operation, key, None) from exc
         finally:
             if admission is not None:
                 admission.release()
+
+    def _translate(
+        self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
+    ) -> TierMemError:
+        return _translate(exc, operation, key)
 
     def _decode(self, data: bytes | str, operation: str, key: MemoryKey) -> Record:
         if isinstance(data, str):  # ruled out by the decode_responses check in __init__
@@ -616,7 +495,7 @@ class RedisHotMemory(AsyncResource):
         try:
             return Record.from_bytes(data)
         except CorruptValueError as exc:
-            raise CorruptValueError(exc.message, tier=Tier.HOT, operation=operation, key=key.key) from exc
+            raise retag_corrupt(exc, Tier.HOT, operation, key) from exc
 
     async def setup(self) -> None:
         """Nothing to create in Redis; checks that the server answers."""
@@ -734,28 +613,21 @@ class RedisHotMemory(AsyncResource):
             return
         async with self._call("mset"):
             replies = await pipe.execute(raise_on_error=False)
-        written: list[str] = []
-        failed: dict[str, BaseException] = {}
+        outcome = BatchOutcome()
         for (mk, is_set), reply in zip(queued, replies, strict=True):
             if isinstance(reply, BaseException):
                 error = _translate(reply, "mset", mk)
                 error.__cause__ = reply
-                failed[mk.key] = error
-            elif is_set and not reply:
-                continue  # NX: the key exists, which is what if_absent asks to keep
-            else:
-                written.append(mk.key)
-        if failed:
-            errors = list(failed.values())
-            if not written and all(isinstance(e, TierUnavailableError) for e in errors):
-                raise errors[0]
-            raise BatchWriteError("redis mset failed", written=written, failed=failed, tier=Tier.HOT)
+                outcome.fail(mk, error)
+            elif not is_set or reply:  # a falsy SET reply is NX keeping an existing key: what if_absent asks
+                outcome.ok(mk)
+        outcome.raise_failures(Tier.HOT, "redis", outage_as_itself=True)
 
     async def _close(self) -> None:
         if self._identity is not None:
             # Stop the background token refresh: the next renewal fails fast and ends quietly.
-            self._identity.closed = True
-            self._streaming.on_error(_ignore_token_error)
+            self._identity.stop()
+            self._streaming.on_error(ignore_token_error)
         if self._owns_client:
             client = self._client
             if isinstance(client, RedisCluster):
@@ -780,36 +652,3 @@ class RedisHotMemory(AsyncResource):
         from tiermem.tiers.azure_lifecycle import RedisScopeStore
 
         return RedisScopeStore(self)
-
-
-async def _ignore_token_error(error: Exception) -> None:
-    """Renewal errors after close are expected (see ``_CredentialIdentity.request_token``)."""
-
-
-def _entra_provider(credential: TokenCredential) -> tuple[_CredentialIdentity, CredentialProvider]:
-    get_token = getattr(credential, "get_token", None)
-    if not callable(get_token):
-        raise ConfigurationError(
-            "credential must be an azure.core.credentials.TokenCredential (e.g. azure.identity."
-            f"ManagedIdentityCredential), not {type(credential).__name__}"
-        )
-    if inspect.iscoroutinefunction(get_token):
-        raise ConfigurationError(
-            "redis-entraid needs a synchronous credential: pass an azure.identity credential "
-            "(e.g. azure.identity.ManagedIdentityCredential), not one from azure.identity.aio"
-        )
-    try:
-        from redis.auth.token_manager import RetryPolicy, TokenManagerConfig
-        from redis_entraid.cred_provider import EntraIdCredentialsProvider
-    except ImportError as exc:
-        raise ImportError(
-            "Entra ID auth for Redis needs redis-entraid: pip install 'tiermem[redis]'"
-        ) from exc
-    identity = _CredentialIdentity(credential, ENTRA_SCOPE)
-    config = TokenManagerConfig(
-        expiration_refresh_ratio=TOKEN_REFRESH_RATIO,
-        lower_refresh_bound_millis=0,
-        token_request_execution_timeout_in_ms=1000,
-        retry_policy=RetryPolicy(max_attempts=3, delay_in_ms=100),
-    )
-    return identity, cast("CredentialProvider", EntraIdCredentialsProvider(identity, config))

@@ -22,6 +22,7 @@ from tiermem._errors import (
 from tiermem._keys import validate_scope
 from tiermem._lifecycle import AsyncResource
 from tiermem._protocols import MemoryKey, Tier, TierInfo
+from tiermem._types import Clock
 
 if TYPE_CHECKING:
     from tiermem.tiers.embedded_lifecycle import SqliteScopeStore
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = ["SqliteWarmMemory"]
 
 _T = TypeVar("_T")
-Clock = Callable[[], float]
 
 
 _SCHEMA: Final = """

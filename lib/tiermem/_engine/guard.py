@@ -1,0 +1,193 @@
+"""The one place every tier call goes through: breaker, deadline, child span and metrics.
+
+:class:`Guard` wraps a tier store and offers the same verbs (``get``, ``set``, ``mget``...), so the
+engine calls ``guard.get(key)`` where it would call ``store.get(key)``, and ``mypy --strict`` checks
+those calls against the tier Protocol the guard is generic over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Final, Generic, TypeVar
+
+from tiermem._breaker import CircuitBreaker
+from tiermem._codec import Record, RecordKind
+from tiermem._config import TierOptions
+from tiermem._errors import (
+    BatchWriteError,
+    CircuitOpenError,
+    ClientClosedError,
+    TierMemError,
+    TierUnavailableError,
+)
+from tiermem._lifecycle import ClientState
+from tiermem._protocols import TierStore
+from tiermem._telemetry import _NO_SPAN, Telemetry, logger
+from tiermem._types import MemoryKey, Tier
+
+__all__ = ["Guard", "Lifecycle"]
+
+_T = TypeVar("_T")
+S = TypeVar("S", bound=TierStore, covariant=True)
+
+_MARKERS: Final = frozenset({RecordKind.TOMBSTONE, RecordKind.FENCE})
+
+
+def _hit_outcome(record: Record | None) -> str:
+    return "miss" if record is None or record.kind in _MARKERS else "hit"
+
+
+class Lifecycle:
+    """Whether the client that owns the guards is open (shared by the client and its views)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = ClientState.OPEN
+
+
+class Guard(Generic[S]):
+    """A tier store behind its circuit breaker, deadline, span and metrics, with the store's verbs.
+
+    Timeouts become :class:`TierUnavailableError`; unavailability (and a batch where nothing got
+    through) counts against the breaker; any other answer from the tier closes it.
+    """
+
+    __slots__ = ("_life", "_store", "_telemetry", "attrs", "breaker", "options", "tier")
+
+    def __init__(
+        self, tier: Tier, store: S, options: TierOptions, telemetry: Telemetry, life: Lifecycle
+    ) -> None:
+        self.tier = tier
+        self._store = store
+        self.options = options
+        self.breaker = CircuitBreaker(
+            failure_threshold=options.failure_threshold, reset_timeout=options.reset_timeout
+        )
+        info = store.info
+        self.attrs: dict[str, Any] = {"tiermem.tier": tier.value, "db.system": info.db_system}
+        if info.server_address:
+            self.attrs["server.address"] = info.server_address
+        self._telemetry = telemetry
+        self._life = life
+
+    @property
+    def store(self) -> S:
+        return self._store
+
+    # -- the store's verbs ----------------------------------------------------------------------------
+
+    async def get(self, key: MemoryKey) -> Record | None:
+        return await self._run("get", self._store.get(key), key, outcome=_hit_outcome)
+
+    async def exists(self, key: MemoryKey) -> bool:
+        return await self._run("exists", self._store.exists(key), key)
+
+    async def set(
+        self, key: MemoryKey, record: Record, *, if_match: str | None = None, if_absent: bool = False
+    ) -> str | None:
+        return await self._run(
+            "set", self._store.set(key, record, if_match=if_match, if_absent=if_absent), key
+        )
+
+    async def delete(self, key: MemoryKey) -> None:
+        await self._run("delete", self._store.delete(key), key)
+
+    async def mget(self, keys: Sequence[MemoryKey]) -> list[Record | None]:
+        return await self._run("mget", self._store.mget(keys), nkeys=len(keys))
+
+    async def mset(
+        self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False, operation: str = "mset"
+    ) -> None:
+        """``store.mset``; ``operation`` names it in spans and metrics (``promote`` for promotions)."""
+        await self._run(operation, self._store.mset(items, if_absent=if_absent), nkeys=len(items))
+
+    async def setup(self) -> None:
+        await self._run("setup", self._store.setup())
+
+    async def ping(self) -> None:
+        await self._run("ping", self._store.ping())
+
+    # -- around every call --------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        operation: str,
+        call: Coroutine[Any, Any, _T],
+        key: MemoryKey | None = None,
+        *,
+        nkeys: int = 1,
+        outcome: Callable[[_T], str] | None = None,
+    ) -> _T:
+        """Await one tier call with breaker, timeout, span and metrics; translate timeouts."""
+        breaker = self.breaker
+        tier = self.tier
+        telemetry = self._telemetry
+        if self._life.state is ClientState.CLOSED:
+            call.close()  # never started: close it so it is not reported as never awaited
+            raise ClientClosedError("MemoryClient is closed", operation=operation)
+        if not breaker.allow():
+            call.close()
+            telemetry.record(tier, operation, "error", 0.0)
+            raise CircuitOpenError(
+                "circuit breaker open", tier=tier, operation=operation, key=key.key if key else None
+            )
+        start = time.perf_counter()
+        if telemetry.tracing:
+            attrs = self.attrs if nkeys == 1 else {**self.attrs, "tiermem.keys": nkeys}
+            context = telemetry.span(f"tiermem.{tier.value}.{operation}", attrs, client=True)
+        else:
+            context = _NO_SPAN
+        with context as span:
+            try:
+                timeout = self.options.timeout
+                if timeout is None:
+                    result = await call
+                else:
+                    async with asyncio.timeout(timeout):
+                        result = await call
+            except TimeoutError as exc:
+                self._failure(operation, exc)
+                telemetry.record(tier, operation, "error", time.perf_counter() - start)
+                raise TierUnavailableError(
+                    f"timed out after {timeout}s",
+                    tier=tier,
+                    operation=operation,
+                    key=key.key if key else None,
+                ) from exc
+            except TierUnavailableError as exc:
+                self._failure(operation, exc)
+                telemetry.record(tier, operation, "error", time.perf_counter() - start)
+                raise
+            except BatchWriteError as exc:
+                if exc.failed and all(isinstance(e, TierUnavailableError) for e in exc.failed.values()):
+                    self._failure(operation, exc)  # nothing got through: an outage
+                else:
+                    breaker.success()
+                telemetry.record(tier, operation, "error", time.perf_counter() - start)
+                raise
+            except TierMemError:
+                breaker.success()  # the tier answered; the answer was a failure (conflict, corrupt...)
+                telemetry.record(tier, operation, "error", time.perf_counter() - start)
+                raise
+            except BaseException:
+                breaker.release()
+                raise
+            breaker.success()
+            kind = outcome(result) if outcome is not None else "ok"
+            telemetry.record(tier, operation, kind, time.perf_counter() - start)
+            if span is not None and outcome is not None and nkeys == 1:
+                span.set_attribute("tiermem.hit", kind == "hit")
+            return result
+
+    def _failure(self, operation: str, exc: BaseException) -> None:
+        if self.breaker.failure():
+            logger.warning(
+                "circuit breaker opened for the %s tier after %s: %s; calls skip it for %ss",
+                self.tier.value,
+                operation,
+                exc,
+                self.options.reset_timeout,
+            )

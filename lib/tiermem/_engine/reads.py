@@ -1,0 +1,133 @@
+"""The read path (docs/architecture.md, "Read path"): hot, then the durable tier, then cold via pointer.
+
+``get``, ``exists`` and ``get_many`` run one cascade: ask the hot cache (:mod:`.hot`), read what it
+could not answer from the durable tier (warm, or cold when there is no warm), follow pointers to
+cold (:mod:`.large`), decode, and offer what was found back to the hot cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tiermem._codec import Codec, Record, RecordKind
+from tiermem._engine.guard import Guard
+from tiermem._engine.hot import ABSENT, HotCache
+from tiermem._engine.large import LargeValues
+from tiermem._errors import CorruptValueError
+from tiermem._protocols import TierStore
+from tiermem._telemetry import Telemetry
+from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+__all__ = ["Reads"]
+
+
+def _absent(record: Record, now: float) -> bool:
+    """How a durable record says "no value": expired, or a tombstone."""
+    return record.is_expired(now) or record.kind is RecordKind.TOMBSTONE
+
+
+class Reads:
+    """``get``/``exists``/``get_many`` over the hot cache, the durable tier and large values."""
+
+    def __init__(
+        self,
+        hot: HotCache,
+        durable: Guard[TierStore] | None,
+        large: LargeValues,
+        *,
+        codec: Codec,
+        clock: Clock,
+        telemetry: Telemetry,
+    ) -> None:
+        self._hot = hot
+        self._durable = durable
+        self._large = large
+        self._codec = codec
+        self._clock = clock
+        self._telemetry = telemetry
+
+    def _decode(self, record: Record, tier: Tier, mk: MemoryKey) -> Value:
+        try:
+            return self._codec.decode(record)
+        except CorruptValueError as exc:
+            raise CorruptValueError(exc.message, tier=tier, operation="get", key=mk.key) from exc
+
+    async def get(self, mk: MemoryKey, *, use_hot: bool = True, promote: bool = True) -> Entry | None:
+        """One key through the cascade; ``use_hot=False`` reads the durable tier only (current ETag)."""
+        now = self._clock()
+        hot = self._hot
+        if use_hot:
+            found = await hot.lookup(mk, now)
+            if isinstance(found, Entry):
+                return found
+            if found is ABSENT:
+                return None
+        durable = self._durable
+        if durable is None:
+            return None
+        rec = await durable.get(mk)
+        if rec is None or _absent(rec, now):
+            await hot.remember_misses([mk], now)
+            return None
+        etag = rec.etag
+        source = durable.tier
+        expires_at = rec.expires_at
+        value_rec = rec
+        if rec.kind is RecordKind.POINTER:
+            target = (await self._large.follow([(mk, rec)]))[0]
+            if target is None:
+                return None
+            value_rec, source = target, Tier.COLD
+        value = self._decode(value_rec, source, mk)
+        if promote and await hot.fill([(mk, value_rec.with_expiry(expires_at))], now):
+            self._telemetry.annotate("tiermem.promoted", 1)
+        return Entry(value, source, etag, expires_at)
+
+    async def exists(self, mk: MemoryKey) -> bool:
+        """Whether a live value exists, without downloading it from the durable tier."""
+        now = self._clock()
+        verdict = await self._hot.probe(mk, now)
+        if verdict is None:
+            return True
+        if verdict is ABSENT:
+            return False
+        durable = self._durable
+        if durable is None:
+            return False
+        # The tier's own exists checks expiry without downloading the value (a blob, a 1 MB item).
+        return await durable.exists(mk)
+
+    async def get_many(self, mks: Sequence[MemoryKey], out: dict[str, Value], span: Span | None) -> int:
+        """Fill ``out`` (``key -> None`` on entry) in one round trip per tier; returns how many
+        values were promoted. Hot ``MGET`` -> durable batch read -> cold for pointers -> one hot
+        batch of promotions."""
+        now = self._clock()
+        hot = self._hot
+        pending = await hot.lookup_many(mks, now, out, span)
+        durable = self._durable
+        promotions: list[tuple[MemoryKey, Record]] = []
+        if pending and durable is not None:
+            records = await durable.mget(pending)
+            pointers: list[tuple[MemoryKey, Record]] = []
+            misses: list[MemoryKey] = []
+            for mk, rec in zip(pending, records, strict=True):
+                if rec is None or _absent(rec, now):
+                    misses.append(mk)
+                elif rec.kind is RecordKind.POINTER:
+                    pointers.append((mk, rec))
+                else:
+                    out[mk.key] = self._decode(rec, durable.tier, mk)
+                    promotions.append((mk, rec))
+            if pointers:
+                found = await self._large.follow(pointers)
+                for (mk, ptr), crec in zip(pointers, found, strict=True):
+                    if crec is not None:
+                        out[mk.key] = self._decode(crec, Tier.COLD, mk)
+                        promotions.append((mk, crec.with_expiry(ptr.expires_at)))
+            self._telemetry.count_keys(durable.tier, len(pending) - len(misses), len(misses))
+            await hot.remember_misses(misses, now)
+        return await hot.fill(promotions, now)
