@@ -218,8 +218,8 @@ param logRetentionDays int = 30
 @description('Log Analytics daily ingestion cap in GB (-1 for none).')
 param logDailyQuotaGb int = -1
 
-@description('Require Entra-authenticated ingestion in Application Insights (the exporter must then be given a credential).')
-param appInsightsDisableLocalAuth bool = false
+@description('Require Entra-authenticated ingestion in Application Insights: the service exports with its managed identity (Monitoring Metrics Publisher on the component, TIERMEM_SERVICE_MONITOR_ENTRA=true), so the connection string alone cannot ingest. Turn off only for exporters that cannot use Entra ID.')
+param appInsightsDisableLocalAuth bool = true
 
 @description('E-mail address for alert notifications; empty for none.')
 param alertEmail string = ''
@@ -242,8 +242,12 @@ param alertHitRatePercent int = 50
 @minValue(1)
 param alertP95LatencyMs int = 250
 
-@description('Create private endpoints (and private DNS zones, VNet) for Redis, Cosmos DB, Storage and Key Vault, and disable their public network access.')
-param enablePrivateEndpoints bool = false
+@description('Create private endpoints (and private DNS zones, VNet) for Redis, Cosmos DB, Storage and Key Vault, and disable their public network access. Default: on for every environment not named dev.')
+param enablePrivateEndpoints bool = environmentName != 'dev'
+
+@description('Run the sweep job as its own user-assigned identity that may only read and delete blobs in the cold-tier container (grant it AcrPull too when the image is private).')
+param sweepIdentityName string = ''
+
 
 @description('Address space of the VNet created when enablePrivateEndpoints is true.')
 param vnetAddressPrefix string = '10.60.0.0/16'
@@ -278,6 +282,17 @@ module identity 'modules/identity.bicep' = {
   }
 }
 
+// The sweep job deletes expired cold-tier blobs and nothing else: its identity holds one role, on one
+// container, instead of the service identity's access to Redis, Cosmos DB and Key Vault.
+module sweepIdentity 'modules/identity.bicep' = if (enableSweepJob) {
+  name: '${baseName}-sweep-identity'
+  params: {
+    name: empty(sweepIdentityName) ? 'id-${baseName}-sweep' : sweepIdentityName
+    location: location
+    tags: allTags
+  }
+}
+
 module monitoring 'modules/monitoring.bicep' = {
   name: '${baseName}-monitoring'
   params: {
@@ -289,6 +304,7 @@ module monitoring 'modules/monitoring.bicep' = {
     retentionInDays: logRetentionDays
     dailyQuotaGb: logDailyQuotaGb
     appInsightsDisableLocalAuth: appInsightsDisableLocalAuth
+    publisherPrincipalId: identity.outputs.principalId
     alertEmail: alertEmail
   }
 }
@@ -362,6 +378,7 @@ module storage 'modules/storage.bicep' = {
     enablePointInTimeRestore: blobPointInTimeRestore
     pointInTimeRestoreDays: blobPointInTimeRestoreDays
     dataAccessPrincipalId: identity.outputs.principalId
+    sweepPrincipalId: enableSweepJob ? sweepIdentity!.outputs.principalId : ''
     workspaceId: monitoring.outputs.workspaceId
     enablePrivateEndpoint: enablePrivateEndpoints
     privateEndpointSubnetId: enablePrivateEndpoints ? network!.outputs.privateEndpointSubnetId : ''
@@ -408,6 +425,9 @@ module service 'modules/containerapp.bicep' = {
     concurrentRequestsPerReplica: concurrentRequestsPerReplica
     enableSweepJob: enableSweepJob
     sweepSchedule: sweepSchedule
+    sweepIdentityId: enableSweepJob ? sweepIdentity!.outputs.id : ''
+    sweepIdentityClientId: enableSweepJob ? sweepIdentity!.outputs.clientId : ''
+    monitorEntra: appInsightsDisableLocalAuth
     redisUrl: redisUrl
     redisCluster: redis.outputs.clusterMode
     cosmosEndpoint: cosmos.outputs.endpoint

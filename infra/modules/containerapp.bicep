@@ -2,8 +2,11 @@
 // - Runs as the user-assigned identity; AZURE_CLIENT_ID tells the SDKs which identity to use.
 // - Every setting is an environment variable named exactly as tiermem's settings read it.
 // - APPLICATIONINSIGHTS_CONNECTION_STRING is read here from the Application Insights resource and set as a
-//   plain env var: it identifies where telemetry goes and is not a credential (ingestion can additionally
-//   require Entra auth, see appInsightsDisableLocalAuth). It is deliberately not a deployment output.
+//   plain env var: it only says where telemetry goes. With local auth off (the default) it cannot ingest
+//   anything by itself: the service exports with its managed identity (TIERMEM_SERVICE_MONITOR_ENTRA).
+//   It is deliberately not a deployment output.
+// - The sweep job runs as its own identity with only blob access to the cold-tier container, and gets
+//   only the cold-tier settings.
 // - The managed environment sends console and system logs to Log Analytics through a diagnostic setting
 //   (destination azure-monitor), so no workspace shared key is ever read by this template.
 
@@ -104,6 +107,15 @@ param enableSweepJob bool = true
 @description('Cron expression (UTC) of the sweep job.')
 param sweepSchedule string = '30 3 * * *'
 
+@description('Resource ID of the sweep job identity (blob access to the cold-tier container only).')
+param sweepIdentityId string = ''
+
+@description('Client ID of the sweep job identity (its AZURE_CLIENT_ID).')
+param sweepIdentityClientId string = ''
+
+@description('Export telemetry with the managed identity (Application Insights with local auth disabled).')
+param monitorEntra bool = true
+
 var port = 8080
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -166,6 +178,25 @@ var baseEnv = [
   {
     name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
     value: appInsights.properties.ConnectionString
+  }
+  {
+    name: 'TIERMEM_SERVICE_MONITOR_ENTRA'
+    value: monitorEntra ? 'true' : 'false'
+  }
+]
+// What `tiermem sweep` needs and nothing more: the cold tier and the sweep identity.
+var sweepEnv = [
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: sweepIdentityClientId
+  }
+  {
+    name: 'TIERMEM_BLOB_ACCOUNT_URL'
+    value: blobAccountUrl
+  }
+  {
+    name: 'TIERMEM_BLOB_CONTAINER'
+    value: blobContainer
   }
 ]
 var passwordSecretEnv = [
@@ -344,7 +375,7 @@ resource sweepJob 'Microsoft.App/jobs@2025-01-01' = if (enableSweepJob) {
   identity: {
     type: 'UserAssigned'
     userAssignedIdentities: {
-      '${identityId}': {}
+      '${sweepIdentityId}': {}
     }
   }
   properties: {
@@ -362,7 +393,7 @@ resource sweepJob 'Microsoft.App/jobs@2025-01-01' = if (enableSweepJob) {
       registries: empty(registryServer) ? [] : [
         {
           server: registryServer
-          identity: identityId
+          identity: sweepIdentityId
         }
       ]
     }
@@ -377,7 +408,7 @@ resource sweepJob 'Microsoft.App/jobs@2025-01-01' = if (enableSweepJob) {
           args: [
             'sweep'
           ]
-          env: empty(redisPasswordSecretName) ? baseEnv : concat(baseEnv, passwordSecretEnv)
+          env: sweepEnv
           resources: {
             cpu: json(cpu)
             memory: memory

@@ -26,8 +26,11 @@ param retentionInDays int = 30
 @description('Daily ingestion cap in GB; -1 means no cap.')
 param dailyQuotaGb int = -1
 
-@description('When true, Application Insights accepts only Entra-authenticated ingestion. Requires the exporter to be given a credential; keep false unless tiermem passes one.')
-param appInsightsDisableLocalAuth bool = false
+@description('When true, Application Insights accepts only Entra-authenticated ingestion: the exporter must use a credential (tiermem serve does with TIERMEM_SERVICE_MONITOR_ENTRA=true).')
+param appInsightsDisableLocalAuth bool = true
+
+@description('Object ID of the identity that exports telemetry; it is granted Monitoring Metrics Publisher on the Application Insights component only.')
+param publisherPrincipalId string
 
 @description('E-mail address that receives alert notifications; empty for no e-mail receiver.')
 param alertEmail string = ''
@@ -64,6 +67,19 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
     IngestionMode: 'LogAnalytics'
     DisableLocalAuth: appInsightsDisableLocalAuth
     DisableIpMasking: false
+  }
+}
+
+// Entra ingestion: the role is named for metrics but publishes every telemetry type to the component.
+var monitoringMetricsPublisherRoleId = '3913510d-42f4-4b42-8a11-ff2a75da4f87'
+
+resource telemetryPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, publisherPrincipalId, monitoringMetricsPublisherRoleId)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', monitoringMetricsPublisherRoleId)
+    principalId: publisherPrincipalId
+    principalType: 'ServicePrincipal'
   }
 }
 

@@ -64,6 +64,9 @@ param pointInTimeRestoreDays int = 7
 @description('Object (principal) ID of the managed identity that gets Storage Blob Data Contributor on the container.')
 param dataAccessPrincipalId string
 
+@description('Object ID of the sweep job identity: Storage Blob Data Contributor on the cold-tier container only; empty for none.')
+param sweepPrincipalId string = ''
+
 @description('Resource ID of the Log Analytics workspace that receives diagnostics.')
 param workspaceId string
 
@@ -203,6 +206,16 @@ resource dataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
     principalId: dataAccessPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource sweepDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(sweepPrincipalId)) {
+  name: guid(container.id, sweepPrincipalId, blobDataContributorRoleId)
+  scope: container
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
+    principalId: sweepPrincipalId
     principalType: 'ServicePrincipal'
   }
 }

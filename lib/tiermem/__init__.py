@@ -31,6 +31,7 @@ from tiermem._errors import (
 )
 from tiermem._keys import make_key
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierInfo, TierStore, WarmMemory
+from tiermem._settings import MemorySettings
 from tiermem._telemetry import Stats
 from tiermem._types import Entry
 from tiermem._version import __version__
@@ -82,6 +83,7 @@ __all__ = [
     "MemoryBuilder",
     "MemoryClient",
     "MemoryKey",
+    "MemorySettings",
     "Policy",
     "Quota",
     "QuotaExceededError",

@@ -17,7 +17,7 @@ from tiermem._telemetry import Telemetry
 from tiermem.lifecycle import Governance
 
 if TYPE_CHECKING:
-    from tiermem._settings import MemorySettings
+    from tiermem._settings import MemorySettings, SettingsPlan
     from tiermem.lifecycle import QuotaPolicy, RetentionPolicy
 
 __all__ = ["Closable", "MemoryBuilder"]
@@ -211,9 +211,83 @@ class MemoryBuilder:
         With no Azure settings it describes the embedded default (local files under
         ``TIERMEM_LOCAL_DIR``). Credentials it creates are closed by the client.
         """
-        from tiermem._settings import MemorySettings, builder_from_settings
+        from tiermem._settings import MemorySettings, resolve
 
-        return builder_from_settings(settings if settings is not None else MemorySettings())
+        return cls()._apply(resolve(settings if settings is not None else MemorySettings()))
+
+    def _apply(self, plan: SettingsPlan) -> Self:
+        """Configure tiers, policy and scope from a resolved :class:`~tiermem._settings.SettingsPlan`."""
+        from tiermem._settings import (
+            CosmosPlan,
+            FilesPlan,
+            LocalHotPlan,
+            OwnedCredential,
+            SqlitePlan,
+            make_credential,
+        )
+
+        self.with_policy(**plan.policy).with_scope(tenant=plan.tenant, namespace=plan.namespace)
+        if plan.retention is not None:
+            self.with_retention(plan.retention)
+        if plan.quotas is not None:
+            self.with_quotas(plan.quotas)
+        credential: Any = None
+
+        def shared_credential() -> Any:
+            nonlocal credential
+            if credential is None:
+                credential = make_credential(plan.azure_client_id)
+                self.own(OwnedCredential(credential))
+            return credential
+
+        if isinstance(plan.hot, LocalHotPlan):
+            from tiermem.tiers.memory import LocalHotMemory
+
+            self.with_hot(LocalHotMemory(max_items=plan.hot.max_items))
+        else:
+            redis = plan.hot
+            options: dict[str, Any] = {"cluster": redis.cluster}
+            if redis.ca_file is not None:
+                options["ssl_ca_certs"] = str(redis.ca_file)
+            if redis.auth == "entra":
+                sync_credential = make_credential(plan.azure_client_id, sync=True)
+                self.own(OwnedCredential(sync_credential))
+                self.with_redis(redis.url, credential=sync_credential, **options)
+            elif redis.auth == "password" and redis.password is not None:
+                self.with_redis(redis.url, password=redis.password, **options)
+            elif redis.auth == "password":
+                from tiermem.secrets import KeyVaultSecret
+
+                assert plan.key_vault_url is not None
+                assert redis.password_secret is not None
+                secret = KeyVaultSecret(
+                    plan.key_vault_url, redis.password_secret, credential=shared_credential()
+                )
+                self.own(secret)
+                self.with_redis(redis.url, password=secret, **options)
+            else:
+                self.with_redis(redis.url, **options)
+
+        if isinstance(plan.warm, SqlitePlan):
+            from tiermem.tiers.sqlite import SqliteWarmMemory
+
+            self.with_warm(SqliteWarmMemory(plan.warm.path))
+        else:
+            cosmos: CosmosPlan = plan.warm
+            auth: dict[str, Any] = (
+                {"key": cosmos.key} if cosmos.key is not None else {"credential": shared_credential()}
+            )
+            self.with_cosmos(cosmos.endpoint, cosmos.database, cosmos.container, **auth)
+
+        if isinstance(plan.cold, FilesPlan):
+            from tiermem.tiers.files import FileColdMemory
+
+            self.with_cold(FileColdMemory(plan.cold.root))
+        elif plan.cold.connection_string is not None:
+            self.with_blob(container=plan.cold.container, connection_string=plan.cold.connection_string)
+        else:
+            self.with_blob(plan.cold.account_url, plan.cold.container, credential=shared_credential())
+        return self
 
     def build(self) -> MemoryClient:
         """Validate and make the client. Does no I/O: call ``await memory.setup()`` to create resources."""

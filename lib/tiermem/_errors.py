@@ -103,7 +103,7 @@ class InvalidKeyError(InvalidInputError):
 
 
 class InvalidScopeError(InvalidInputError):
-    """A tenant or namespace is outside ``[A-Za-z0-9._-]{1,64}`` (or only dots)."""
+    """A tenant or namespace is outside ``[A-Za-z0-9._-]{1,64}`` (or ends with a dot)."""
 
 
 class InvalidValueError(InvalidInputError):

@@ -16,6 +16,7 @@ from tiermem._protocols import MemoryKey
 
 __all__ = [
     "MAX_KEY_BYTES",
+    "MAX_TTL_SECONDS",
     "blob_name",
     "cosmos_id",
     "file_parts",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 MAX_KEY_BYTES: Final = 512
+MAX_TTL_SECONDS: Final = float(2**31)
+"""About 68 years: longer TTLs overflow expiry arithmetic in the tiers (issue 13 item 6)."""
 _SCOPE_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _CONTROL_RE: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BLOB_NAME_MAX: Final = 1024
@@ -60,10 +63,14 @@ def validate_key(key: object) -> str:
 
 
 def validate_scope(name: object, what: str) -> str:
-    """Return a tenant/namespace if it matches ``[A-Za-z0-9._-]{1,64}`` and is not only dots."""
-    if not isinstance(name, str) or not _SCOPE_RE.fullmatch(name) or not name.strip("."):
+    """Return a tenant/namespace if it matches ``[A-Za-z0-9._-]{1,64}`` and does not end in a dot.
+
+    A trailing dot (which includes "only dots") would end a Blob path segment, which Azure's
+    naming rules forbid and normalise away (Azurite keeps it), so two scopes could share objects.
+    """
+    if not isinstance(name, str) or not _SCOPE_RE.fullmatch(name) or name.endswith("."):
         raise InvalidScopeError(
-            f"{what} must match [A-Za-z0-9._-]{{1,64}} and not be only dots, got {name!r:.80}"
+            f"{what} must match [A-Za-z0-9._-]{{1,64}} and not end with a dot, got {name!r:.80}"
         )
     return name
 
@@ -102,6 +109,8 @@ def validate_ttl(ttl: object) -> float | None:
         raise InvalidTTLError("ttl must be a positive, finite number of seconds") from exc
     if not seconds > 0 or seconds == float("inf"):
         raise InvalidTTLError(f"ttl must be a positive, finite number of seconds, got {ttl!r:.40}")
+    if seconds > MAX_TTL_SECONDS:
+        raise InvalidTTLError(f"ttl must be at most {MAX_TTL_SECONDS:.0f} seconds (2^31), got {ttl!r:.40}")
     return seconds
 
 

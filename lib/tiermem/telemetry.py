@@ -41,6 +41,7 @@ def configure_azure_monitor(
     export_interval_millis: int = 60_000,
     disable_offline_storage: bool = False,
     enable_azure_sdk_tracing: bool = True,
+    credential: Any = None,
 ) -> MonitorHandle | None:
     """Export traces and metrics to Application Insights when a connection string is available.
 
@@ -57,6 +58,9 @@ def configure_azure_monitor(
         disable_offline_storage: do not keep failed telemetry on disk for retry.
         enable_azure_sdk_tracing: let the Azure SDKs (Cosmos, Blob, Identity) emit their HTTP spans
             into the same trace (azure-core native OpenTelemetry tracing).
+        credential: an ``azure.identity`` credential for Entra-authenticated ingestion (needed when
+            the component disables local auth; the identity needs Monitoring Metrics Publisher).
+            Not closed here: the caller owns it.
 
     Returns:
         A handle with the providers (for ``force_flush`` / ``shutdown``), or ``None``.
@@ -80,6 +84,8 @@ def configure_azure_monitor(
         "connection_string": connection_string,
         "disable_offline_storage": disable_offline_storage,
     }
+    if credential is not None:
+        exporter_options["credential"] = credential
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(BatchSpanProcessor(AzureMonitorTraceExporter(**exporter_options)))
     reader = PeriodicExportingMetricReader(

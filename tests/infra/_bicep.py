@@ -48,10 +48,15 @@ SETTINGS_ENV_VARS = frozenset(
         "TIERMEM_AUTH_TENANT_ID",
         "TIERMEM_AUTH_AUDIENCE",
         "TIERMEM_HOT_TTL",
+        "TIERMEM_SERVICE_MONITOR_ENTRA",
     }
 )
-# The connection string is handed to the Container App only, never returned by the deployment.
-DEPLOYMENT_OUTPUTS = SETTINGS_ENV_VARS - {"APPLICATIONINSIGHTS_CONNECTION_STRING"}
+# The connection string is handed to the Container App only, never returned by the deployment; Entra
+# export is what the deployed service does with its identity, not something a local run inherits.
+DEPLOYMENT_OUTPUTS = SETTINGS_ENV_VARS - {
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "TIERMEM_SERVICE_MONITOR_ENTRA",
+}
 
 # Names the library emits (OpenTelemetry metrics and spans).
 EMITTED_METRICS = frozenset(

@@ -16,6 +16,7 @@ from tests.infra import _bicep as b
 
 ROLE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+ROLE_MONITORING_METRICS_PUBLISHER = "3913510d-42f4-4b42-8a11-ff2a75da4f87"
 COSMOS_BUILT_IN_DATA_CONTRIBUTOR = "00000000-0000-0000-0000-000000000002"
 
 
@@ -240,7 +241,7 @@ def _declared_symbols(path: Path) -> dict[str, b.Resource]:
 
 def test_role_assignments_are_scoped_to_a_resource() -> None:
     assignments = b.resources_of_type("Microsoft.Authorization/roleAssignments")
-    assert {a.path.name for a in assignments} == {"storage.bicep", "keyvault.bicep"}
+    assert {a.path.name for a in assignments} == {"storage.bicep", "keyvault.bicep", "monitoring.bicep"}
     for assignment in assignments:
         scope = assignment.body.get("scope")
         symbols = _declared_symbols(assignment.path)
@@ -257,19 +258,87 @@ def test_role_assignments_are_scoped_to_a_resource() -> None:
     [
         ("storage", "Microsoft.Storage/storageAccounts/blobServices/containers", ROLE_BLOB_DATA_CONTRIBUTOR),
         ("keyvault", "Microsoft.KeyVault/vaults", ROLE_KEY_VAULT_SECRETS_USER),
+        ("monitoring", "Microsoft.Insights/components", ROLE_MONITORING_METRICS_PUBLISHER),
     ],
 )
 def test_role_assignment_grants_the_expected_role(module: str, scope_type: str, role_id: str) -> None:
     path = b.MODULES_DIR / f"{module}.bicep"
     template = b.parse(path)
-    (assignment,) = [
+    assignments = [
         r for r in b.resources(template, path) if r.type == "Microsoft.Authorization/roleAssignments"
     ]
-    assert _declared_symbols(path)[assignment.body["scope"]].type == scope_type
-    role = b.dig(assignment.body, "properties", "roleDefinitionId", "function")
-    assert role["type"] == "subscription_resource_id"
-    assert role["parameters"]["resource_type"] == "Microsoft.Authorization/roleDefinitions"
-    assert _resolve(template, role["parameters"]["resource_name_1"]) == role_id
+    assert assignments
+    for assignment in assignments:
+        assert _declared_symbols(path)[assignment.body["scope"]].type == scope_type
+        role = b.dig(assignment.body, "properties", "roleDefinitionId", "function")
+        assert role["type"] == "subscription_resource_id"
+        assert role["parameters"]["resource_type"] == "Microsoft.Authorization/roleDefinitions"
+        assert _resolve(template, role["parameters"]["resource_name_1"]) == role_id
+
+
+# --- issue 13 item 12: private by default, Entra-only telemetry, a narrow sweep identity --------------
+
+
+def test_private_endpoints_are_the_default_for_every_environment_but_dev() -> None:
+    declaration = b.main()["parameters"]["enablePrivateEndpoints"]
+    default = declaration["default"]
+    assert b.dig(default, "operator", "type") == "not_equals"
+    assert b.dig(default, "operator", "operands") == {"operand_1": "environmentName", "operand_2": "dev"}
+    dev = b.parse_bicepparam(b.INFRA_DIR / "main.dev.bicepparam").values
+    assert dev["environmentName"] == "dev"
+
+
+def test_app_insights_ingestion_needs_entra_by_default() -> None:
+    main = b.main()
+    assert main["parameters"]["appInsightsDisableLocalAuth"]["default"] is True
+    monitoring = b.module("monitoring")
+    assert monitoring["parameters"]["appInsightsDisableLocalAuth"]["default"] is True
+    component = b.one_resource("Microsoft.Insights/components").body["properties"]
+    assert component["DisableLocalAuth"] == "appInsightsDisableLocalAuth"
+    (publisher,) = [
+        r
+        for r in b.resources(monitoring, b.MODULES_DIR / "monitoring.bicep")
+        if r.type == "Microsoft.Authorization/roleAssignments"
+    ]
+    assert publisher.body["properties"]["principalId"] == "publisherPrincipalId"
+    params = b.body(main["modules"]["monitoring"])["params"]
+    assert b.references(params["publisherPrincipalId"], "identity")
+    assert not b.references(params["publisherPrincipalId"], "sweepIdentity")
+    # The service exports with its managed identity whenever local auth is off.
+    assert b.body(main["modules"]["service"])["params"]["monitorEntra"] == "appInsightsDisableLocalAuth"
+    base_env = _var(b.module("containerapp"), "baseEnv")
+    entry = next(e for e in base_env if e["name"] == "TIERMEM_SERVICE_MONITOR_ENTRA")
+    assert b.references(entry["value"], "monitorEntra")
+
+
+def test_the_sweep_job_runs_as_an_identity_that_can_only_touch_the_cold_container() -> None:
+    path = b.MODULES_DIR / "containerapp.bicep"
+    template = b.parse(path)
+    (job,) = [r for r in b.resources(template, path) if r.type == "Microsoft.App/jobs"]
+    assert list(job.body["identity"]["userAssignedIdentities"]) == ["'${sweepIdentityId}'"]
+    container = b.dig(job.body, "properties", "template", "containers", 0)
+    assert container["env"] == "sweepEnv"
+    sweep_env = {e["name"]: e["value"] for e in _var(template, "sweepEnv")}
+    assert sweep_env == {
+        "AZURE_CLIENT_ID": "sweepIdentityClientId",
+        "TIERMEM_BLOB_ACCOUNT_URL": "blobAccountUrl",
+        "TIERMEM_BLOB_CONTAINER": "blobContainer",
+    }
+    registry = b.dig(job.body, "properties", "configuration", "registries")
+    assert b.references(registry, "sweepIdentityId") and not b.references(registry, "identityId")
+    main = b.main()
+    modules = {name: b.body(decl) for name, decl in main["modules"].items()}
+    granted = [
+        name for name, module in modules.items() if b.references(module.get("params", {}), "sweepIdentity")
+    ]
+    assert sorted(granted) == ["service", "storage"]  # its id/client id, and one blob role
+    assert b.references(modules["storage"]["params"]["sweepPrincipalId"], "sweepIdentity")
+    storage = b.parse(b.MODULES_DIR / "storage.bicep")
+    sweep_role = next(
+        r for r in b.resources(storage, b.MODULES_DIR / "storage.bicep") if r.symbol == "sweepDataContributor"
+    )
+    assert sweep_role.body["scope"] == "container"
+    assert sweep_role.body["properties"]["principalId"] == "sweepPrincipalId"
 
 
 def test_cosmos_data_role_is_built_in_contributor_scoped_to_the_database() -> None:

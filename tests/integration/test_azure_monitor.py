@@ -118,3 +118,30 @@ async def test_exporter_delivers_dependencies_and_metrics(
 def test_no_connection_string_means_no_op(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)
     assert configure_azure_monitor() is None
+
+
+def test_a_test_run_does_not_end_with_exporter_retries() -> None:
+    """Issue 13 item 19: the exporter's own usage reporting used to retry against the stopped loopback
+    ingestion server at interpreter exit, ending every run with "Retrying due to server request error"."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"{Path(__file__).relative_to(repo)}::test_exporter_delivers_dependencies_and_metrics",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Retrying due to server request error" not in out.stdout + out.stderr

@@ -5,7 +5,7 @@ module, which does exactly what the group will do (``cli.add_command(serve)``).
 """
 
 from tiermem.cli import cli
-from tiermem.service.cli import serve
+from tiermem.cli._serve import serve
 
 if "serve" not in cli.commands:
     cli.add_command(serve)

@@ -138,6 +138,21 @@ async def test_unexpected_errors_are_logged_with_a_traceback(
     assert any(record.exc_info and record.exc_info[0] is ZeroDivisionError for record in caplog.records)
 
 
+async def test_unexpected_errors_log_the_route_template_not_the_key(
+    faulty: Faulty, caplog: pytest.LogCaptureFixture
+) -> None:
+    faulty.hot.fault = ZeroDivisionError("injected")
+    faulty.warm.fault = ZeroDivisionError("injected")
+    with caplog.at_level(logging.DEBUG):
+        response = await faulty.svc.client.get(
+            "/v1/memory/ns/customer-4711-secret", headers=faulty.svc.auth()
+        )
+    assert response.status_code == 500
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("tiermem"))
+    assert "customer-4711-secret" not in ours  # (the test's own httpx client logs the URL; not the server)
+    assert "/v1/memory/{namespace}/{key:tiermem_key}" in ours
+
+
 async def test_corrupt_values_are_500_generic_and_logged(
     faulty: Faulty, caplog: pytest.LogCaptureFixture
 ) -> None:

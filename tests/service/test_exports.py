@@ -44,7 +44,7 @@ class Block:
             raise ImportError(f"No module named {name!r}")
 sys.meta_path.insert(0, Block())
 from click.testing import CliRunner
-from tiermem.service.cli import serve
+from tiermem.cli._serve import serve
 result = CliRunner().invoke(serve, ["--auth", "none"])
 print(result.exit_code, result.output.strip())
 try:

@@ -398,7 +398,11 @@ async def test_invalid_content_length_is_400(service: Service) -> None:
         "raw_path": url("k").encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [(b"content-length", b"-5"), (b"host", b"x")],
+        "headers": [
+            (b"content-length", b"-5"),
+            (b"host", b"x"),
+            (b"authorization", service.auth()["Authorization"].encode()),
+        ],
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }

@@ -20,7 +20,7 @@ from tests.service.conftest import AUDIENCE, READ, TENANT_A, TENANT_B, IdentityP
 from tests.services._process import LOOPBACK, free_port, repo_root
 from tiermem.cli import cli
 from tiermem.cli._common import Exit, Options
-from tiermem.service.cli import is_loopback_host, serve
+from tiermem.cli._serve import is_loopback_host, serve
 
 STARTUP_DEADLINE = 30.0
 

@@ -25,6 +25,7 @@ REQUIRED = {
     "Record",
     "RecordKind",
     "MemoryKey",
+    "MemorySettings",
     "InvalidInputError",
     "InvalidKeyError",
     "InvalidScopeError",

@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - the console script needs the ex
 from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
 from tiermem._protocols import Tier
-from tiermem.cli._common import Exit, Options, emit, progress, run_async
+from tiermem.cli._common import Exit, Options, emit, output_options, progress, run_async, waiting
 from tiermem.cli._render import console, stats_table
 
 __all__ = ["cli", "main"]
@@ -40,13 +40,15 @@ def _parse_value(raw: str, as_json: bool) -> Any:
         raise click.BadParameter(f"not valid JSON: {exc}") from exc
 
 
+_WAITING: Final = "waiting for the tiers (a slow endpoint gives up at its deadline)..."
+
+
 class _LazyGroup(click.Group):
-    """Subcommands whose modules load only when used (``serve`` needs the service extra, and the
-    service imports this package: loading it eagerly would be circular)."""
+    """Subcommands whose modules load only when used (``serve`` needs the service extra)."""
 
     _lazy: Final = MappingProxyType(
         {
-            "serve": "tiermem.service.cli:serve",
+            "serve": "tiermem.cli._serve:serve",
             "bench": "tiermem.cli._bench:bench",
             "coll": "tiermem.cli._coll:coll",
             "forget": "tiermem.cli._lifecycle:forget",
@@ -69,8 +71,14 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tiermem", prog_name="tiermem")
 @click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON output.")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option(
+    "--env-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read settings from this file instead of ./.env (the environment still wins).",
+)
 @click.option(
     "--redis", "redis_url", metavar="URL", help="Redis URL (else TIERMEM_REDIS_URL, else in-process)."
 )
@@ -86,20 +94,27 @@ class _LazyGroup(click.Group):
 @click.option("--tenant", metavar="NAME", help="Tenant scope (default: 'default').")
 @click.option("--namespace", "-n", metavar="NAME", help="Namespace scope (default: 'default').")
 @click.pass_context
-def cli(ctx: click.Context, /, json_output: bool, debug: bool, **overrides: Any) -> None:
-    """tiermem: hot (Redis) / warm (Cosmos DB) / cold (Blob) memory for agents, embedded by default."""
+def cli(
+    ctx: click.Context, /, json_output: bool, debug: bool, env_file: Path | None, **overrides: Any
+) -> None:
+    """tiermem: hot (Redis) / warm (Cosmos DB) / cold (Blob) memory for agents, embedded by default.
+
+    Settings come from TIERMEM_* environment variables and ./.env (docs/configuration.md); the
+    options below override them. Exit codes: docs/cli.md.
+    """
     if overrides.get("redis_cluster") is False:
         overrides["redis_cluster"] = None
-    ctx.obj = Options(json_output=json_output, debug=debug, overrides=overrides)
+    ctx.obj = Options(json_output=json_output, debug=debug, overrides=overrides, env_file=env_file)
 
 
 @cli.command()
+@output_options
 @click.argument("key")
 @click.pass_obj
 @run_async
 async def get(options: Options, key: str) -> None:
     """Print the value of KEY (exit 1 if it is missing)."""
-    async with _client(options) as memory:
+    async with _client(options) as memory, waiting(options, _WAITING):
         entry = await memory.get_entry(key)
     if entry is None:
         emit(options, {"key": key, "found": False}, lambda: click.echo(f"(missing) {key}", err=True))
@@ -113,6 +128,7 @@ async def get(options: Options, key: str) -> None:
 
 
 @cli.command(name="set")
+@output_options
 @click.argument("key")
 @click.argument("value")
 @click.option("--ttl", type=float, help="Seconds until the value expires.")
@@ -123,32 +139,47 @@ async def get(options: Options, key: str) -> None:
 async def set_(
     options: Options, key: str, value: str, ttl: float | None, tier: str | None, raw: bool
 ) -> None:
-    """Store VALUE (JSON unless --raw) under KEY."""
+    """Store VALUE (JSON unless --raw) under KEY; VALUE '-' reads it from stdin (bytes kept as read)."""
+    if value == "-":
+        value = sys.stdin.read()
     parsed = _parse_value(value, not raw)
-    async with _client(options) as memory:
+    async with _client(options) as memory, waiting(options, _WAITING):
         etag = await memory.set(key, parsed, ttl=ttl, tier=Tier(tier) if tier else None)
     emit(options, {"key": key, "stored": True, "etag": etag}, lambda: click.echo(f"stored {key}"))
 
 
 @cli.command(name="del")
+@output_options
 @click.argument("keys", nargs=-1, required=True)
 @click.pass_obj
 @run_async
 async def delete(options: Options, keys: tuple[str, ...]) -> None:
-    """Delete KEYS from every tier (missing keys are fine)."""
-    async with _client(options) as memory:
+    """Delete KEYS from every tier (missing keys are fine); reports how many existed."""
+    existed: list[str] = []
+    async with _client(options) as memory, waiting(options, _WAITING):
         for key in keys:
+            # Checked just before the delete: a concurrent writer can change it in between.
+            if await memory.exists(key):
+                existed.append(key)
             await memory.delete(key)
-    emit(options, {"deleted": list(keys)}, lambda: click.echo(f"deleted {len(keys)} key(s)"))
+    missing = len(keys) - len(existed)
+    emit(
+        options,
+        {"deleted": list(keys), "existed": existed, "count": len(existed)},
+        lambda: click.echo(
+            f"deleted {len(existed)} key(s)" + (f" ({missing} did not exist)" if missing else "")
+        ),
+    )
 
 
 @cli.command()
+@output_options
 @click.argument("keys", nargs=-1, required=True)
 @click.pass_obj
 @run_async
 async def mget(options: Options, keys: tuple[str, ...]) -> None:
     """Print many values (one round trip per tier)."""
-    async with _client(options) as memory:
+    async with _client(options) as memory, waiting(options, _WAITING):
         values = await memory.mget(list(keys))
 
     def human() -> None:
@@ -160,6 +191,7 @@ async def mget(options: Options, keys: tuple[str, ...]) -> None:
 
 
 @cli.command()
+@output_options
 @click.argument("pairs", nargs=-1, required=True, metavar="KEY=JSON...")
 @click.option("--ttl", type=float)
 @click.option("--raw", is_flag=True, help="Values are strings, not JSON.")
@@ -173,12 +205,13 @@ async def mset(options: Options, pairs: tuple[str, ...], ttl: float | None, raw:
         if not sep:
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}")
         items[key] = _parse_value(value, not raw)
-    async with _client(options) as memory:
+    async with _client(options) as memory, waiting(options, _WAITING):
         await memory.mset(items, ttl=ttl)
     emit(options, {"stored": list(items)}, lambda: click.echo(f"stored {len(items)} key(s)"))
 
 
 @cli.command()
+@output_options
 @click.pass_obj
 @run_async
 async def init(options: Options) -> None:
@@ -191,6 +224,7 @@ async def init(options: Options) -> None:
 
 
 @cli.command()
+@output_options
 @click.pass_obj
 @run_async
 async def sweep(options: Options) -> None:
@@ -203,6 +237,7 @@ async def sweep(options: Options) -> None:
 
 
 @cli.command()
+@output_options
 @click.pass_obj
 def stats(options: Options) -> None:
     """Run a short probe workload and print the per-tier snapshot (hit rate, p50/p95/p99, circuits).
@@ -217,6 +252,7 @@ def stats(options: Options) -> None:
 
 
 @cli.command()
+@output_options
 @click.option("--keep", is_flag=True, help="Keep the demo data (default: clean up).")
 @click.pass_obj
 def demo(options: Options, keep: bool) -> None:
@@ -228,6 +264,7 @@ def demo(options: Options, keep: bool) -> None:
 
 
 @cli.command()
+@output_options
 @click.option(
     "--timeout", "per_tier", type=float, default=10.0, show_default=True, help="Seconds per tier check."
 )

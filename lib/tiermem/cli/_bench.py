@@ -2,7 +2,8 @@
 
 The suite is not part of the wheel: it lives beside ``lib/`` and is imported when the command runs,
 from the current directory or from the checkout this package was installed from (editable
-installs). ``python -m benchmarks`` runs the same command.
+installs). From a wheel the command says exactly what to do instead (:data:`NOT_IN_WHEEL`).
+``python -m benchmarks`` runs the same command.
 """
 
 from __future__ import annotations
@@ -32,6 +33,18 @@ _SOURCES: Final = {
 }
 
 
+NOT_IN_WHEEL: Final = (
+    "tiermem bench needs the benchmark suite (benchmarks/), which lives in the tiermem source "
+    "repository and is not part of the installed package. In a clone of the repository run: "
+    "pip install -e '.[dev]' && tiermem bench --quick"
+)
+
+
+def checkout_root() -> Path:
+    """The directory that would hold ``benchmarks/`` if this package is an editable source checkout."""
+    return Path(__file__).resolve().parents[3]
+
+
 class _Unavailable(Exception):
     """The benchmarks package (or something it needs) cannot be imported here."""
 
@@ -50,12 +63,9 @@ def _load(module: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name not in ("benchmarks", f"benchmarks.{module}"):
             raise _Unavailable(f"the benchmarks need {exc.name}: pip install -e '.[dev]'") from exc
-    root = Path(__file__).resolve().parents[3]
+    root = checkout_root()
     if not (root / "benchmarks" / "__init__.py").is_file():
-        raise _Unavailable(
-            "tiermem bench runs from a source checkout: the benchmarks/ package is not installed "
-            "(run it from the repository root)"
-        )
+        raise _Unavailable(NOT_IN_WHEEL)
     sys.path.insert(0, str(root))
     return importlib.import_module(f"benchmarks.{module}")
 

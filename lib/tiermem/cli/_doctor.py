@@ -56,8 +56,11 @@ async def _check(store: Any, per_tier: float) -> dict[str, Any]:
 
 async def run_doctor(options: Options, *, per_tier: float) -> Exit:
     from tiermem._builder import MemoryBuilder
+    from tiermem._settings import resolve
 
-    memory = MemoryBuilder.from_settings(options.settings()).build()
+    settings = options.settings()
+    paths = {tier: str(path) for tier, path in resolve(settings).local_paths().items()}
+    memory = MemoryBuilder.from_settings(settings).build()
     async with memory:
         report: dict[str, Any] = {}
         for tier in memory.tiers:
@@ -66,6 +69,7 @@ async def run_doctor(options: Options, *, per_tier: float) -> Exit:
             check = await _check(store, per_tier)
             check["db_system"] = info.db_system if info else None
             check["server"] = info.server_address if info else None
+            check["path"] = paths.get(tier.value)
             report[tier.value] = check
     durable = Tier.WARM.value if Tier.WARM.value in report else Tier.COLD.value
     failed = [name for name, r in report.items() if not r["ok"]]
@@ -75,7 +79,7 @@ async def run_doctor(options: Options, *, per_tier: float) -> Exit:
         verdict, code = "failed", Exit.USAGE  # 2: a durable tier cannot be used
     else:
         verdict, code = "degraded", Exit.NOT_FOUND  # 1: hot down, reads fall through
-    payload = {"verdict": verdict, "tiers": report}
+    payload = {"verdict": verdict, "tiers": report, "local_paths": paths}
 
     def human() -> None:
         table = Table(title=f"tiermem doctor: {verdict.upper()}", title_justify="left")
@@ -101,7 +105,12 @@ async def run_doctor(options: Options, *, per_tier: float) -> Exit:
                 *(str(s.get(step, "-")) for step in ("ping", "write", "read", "delete")),
                 r["error"] or "",
             )
-        console().print(table)
+        out = console()
+        out.print(table)
+        for tier_name, path in paths.items():
+            out.print(f"{tier_name} tier files: {path}")
+        if not paths:
+            out.print("no local files: every tier is a service")
 
     emit(options, payload, human)
     return code

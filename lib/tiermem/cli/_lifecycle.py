@@ -7,14 +7,13 @@ maps errors to the typed exit codes (:class:`tiermem.cli._common.Exit`).
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from typing import Any
 
 import click
 
 from tiermem._builder import MemoryBuilder
 from tiermem._protocols import Tier
-from tiermem.cli._common import Exit, Options, emit, progress, run_async
+from tiermem.cli._common import Options, emit, output_options, progress, run_async
 from tiermem.lifecycle import DAY, ForgetReport, Retention, RetentionPolicy, UsageReport
 
 __all__ = ["forget", "maintain", "usage"]
@@ -22,29 +21,19 @@ __all__ = ["forget", "maintain", "usage"]
 _BAR_WIDTH = 30
 
 
-def _json_flag(options: Options, json_output: bool) -> Options:
-    if json_output:
-        options.json = True
-    return options
-
-
 @click.command()
+@output_options
 @click.option("--tenant", "tenant", required=True, metavar="NAME", help="The tenant to erase.")
 @click.option("--namespace", "namespace", metavar="NAME", help="Erase only this namespace of the tenant.")
 @click.option("--dry-run", is_flag=True, help="Count what would be erased; delete nothing.")
 @click.option("--yes", is_flag=True, help="Confirm the erasure (required unless --dry-run).")
-@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON output.")
 @click.pass_obj
 @run_async
-async def forget(
-    options: Options, tenant: str, namespace: str | None, dry_run: bool, yes: bool, json_output: bool
-) -> None:
+async def forget(options: Options, tenant: str, namespace: str | None, dry_run: bool, yes: bool) -> None:
     """Erase a tenant (or one namespace) from every tier: items, collections, sessions, large values,
     hot copies and markers. Safe to rerun: a rerun finishes an interrupted erasure."""
-    options = _json_flag(options, json_output)
     if not yes and not dry_run:
-        click.echo("error: refusing to erase without --yes (or use --dry-run to count first)", err=True)
-        sys.exit(int(Exit.USAGE))
+        raise click.UsageError("refusing to erase without --yes (or use --dry-run to count first)")
     async with MemoryBuilder.from_settings(options.settings()).build() as memory:
         with progress(options, f"{'counting' if dry_run else 'erasing'} tenant {tenant}..."):
             report = await memory.forget(tenant=tenant, namespace=namespace, dry_run=dry_run)
@@ -59,14 +48,13 @@ def _print_forget(report: ForgetReport) -> None:
 
 
 @click.command()
+@output_options
 @click.option("--tenant", "tenant", metavar="NAME", help="Report one tenant (default: every tenant).")
 @click.option("--namespace", "namespace", metavar="NAME", help="Report one namespace.")
-@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON output.")
 @click.pass_obj
 @run_async
-async def usage(options: Options, tenant: str | None, namespace: str | None, json_output: bool) -> None:
+async def usage(options: Options, tenant: str | None, namespace: str | None) -> None:
     """Items and bytes per tenant, namespace and tier, collections, oldest and newest write."""
-    options = _json_flag(options, json_output)
     async with MemoryBuilder.from_settings(options.settings()).build() as memory:
         with progress(options, "listing every tier..."):
             report = await memory.usage(tenant=tenant, namespace=namespace)
@@ -140,10 +128,10 @@ def _print_usage(report: UsageReport) -> None:
 
 
 @click.command()
+@output_options
 @click.option("--archive-after-days", type=float, help="Move values idle this long to cold (else settings).")
 @click.option("--expire-after-days", type=float, help="Delete values idle this long (else settings).")
 @click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
-@click.option("--json", "json_output", is_flag=True, help="Machine-readable JSON output.")
 @click.pass_obj
 @run_async
 async def maintain(
@@ -151,11 +139,9 @@ async def maintain(
     archive_after_days: float | None,
     expire_after_days: float | None,
     dry_run: bool,
-    json_output: bool,
 ) -> None:
     """Apply retention (archive idle values to cold, expire old ones), sweep expired cold objects and
     reconcile quota counters. Idempotent; safe while the service writes. Run daily by the infra job."""
-    options = _json_flag(options, json_output)
     retention = None
     if archive_after_days is not None or expire_after_days is not None:
         retention = RetentionPolicy(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from functools import cache
+import sys
+from typing import Final
 
 from rich.console import Console
 from rich.table import Table
@@ -12,9 +13,13 @@ from tiermem._telemetry import Stats
 __all__ = ["console", "ms", "stats_table"]
 
 
-@cache
+PIPE_WIDTH: Final = 400
+"""Columns for output that is not a terminal: tables are never folded to 80 columns in a pipe."""
+
+
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    """A console on the current stdout: the terminal's width, or :data:`PIPE_WIDTH` when piped."""
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else PIPE_WIDTH)
 
 
 def ms(value: float | None) -> str:

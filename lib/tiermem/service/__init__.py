@@ -1,9 +1,9 @@
 """The tiermem HTTP service: ``build_service_app(memory)`` -> FastAPI app; ``tiermem serve`` runs it.
 
-Needs ``pip install 'tiermem[service]'``. Names are imported on first use, so importing
-``tiermem.service.cli`` (the ``serve`` command the CLI registers) works without the extra; using the
-service without it raises an ``ImportError`` that names the extra. Routes: docs/api.md;
-authentication: docs/auth.md.
+Needs ``pip install 'tiermem[service]'``. Names are imported on first use, so importing this package
+works without the extra and using the service without it raises an ``ImportError`` that names the
+extra. This package is a library: it never imports the CLI (``tiermem serve`` lives in
+``tiermem.cli``). Routes: docs/api.md; authentication: docs/auth.md.
 """
 
 from __future__ import annotations

@@ -9,9 +9,11 @@ from fastapi import FastAPI
 
 from tiermem._client import MemoryClient
 from tiermem._version import __version__
+from tiermem.service._admin_routes import admin_router
 from tiermem.service._auth import Authenticator, authenticator_from_settings, role_names
 from tiermem.service._collection_routes import collections_router
 from tiermem.service._errors import CatchAllMiddleware, install_error_handlers, logger
+from tiermem.service._gate import AuthGateMiddleware
 from tiermem.service._guards import make_guards
 from tiermem.service._limits import BodyLimitMiddleware
 from tiermem.service._memory_routes import memory_router
@@ -116,23 +118,26 @@ def create_app(
         description=_DESCRIPTION,
         lifespan=lifespan,
         openapi_url="/openapi.json",
-        docs_url=None,
+        docs_url="/docs",
         redoc_url=None,
         # No 307s to a trailing-slash URL: '/ns:verb/' would match the key route with an empty key.
         redirect_slashes=False,
     )
     install_error_handlers(app)
     app.include_router(ops_router(memory, guards, ready_timeout=settings.ready_timeout))
-    app.include_router(memory_router(memory, guards))
+    app.include_router(memory_router(memory, guards, max_response_bytes=settings.max_response_bytes))
     app.include_router(collections_router(memory, guards))
+    app.include_router(admin_router(memory, guards))
     app.include_router(
         sessions_router(memory, sessions if sessions is not None else ConversationStore, guards)
     )
-    # Added last = outermost: errors escaping the body limit are still caught.
+    # Added last = outermost: the token is checked before the body limit reads a byte, and errors
+    # escaping either are still caught.
     app.add_middleware(
         BodyLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_batch_body_bytes=settings.max_batch_body_bytes,
     )
+    app.add_middleware(AuthGateMiddleware, authenticator=authenticator)
     app.add_middleware(CatchAllMiddleware)
     return app

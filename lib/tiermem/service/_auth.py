@@ -12,7 +12,9 @@ multi-tenant app, by an allow-list of tenants):
   an unknown ``kid`` triggers a refresh (key rotation), at most once per
   ``auth_jwks_min_refresh_seconds`` so random ``kid`` values cannot make the service hammer Entra;
 - then the required claims, ``aud``, ``exp``, ``nbf`` and ``iat`` (small leeway), and ``iss``,
-  which must be the issuer of the token's own ``tid`` (v2; v1 if enabled) for an allowed ``tid``.
+  which must be the issuer of the token's own ``tid`` (v2; v1 if enabled) for an allowed ``tid``;
+- and that it is an access token: ``azp`` (v2) or ``appid`` (v1) present, no ``nonce`` (ID tokens
+  carry one).
 
 Failures raise :class:`~tiermem.service._errors.ApiError` with status 401 and a short reason;
 a missing role is a 403 (see :func:`require`).
@@ -67,6 +69,7 @@ class Permission(enum.Enum):
     READ = "read"
     WRITE = "write"
     STATS = "stats"
+    ADMIN = "admin"  # erasure and usage of the caller's own tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,7 @@ def role_names(settings: ServiceSettings) -> dict[Permission, str]:
         Permission.READ: settings.auth_read_role,
         Permission.WRITE: settings.auth_write_role,
         Permission.STATS: settings.auth_stats_role,
+        Permission.ADMIN: settings.auth_admin_role,
     }
 
 
@@ -462,7 +466,21 @@ class EntraAuthenticator:
             raise unauthorized("unknown signing key")
         claims = self._decode(token, key)
         self._check_issuer(claims)
+        self._check_access_token(claims)
         return self._principal(claims)
+
+    @staticmethod
+    def _check_access_token(claims: Mapping[str, Any]) -> None:
+        """Refuse ID tokens: an access token names its client (``azp`` v2, ``appid`` v1) and has no ``nonce``.
+
+        An ID token issued to a client whose id is an accepted audience would otherwise pass (its
+        ``aud`` is the client id), letting a sign-in token stand in for an access token (item 8).
+        """
+        if "nonce" in claims:
+            raise unauthorized("ID tokens are not accepted; send an access token")
+        client = claims.get("azp", claims.get("appid"))
+        if not isinstance(client, str) or not client:
+            raise unauthorized("token has no azp/appid claim (not an access token)")
 
     def _decode(self, token: str, key: jwt.PyJWK) -> dict[str, Any]:
         """Signature first (PyJWT checks it before any claim), then ``aud``, ``exp``, ``nbf``, ``iat``."""

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tiermem._error_shape import error_body, error_code
 from tiermem._errors import (
     AuthenticationError,
     BatchWriteError,
@@ -25,13 +26,21 @@ from tiermem._errors import (
     ConflictError,
     CorruptValueError,
     InvalidInputError,
+    QuotaExceededError,
     ThrottledError,
     TierMemError,
     TierUnavailableError,
     ValueTooLargeError,
 )
 
-__all__ = ["ApiError", "CatchAllMiddleware", "error_response", "install_error_handlers", "logger"]
+__all__ = [
+    "ApiError",
+    "CatchAllMiddleware",
+    "error_response",
+    "install_error_handlers",
+    "logger",
+    "route_template",
+]
 
 logger = logging.getLogger("tiermem.service")
 
@@ -69,8 +78,8 @@ def error_response(
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message, **(extra or {})}
-    return JSONResponse({"error": body}, status_code=status, headers=dict(headers or {}))
+    body = error_body(code, message, **(extra or {}))
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
 
 
 def _from_api_error(exc: ApiError) -> JSONResponse:
@@ -83,10 +92,18 @@ def translate(exc: TierMemError, *, precondition: bool = False) -> ApiError:
     Args:
         precondition: the request carried ``If-Match``/``If-None-Match``, so a conflict is a 412.
     """
+    if isinstance(exc, QuotaExceededError):
+        # 507: the tenant's storage budget is used up; retrying will not help until it frees space.
+        return ApiError(
+            507,
+            error_code(exc),
+            exc.message,
+            extra={"resource": exc.resource, "used": exc.used, "limit": exc.limit},
+        )
     if isinstance(exc, ValueTooLargeError):
-        return ApiError(413, "value_too_large", exc.message)
+        return ApiError(413, error_code(exc), exc.message)
     if isinstance(exc, InvalidInputError):
-        return ApiError(400, "invalid_input", exc.message)
+        return ApiError(400, error_code(exc), exc.message)
     if isinstance(exc, ConflictError):
         if precondition:
             return ApiError(412, "precondition_failed", "the precondition (If-Match/If-None-Match) failed")
@@ -172,6 +189,12 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
 
 
+def route_template(scope: Scope) -> str:
+    """``/v1/memory/{namespace}/{key}`` for a matched route, else a placeholder: never the raw path."""
+    path = getattr(scope.get("route"), "path", None)
+    return path if isinstance(path, str) else "(unmatched route)"
+
+
 class CatchAllMiddleware:
     """Turn any exception that escaped the handlers into a generic 500, logged with its traceback.
 
@@ -197,7 +220,8 @@ class CatchAllMiddleware:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:
-            logger.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            # The route template, never the raw path: paths carry keys (issue 13 item 6).
+            logger.exception("unhandled error in %s %s", scope.get("method"), route_template(scope))
             if started:
                 return  # headers are gone; the server closes the connection
             response = error_response(500, "internal_error", _GENERIC_500)

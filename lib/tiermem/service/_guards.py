@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Security
+from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tiermem.lifecycle._audit import set_principal
 from tiermem.service._auth import Authenticator, Permission, Principal, require
+from tiermem.service._gate import principal_from_scope
 
 __all__ = ["Guard", "Guards", "make_guards"]
 
@@ -25,6 +27,7 @@ class Guards:
     read: Guard
     write: Guard
     stats: Guard
+    admin: Guard
 
 
 def make_guards(authenticator: Authenticator, roles: Mapping[Permission, str]) -> Guards:
@@ -39,10 +42,16 @@ def make_guards(authenticator: Authenticator, roles: Mapping[Permission, str]) -
 
         def guard(permission: Permission) -> Guard:
             async def check(
+                request: Request,
                 credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
             ) -> Principal:
-                token = credentials.credentials if credentials is not None else None
-                return require(await authenticator.authenticate(token), permission, roles)
+                # The gate middleware authenticated the headers before the body was read.
+                principal = principal_from_scope(request.scope)
+                if principal is None:
+                    token = credentials.credentials if credentials is not None else None
+                    principal = await authenticator.authenticate(token)
+                set_principal(principal.subject or f"tenant:{principal.tenant}")  # audit attribution
+                return require(principal, permission, roles)
 
             return check
 
@@ -50,8 +59,15 @@ def make_guards(authenticator: Authenticator, roles: Mapping[Permission, str]) -
 
         def guard(permission: Permission) -> Guard:
             async def check() -> Principal:
-                return require(await authenticator.authenticate(None), permission, roles)
+                principal = await authenticator.authenticate(None)
+                set_principal(principal.subject or f"tenant:{principal.tenant}")  # audit attribution
+                return require(principal, permission, roles)
 
             return check
 
-    return Guards(read=guard(Permission.READ), write=guard(Permission.WRITE), stats=guard(Permission.STATS))
+    return Guards(
+        read=guard(Permission.READ),
+        write=guard(Permission.WRITE),
+        stats=guard(Permission.STATS),
+        admin=guard(Permission.ADMIN),
+    )

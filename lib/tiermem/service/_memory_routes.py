@@ -6,6 +6,7 @@ a caller can only ever reach its own tenant. The key route
 ``/{namespace}:mget`` (no slash), so the two never overlap.
 """
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
@@ -39,7 +40,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Invalid input (key, namespace, value, ttl)"},
     401: {"model": ErrorBody, "description": "Missing or invalid bearer token"},
     403: {"model": ErrorBody, "description": "The token lacks the role this operation needs"},
-    413: {"model": ErrorBody, "description": "Request body or value too large"},
+    413: {"model": ErrorBody, "description": "Request body, value, or :mget response too large"},
     422: {"model": ErrorBody, "description": "The request does not match the schema"},
     500: {"model": ErrorBody, "description": "Internal error (details are logged, never returned)"},
     503: {"model": ErrorBody, "description": "Storage temporarily unavailable (see Retry-After)"},
@@ -65,7 +66,7 @@ register_url_convertor("tiermem_key", _KeyConvertor())
 _KEY_PATH = "/{namespace}/{key:tiermem_key}"
 
 _Namespace = Annotated[
-    str, Path(pattern=NAMESPACE_PATTERN, description="Namespace: [A-Za-z0-9._-]{1,64}, not only dots")
+    str, Path(pattern=NAMESPACE_PATTERN, description="Namespace: [A-Za-z0-9._-]{1,64}, not ending with a dot")
 ]
 _Key = Annotated[
     str,
@@ -98,8 +99,46 @@ def _precondition(if_match: str | None, if_none_match: str | None) -> tuple[str 
     return etag, False
 
 
-def memory_router(memory: MemoryClient, guards: Guards) -> APIRouter:
-    """Routes over ``memory``; ``guards`` authenticate and authorize each request."""
+def _json(value: Any) -> bytes:
+    # What FastAPI's JSONResponse renders, so the body is the same as before the cap.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def mget_body(values: dict[str, Any], max_bytes: int) -> bytes:
+    """The :mget response (``MgetResponse``), refused with a 413 once it passes ``max_bytes``.
+
+    Rendered value by value so the check happens while building, not after a huge document exists.
+    """
+    parts: list[bytes] = []
+    encoded: list[str] = []
+    total = 0
+    for key, value in values.items():
+        if value is None:
+            rendered = b"null"
+        else:
+            shown, encoding = encode_value(value)
+            if encoding == "base64":
+                encoded.append(key)
+            rendered = _json(shown)
+        part = _json(key) + b":" + rendered
+        total += len(part) + 1
+        if total > max_bytes:
+            raise ApiError(
+                413,
+                "response_too_large",
+                f"the values add up to more than {max_bytes} bytes; ask for fewer keys per :mget "
+                "(page through them)",
+            )
+        parts.append(part)
+    return b'{"values":{' + b",".join(parts) + b'},"base64":' + _json(encoded) + b"}"
+
+
+def memory_router(memory: MemoryClient, guards: Guards, *, max_response_bytes: int) -> APIRouter:
+    """Routes over ``memory``; ``guards`` authenticate and authorize each request.
+
+    Args:
+        max_response_bytes: the largest :mget response body (``TIERMEM_SERVICE_MAX_RESPONSE_BYTES``).
+    """
     router = APIRouter(prefix="/v1/memory", tags=["memory"], responses=ERROR_RESPONSES)
 
     def scoped(principal: Principal, namespace: str) -> MemoryClient:
@@ -108,18 +147,9 @@ def memory_router(memory: MemoryClient, guards: Guards) -> APIRouter:
     @router.post("/{namespace}:mget", summary="Read many keys", response_model=MgetResponse)
     async def mget(
         namespace: _Namespace, body: MgetRequest, principal: Annotated[Principal, Depends(guards.read)]
-    ) -> MgetResponse:
+    ) -> Response:
         values = await scoped(principal, namespace).mget(body.keys)
-        out: dict[str, Any] = {}
-        encoded: list[str] = []
-        for key, value in values.items():
-            if value is None:
-                out[key] = None
-                continue
-            out[key], encoding = encode_value(value)
-            if encoding == "base64":
-                encoded.append(key)
-        return MgetResponse(values=out, base64=encoded)
+        return Response(mget_body(values, max_response_bytes), media_type="application/json")
 
     @router.post("/{namespace}:mset", summary="Write many keys", response_model=MsetResponse)
     async def mset(

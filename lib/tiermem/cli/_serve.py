@@ -1,7 +1,7 @@
 """``tiermem serve``: run the HTTP service with uvicorn.
 
-Registered in the CLI group with ``cli.add_command(serve)``; also runnable on its own as
-``python -m tiermem.service.cli`` (then only the environment configures the tiers).
+The command lives with the CLI (``tiermem.service`` is a library that never imports the CLI); the
+group loads it on first use, so the CLI works without the service extra.
 """
 
 from __future__ import annotations
@@ -9,19 +9,23 @@ from __future__ import annotations
 import asyncio
 import copy
 import ipaddress
-import json
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import click
-import pydantic
 
 from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
 from tiermem._errors import TierMemError
-from tiermem.cli._common import Exit, Options, error_exit_code
+from tiermem.cli._common import Exit, Options, error_exit_code, fail, output_options
 
-__all__ = ["is_loopback_host", "serve"]
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import ASGIApp
+
+    from tiermem.service._settings import ServiceSettings
+
+__all__ = ["is_loopback_host", "serve", "uvicorn_config"]
 
 
 def is_loopback_host(host: str) -> bool:
@@ -34,23 +38,25 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def _fail(options: Options, exc: BaseException, code: Exit) -> NoReturn:
-    if options.json:
-        click.echo(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
-    else:
-        click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
-    sys.exit(int(code))
+def _start_monitor(settings: ServiceSettings, client_id: str | None) -> tuple[Any, Any]:
+    """Azure Monitor export when APPLICATIONINSIGHTS_CONNECTION_STRING is set; the service runs without it.
 
-
-def _start_monitor() -> Any:
-    """Azure Monitor export when APPLICATIONINSIGHTS_CONNECTION_STRING is set; the service runs without it."""
+    Returns the handle (or ``None``) and the credential made for Entra ingestion (or ``None``),
+    which the caller closes at shutdown.
+    """
     try:
         from tiermem.telemetry import configure_azure_monitor
 
-        return configure_azure_monitor(service_name="tiermem-service")
+        credential = None
+        if settings.monitor_entra:
+            from tiermem._settings import make_credential
+
+            credential = make_credential(client_id, sync=True)
+        handle = configure_azure_monitor(service_name="tiermem-service", credential=credential)
     except ImportError as exc:
         click.echo(f"warning: telemetry export is off: {exc}", err=True)
-        return None
+        return None, None
+    return handle, credential
 
 
 @click.command()
@@ -74,6 +80,7 @@ def _start_monitor() -> Any:
     show_default=True,
     help="Log every request line (URLs contain keys, so it is off by default).",
 )
+@output_options
 @click.pass_context
 def serve(
     ctx: click.Context, /, host: str, port: int, auth_mode: str | None, log_level: str, access_log: bool
@@ -89,12 +96,12 @@ def serve(
         from tiermem.service._settings import ServiceSettings
     except ImportError as exc:
         missing = ImportError(f"tiermem serve needs its extra: pip install 'tiermem[service]' ({exc})")
-        _fail(options, missing, Exit.CONFIG)
+        fail(options, missing, Exit.CONFIG)
     try:
         overrides: dict[str, Any] = {"auth_mode": auth_mode} if auth_mode else {}
-        settings = ServiceSettings(**overrides)
-    except pydantic.ValidationError as exc:
-        _fail(options, exc, Exit.CONFIG)
+        settings = ServiceSettings(**overrides, **options.env_file_argument())
+    except TierMemError as exc:
+        fail(options, exc, error_exit_code(exc))
     if settings.auth_mode == "none" and not is_loopback_host(host):
         raise click.UsageError(
             f"refusing to bind to {host!r} with --auth none: without authentication every caller is "
@@ -102,43 +109,36 @@ def serve(
             "Use --auth entra to listen on other addresses."
         )
     # Exporters first, so the client built next reports through them; shut down with the app.
-    monitor = _start_monitor()
     memory: MemoryClient | None = None
+    monitor: Any = None
+    monitor_credential: Any = None
+
+    def stop_monitor() -> None:
+        if monitor is not None:
+            monitor.shutdown()
+        if monitor_credential is not None:
+            monitor_credential.close()
+
     try:
-        memory = MemoryBuilder.from_settings(options.settings()).build()
+        memory_settings = options.settings()
+        monitor, monitor_credential = _start_monitor(settings, memory_settings.azure_client_id)
+
+        memory = MemoryBuilder.from_settings(memory_settings).build()
         app = create_app(
             memory,
             settings=settings,
             owns_memory=True,
             setup_embedded=True,
-            on_shutdown=monitor.shutdown if monitor is not None else None,
+            on_shutdown=stop_monitor,
         )
     except (TierMemError, ImportError) as exc:
         if memory is not None:
             asyncio.run(memory.aclose())
-        if monitor is not None:
-            monitor.shutdown()
+        stop_monitor()
         if options.debug:
             raise
-        _fail(options, exc, error_exit_code(exc) if isinstance(exc, TierMemError) else Exit.CONFIG)
-    # uvicorn's logging, plus the tiermem loggers on the same handler (they have none of their own).
-    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    log_config["loggers"]["tiermem"] = {
-        "handlers": ["default"],
-        "level": log_level.upper(),
-        "propagate": False,
-    }
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan="on",
-        log_config=log_config,
-        log_level=log_level,
-        access_log=access_log,
-        server_header=False,
-        timeout_graceful_shutdown=30,
-    )
+        fail(options, exc, error_exit_code(exc) if isinstance(exc, TierMemError) else Exit.CONFIG)
+    config = uvicorn_config(app, settings, host=host, port=port, log_level=log_level, access_log=access_log)
     server = uvicorn.Server(config)
     try:
         server.run()
@@ -157,10 +157,37 @@ def serve(
         sys.exit(int(Exit.ERROR))
 
 
-def main() -> None:
-    """``python -m tiermem.service.cli``: the command without the CLI group."""
-    serve(prog_name="tiermem serve")
+def uvicorn_config(
+    app: ASGIApp, settings: ServiceSettings, *, host: str, port: int, log_level: str, access_log: bool
+) -> uvicorn.Config:
+    """The uvicorn configuration ``serve`` runs: the limits that bound slow or greedy clients.
 
+    uvicorn has no timeout for reading request headers: ``limit_concurrency`` bounds how many
+    connections (slow ones included) the process holds, ``max_header_bytes`` how much one may send
+    before its headers end, and ``keep_alive_timeout`` how long an idle connection stays open. In
+    Azure the Container Apps ingress (Envoy) bounds slow headers in front of it (docs/security.md).
+    """
+    import uvicorn
 
-if __name__ == "__main__":  # pragma: no cover
-    main()
+    # uvicorn's logging, plus the tiermem loggers on the same handler (they have none of their own).
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["loggers"]["tiermem"] = {
+        "handlers": ["default"],
+        "level": log_level.upper(),
+        "propagate": False,
+    }
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_config=log_config,
+        log_level=log_level,
+        access_log=access_log,
+        server_header=False,
+        timeout_graceful_shutdown=30,
+        limit_concurrency=settings.limit_concurrency,
+        timeout_keep_alive=settings.keep_alive_timeout,  # type: ignore[arg-type]  # float works
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        backlog=settings.backlog,
+    )
