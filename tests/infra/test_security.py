@@ -470,7 +470,7 @@ def test_the_maintain_job_runs_tiermem_maintain_as_the_service_identity_with_its
     (job,) = [r for r in b.resources(template, path) if r.symbol == "maintainJob"]
     assert list(job.body["identity"]["userAssignedIdentities"]) == ["'${identityId}'"]
     container = b.dig(job.body, "properties", "template", "containers", 0)
-    assert container["args"] == ["'maintain'", "'--json'"]
+    assert container["args"] == ["maintain", "--json"]
     assert b.references(container["env"], "maintainEnv")
     names = {e["name"] for e in _var(template, "baseEnv")}
     assert {"TIERMEM_REDIS_URL", "TIERMEM_COSMOS_ENDPOINT", "TIERMEM_BLOB_ACCOUNT_URL"} <= names
