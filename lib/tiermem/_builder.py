@@ -54,6 +54,7 @@ class MemoryBuilder:
         self._clock: Callable[[], float] = time.time
         self._tracer_provider: Any = None
         self._meter_provider: Any = None
+        self._logger_provider: Any = None
         self._retention: RetentionPolicy | None = None
         self._quotas: QuotaPolicy | None = None
         self._built = False
@@ -125,11 +126,18 @@ class MemoryBuilder:
         return self
 
     def with_telemetry(
-        self, *, tracer_provider: Any = None, meter_provider: Any = None, record_keys: bool | None = None
+        self,
+        *,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        logger_provider: Any = None,
+        record_keys: bool | None = None,
     ) -> Self:
-        """OTel providers to use instead of the global ones; ``record_keys`` puts raw keys in spans."""
+        """OTel providers to use instead of the global ones (``logger_provider``: audit events);
+        ``record_keys`` puts raw keys in spans and audit events."""
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
+        self._logger_provider = logger_provider
         if record_keys is not None:
             self._policy = replace(self._policy, record_keys=record_keys)
         return self
@@ -322,7 +330,10 @@ class MemoryBuilder:
                 meter_provider=self._meter_provider,
             ),
             governance=Governance(
-                retention=self._retention, quotas=self._quotas, record_keys=policy.record_keys
+                retention=self._retention,
+                quotas=self._quotas,
+                record_keys=policy.record_keys,
+                logger_provider=self._logger_provider,
             ),
         )
         return MemoryClient(core, tenant=self._tenant, namespace=self._namespace)

@@ -63,14 +63,15 @@ def set_principal(principal: str | None) -> None:
 class Audit:
     """Emits audit events. Cheap when nobody listens: one level check and one provider check."""
 
-    def __init__(self, *, record_keys: bool = False) -> None:
+    def __init__(self, *, record_keys: bool = False, logger_provider: object = None) -> None:
         self.record_keys = record_keys
+        self._provider: Any = logger_provider
         self._otel_logger: Any = None
 
     def _otel(self) -> Any:
         if not _OTEL:
             return None
-        provider = _otel_logs.get_logger_provider()
+        provider = self._provider if self._provider is not None else _otel_logs.get_logger_provider()
         if isinstance(provider, NoOpLoggerProvider | ProxyLoggerProvider):
             return None
         if self._otel_logger is None or self._otel_logger[0] is not provider:

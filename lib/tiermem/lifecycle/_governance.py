@@ -79,6 +79,7 @@ class Governance:
         retention: what ``maintain()`` archives or expires.
         quotas: per-tenant budgets checked on every write.
         record_keys: put raw keys in audit events (off: a stable hash).
+        logger_provider: an OpenTelemetry ``LoggerProvider`` for audit records (default: the global one).
     """
 
     def __init__(
@@ -87,10 +88,11 @@ class Governance:
         retention: RetentionPolicy | None = None,
         quotas: QuotaPolicy | None = None,
         record_keys: bool = False,
+        logger_provider: object = None,
     ) -> None:
         self.retention = retention if retention is not None else RetentionPolicy()
         self.quotas = quotas if quotas is not None else QuotaPolicy()
-        self.audit = Audit(record_keys=record_keys)
+        self.audit = Audit(record_keys=record_keys, logger_provider=logger_provider)
         self._counters: QuotaCounters | None = None
         self._reconciled: dict[str, float] = {}
         self.reconciler: Reconciler | None = None
