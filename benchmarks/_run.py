@@ -14,7 +14,7 @@ from typing import Any, Final
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import _codec, _durable, _hot, _tracing
+from benchmarks import _codec, _collections, _durable, _hot, _tracing
 from benchmarks._harness import Row, Scenario, measure
 from benchmarks._profile import profile_hot
 from benchmarks._report import Report
@@ -22,7 +22,7 @@ from benchmarks._services import Endpoints, describe_machine, local_services
 
 __all__ = ["GROUPS", "BenchConfig", "run"]
 
-GROUPS: Final = ("hot", "warm", "cold", "codec", "compression", "tracing")
+GROUPS: Final = ("hot", "warm", "cold", "collections", "codec", "compression", "tracing")
 DEFAULT_ROUNDS: Final = 15
 
 
@@ -112,6 +112,8 @@ def _plan(config: BenchConfig, endpoints: Endpoints) -> int:
         count += 2
     if "cold" in groups and durable and endpoints.blob_connection_string:
         count += 4
+    if "collections" in groups:
+        count += 4 if durable else 2
     if "tracing" in groups:
         count += 1
     if "codec" in groups:
@@ -159,6 +161,12 @@ async def _run(config: BenchConfig, endpoints: Endpoints, report: Report, progre
                     scenarios += await _durable.cold_scenarios(durable, quick=quick)
                 report.rows += await _measure_all(scenarios, config, progress)
             report.rows += na
+
+        if "collections" in groups:
+            progress.describe("collections: loading items")
+            scenarios = await _collections.collection_scenarios(stack, endpoints, quick=quick)
+            report.rows += await _measure_all(scenarios, config, progress)
+            report.rows += _collections.unavailable_rows(endpoints)
 
         if "tracing" in groups:
             progress.describe("tracing: loading keys")

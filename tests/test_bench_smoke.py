@@ -41,8 +41,14 @@ ROW_IDS = {
     "codec.decode.small",
     "codec.encode.large",
     "codec.decode.large",
+    "coll.list.sqlite",
+    "coll.put.sqlite",
+    "coll.list.cosmos",
+    "coll.put.cosmos",
 }
-SERVICE_ROWS = {row for row in ROW_IDS if row.startswith(("warm.", "cold."))}
+SERVICE_ROWS = {
+    row for row in ROW_IDS if row.startswith(("warm.", "cold.", "coll.list.cosmos", "coll.put.cosmos"))
+}
 ENV = (
     "TIERMEM_REDIS_URL",
     "TIERMEM_COSMOS_ENDPOINT",

@@ -308,7 +308,7 @@ class MemoryClient:
     ) -> None:
         await self.aclose()
 
-    # -- collections and listing (tiermem._collection; docs/adr/0007) ---------------------------------
+    # -- collections and listing (tiermem._collection; docs/adr/0008) ---------------------------------
 
     def collection(self, name: str) -> Collection:
         """A named, ordered set of items in this view's tenant and namespace (no I/O).

@@ -140,6 +140,26 @@ def _cluster_cosmos(
     return _build(clock, policy, hot=_redis_hot(request, cluster=True), warm=_cosmos_warm(request, clock))
 
 
+def _files_only(request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, policy: dict[str, Any]) -> Setup:
+    return _build(clock, policy, cold=FileColdMemory(tmp / "cold", clock=clock))
+
+
+def _hot_files(request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, policy: dict[str, Any]) -> Setup:
+    return _build(
+        clock, policy, hot=LocalHotMemory(clock=clock), cold=FileColdMemory(tmp / "cold", clock=clock)
+    )
+
+
+def _redis_blob(request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, policy: dict[str, Any]) -> Setup:
+    cold, _ = _blob_cold(request, clock)
+    return _build(clock, policy, hot=_redis_hot(request), cold=cold)
+
+
+def _blob_only(request: pytest.FixtureRequest, tmp: Path, clock: FakeClock, policy: dict[str, Any]) -> Setup:
+    cold, _ = _blob_cold(request, clock)
+    return _build(clock, policy, cold=cold)
+
+
 # name -> (factory, marks, capabilities)
 CLIENTS: dict[str, tuple[Factory, tuple[pytest.MarkDecorator, ...], frozenset[str]]] = {
     "embedded": (_embedded, (), frozenset({"hot", "large", "etag"})),
@@ -150,6 +170,10 @@ CLIENTS: dict[str, tuple[Factory, tuple[pytest.MarkDecorator, ...], frozenset[st
         (pytest.mark.redis, pytest.mark.cosmos, pytest.mark.blob),
         frozenset({"hot", "large", "etag", "cosmos"}),
     ),
+    "files-only": (_files_only, (), frozenset({"etag"})),
+    "hot-files": (_hot_files, (), frozenset({"hot", "etag"})),
+    "redis-blob": (_redis_blob, (pytest.mark.redis, pytest.mark.blob), frozenset({"hot", "etag"})),
+    "blob-only": (_blob_only, (pytest.mark.blob,), frozenset({"etag"})),
     "redis-cluster-cosmos": (
         _cluster_cosmos,
         (pytest.mark.redis, pytest.mark.cosmos),

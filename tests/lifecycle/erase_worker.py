@@ -26,7 +26,7 @@ def _die() -> None:
 
 def _arm(kind: str) -> None:
     """Make the cold erase die after deleting part of what it should."""
-    if kind == "embedded":
+    if kind in ("embedded", "hot-cold"):
 
         def partial_rmtree(path: Any, *args: Any, **kwargs: Any) -> None:
             files = sorted(p for p in Path(path).rglob("*") if p.is_file())
@@ -55,7 +55,13 @@ def _arm(kind: str) -> None:
 
 async def main(config: dict[str, Any], tenant: str) -> None:
     kind = config["kind"]
-    stores = embedded_stores(Path(config["dir"])) if kind == "embedded" else stand_in_stores(config)
+    if kind == "embedded":
+        stores = embedded_stores(Path(config["dir"]))
+    elif kind == "hot-cold":
+        hot, _, cold = embedded_stores(Path(config["dir"]))
+        stores = (hot, None, cold)
+    else:
+        stores = stand_in_stores(config)
     async with build(*stores) as memory:
         _arm(kind)
         await memory.forget(tenant=tenant)

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from tiermem import FileColdMemory, LocalHotMemory, MemoryBuilder, MemoryClient, SqliteWarmMemory, Tier
+from tiermem._keys import file_scope_parts
 
 Probe = Callable[[str], Awaitable[dict[Tier, int]]]
 """Raw objects of one tenant per tier (everything whose name or fields belong to it)."""
@@ -69,15 +70,34 @@ def embedded(request: pytest.FixtureRequest, tmp: Path, **options: Any) -> Rig:
                 )
             finally:
                 conn.close()
-            base = tmp / "cold" / tenant
-            files = sum(len(f) for _, _, f in os.walk(base)) if base.exists() else 0
-            return {Tier.WARM: warm_rows, Tier.COLD: files}
+            return {Tier.WARM: warm_rows, Tier.COLD: cold_files(tmp / "cold", tenant)}
 
         found = await asyncio.to_thread(count)
         found[Tier.HOT] = sum(1 for mk in hot._entries if mk.tenant == tenant)
         return found
 
     return Rig(memory, probe, {"kind": "embedded", "dir": str(tmp)})
+
+
+def cold_files(root: Path, tenant: str) -> int:
+    """Files under the tenant's directory and under ``~tenant`` (collections of a client without warm)."""
+    total = 0
+    for name in (tenant, f"~{tenant}"):
+        base = root.joinpath(*file_scope_parts(name))
+        total += sum(len(f) for _, _, f in os.walk(base)) if base.exists() else 0
+    return total
+
+
+def hot_cold(request: pytest.FixtureRequest, tmp: Path, **options: Any) -> Rig:
+    """No warm tier: cold (files) is the durable tier and holds the collections."""
+    hot, cold = LocalHotMemory(), FileColdMemory(tmp / "cold")
+    memory = build(hot, None, cold, **options)
+
+    async def probe(tenant: str) -> dict[Tier, int]:
+        files = await asyncio.to_thread(cold_files, tmp / "cold", tenant)
+        return {Tier.HOT: sum(1 for mk in hot._entries if mk.tenant == tenant), Tier.COLD: files}
+
+    return Rig(memory, probe, {"kind": "hot-cold", "dir": str(tmp)})
 
 
 def stand_in_stores(endpoints: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -130,7 +150,7 @@ def stand_ins(request: pytest.FixtureRequest, tmp: Path, **options: Any) -> Rig:
         )
         async with ContainerClient.from_connection_string(endpoints["blob"], endpoints["container"]) as blobs:
             names = [b.name async for b in blobs.list_blobs()]
-        cold = sum(1 for n in names if n.startswith(f"{tenant}/"))
+        cold = sum(1 for n in names if n.startswith((f"{tenant}/", f"~{tenant}/")))
         return {Tier.HOT: hot, Tier.WARM: warm, Tier.COLD: cold}
 
     return Rig(memory, probe, {"kind": "stand-ins", **endpoints})
@@ -139,12 +159,18 @@ def stand_ins(request: pytest.FixtureRequest, tmp: Path, **options: Any) -> Rig:
 STAND_INS = (pytest.mark.redis, pytest.mark.cosmos, pytest.mark.blob)
 RIGS: dict[str, tuple[Callable[..., Rig], tuple[pytest.MarkDecorator, ...]]] = {
     "embedded": (embedded, ()),
+    "hot-cold": (hot_cold, ()),
     "redis-cosmos-blob": (stand_ins, STAND_INS),
 }
 
 
-def rig_params() -> list[Any]:
-    return [pytest.param(name, id=name, marks=marks) for name, (_, marks) in RIGS.items()]
+def rig_params(*, warm: bool = False) -> list[Any]:
+    """Every rig (``warm``: only those with a warm tier, which retention needs)."""
+    return [
+        pytest.param(name, id=name, marks=marks)
+        for name, (_, marks) in RIGS.items()
+        if not (warm and name == "hot-cold")
+    ]
 
 
 def make_rig(name: str, request: pytest.FixtureRequest, tmp: Path, **options: Any) -> Rig:

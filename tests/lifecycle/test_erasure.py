@@ -50,6 +50,12 @@ async def assert_intact(memory: MemoryClient, tenant: str, expected: dict[str, A
     assert await memory.scoped(tenant=tenant, namespace="other").get("o1") == 1
 
 
+def durable_only(counts: dict[Tier, int]) -> dict[Tier, int]:
+    """Another tenant's raw objects, hot aside: its hot tombstones and fences expire while a test runs
+    (its cached values are checked by reading them back)."""
+    return {t: n for t, n in counts.items() if t is not Tier.HOT}
+
+
 @pytest.fixture
 async def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     made: Rig = make_rig(request.param, request, tmp_path)
@@ -73,10 +79,11 @@ async def test_forget_tenant_leaves_no_raw_trace_and_spares_the_other(rig: Rig) 
     assert await rig.probe("acme") == before  # a dry run deletes nothing
 
     report = await memory.forget(tenant="acme")
-    assert report.deleted[Tier.WARM] > 0 and report.deleted[Tier.HOT] > 0
+    durable = Tier.WARM if Tier.WARM in before else Tier.COLD
+    assert report.deleted[durable] > 0 and report.deleted[Tier.HOT] > 0
     assert report.deleted[Tier.COLD] == before[Tier.COLD]
     assert await rig.probe("acme") == dict.fromkeys(before, 0)
-    assert await rig.probe("globex") == other_before
+    assert durable_only(await rig.probe("globex")) == durable_only(other_before)
     await assert_intact(memory, "globex", kept)
     app = memory.scoped(tenant="acme", namespace="app")
     assert await app.get("k1") is None
@@ -125,11 +132,11 @@ async def test_erasure_killed_mid_way_finishes_on_rerun(rig: Rig) -> None:
     out, _ = await proc.communicate()
     assert proc.returncode == -signal.SIGKILL, out
     crashed = await rig.probe("acme")
-    assert crashed[Tier.WARM] == 0  # hot and warm were erased before the cold tier
+    assert crashed.get(Tier.WARM, 0) == 0  # hot and warm were erased before the cold tier
     assert 0 < crashed[Tier.COLD] < before[Tier.COLD], (crashed, before)  # died half-way through cold
 
     report = await memory.forget(tenant="acme")  # the rerun finishes the job
     assert report.deleted[Tier.COLD] == crashed[Tier.COLD]
     assert await rig.probe("acme") == dict.fromkeys(before, 0)
-    assert await rig.probe("globex") == other_before
+    assert durable_only(await rig.probe("globex")) == durable_only(other_before)
     await assert_intact(memory, "globex", kept)

@@ -54,7 +54,7 @@ def test_put_list_get_del_drop(run: Any) -> None:
     assert run("coll", "del", "thread-42", "note", "nope").exit_code == Exit.OK
     assert run("--json", "coll", "get", "thread-42", "note").exit_code == Exit.NOT_FOUND
 
-    assert _json(run("--json", "coll", "drop", "thread-42")) == {"collection": "thread-42", "dropped": 5}
+    assert _json(run("coll", "drop", "thread-42", "--json")) == {"collection": "thread-42", "dropped": 5}
     assert _json(run("--json", "coll", "list")) == {"collections": []}
 
 

@@ -1,4 +1,4 @@
-"""``Collection``: a named, ordered set of items in one tenant and namespace (see docs/adr/0006).
+"""``Collection``: a named, ordered set of items in one tenant and namespace (see docs/adr/0008).
 
 The durable tier that holds the client's data is the index (warm; cold when there is no warm; process
 memory for a hot-only client): every listing, count and filter runs there natively, never on hot.

@@ -22,7 +22,7 @@ from tiermem.cli._common import Exit, Options, error_exit_code
 
 __all__ = ["bench"]
 
-GROUPS: Final = ("hot", "warm", "cold", "codec", "compression", "tracing")
+GROUPS: Final = ("hot", "warm", "cold", "collections", "codec", "compression", "tracing")
 
 # option name -> (environment variable, key in the tiermem group's overrides)
 _SOURCES: Final = {

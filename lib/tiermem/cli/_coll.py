@@ -10,7 +10,7 @@ import click
 
 from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
-from tiermem.cli._common import Exit, Options, emit, run_async
+from tiermem.cli._common import Exit, Options, emit, output_options, run_async
 
 __all__ = ["coll"]
 
@@ -38,6 +38,7 @@ def coll() -> None:
 
 
 @coll.command(name="list")
+@output_options
 @click.argument("name", required=False)
 @click.option("--prefix", default="", help="Only keys (or, without NAME, collection names) with this prefix.")
 @click.option("--after", help="Only keys after this one (exclusive).")
@@ -87,6 +88,7 @@ async def list_(
 
 
 @coll.command()
+@output_options
 @click.argument("name")
 @click.argument("key")
 @click.pass_obj
@@ -115,6 +117,7 @@ async def get(options: Options, name: str, key: str) -> None:
 
 
 @coll.command()
+@output_options
 @click.argument("name")
 @click.argument("key")
 @click.argument("value")
@@ -150,6 +153,7 @@ async def put(
 
 
 @coll.command(name="del")
+@output_options
 @click.argument("name")
 @click.argument("keys", nargs=-1, required=True)
 @click.pass_obj
@@ -166,6 +170,7 @@ async def delete(options: Options, name: str, keys: tuple[str, ...]) -> None:
 
 
 @coll.command()
+@output_options
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj

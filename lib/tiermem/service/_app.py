@@ -126,7 +126,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(ops_router(memory, guards, ready_timeout=settings.ready_timeout))
     app.include_router(memory_router(memory, guards, max_response_bytes=settings.max_response_bytes))
-    app.include_router(collections_router(memory, guards))
+    app.include_router(collections_router(memory, guards, max_response_bytes=settings.max_response_bytes))
     app.include_router(admin_router(memory, guards))
     app.include_router(
         sessions_router(memory, sessions if sessions is not None else ConversationStore, guards)

@@ -117,8 +117,13 @@ def _where(raw: str | None) -> Any:
         raise ApiError(400, "invalid_input", "where is not valid JSON") from None
 
 
-def collections_router(memory: MemoryClient, guards: Guards) -> APIRouter:
-    """Routes over ``memory``'s collections; ``guards`` authenticate and authorize each request."""
+def collections_router(memory: MemoryClient, guards: Guards, *, max_response_bytes: int) -> APIRouter:
+    """Routes over ``memory``'s collections; ``guards`` authenticate and authorize each request.
+
+    Args:
+        max_response_bytes: the largest list page (``TIERMEM_SERVICE_MAX_RESPONSE_BYTES``): a page stops
+            early (with a ``next_page_token``) before it would pass it; one item alone past it is a 413.
+    """
     router = APIRouter(prefix="/v1/collections", tags=["collections"], responses=ERROR_RESPONSES)
 
     def scoped(principal: Principal, namespace: str, name: str) -> Collection:
@@ -175,12 +180,24 @@ def collections_router(memory: MemoryClient, guards: Guards) -> APIRouter:
         source = coll.list(
             prefix=prefix, after=after, before=before, reverse=reverse, limit=limit + 1, where=_where(where)
         )
-        items = [item async for item in source]
-        more = len(items) > limit
-        items = items[:limit]
-        return ItemListResponse(
-            items=[_item(i) for i in items], next_page_token=_token(items[-1].key) if more else None
-        )
+        page: list[ItemResponse] = []
+        total = 0
+        more = False
+        async for item in source:
+            if len(page) == limit:
+                more = True
+                break
+            shown = _item(item)
+            total += len(shown.model_dump_json()) + 1
+            if total > max_response_bytes:
+                if not page:
+                    raise ApiError(
+                        413, "response_too_large", f"one item is larger than {max_response_bytes} bytes"
+                    )
+                more = True
+                break
+            page.append(shown)
+        return ItemListResponse(items=page, next_page_token=_token(page[-1].key) if more else None)
 
     @router.get(
         _ITEM_PATH,

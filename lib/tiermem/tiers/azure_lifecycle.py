@@ -26,6 +26,7 @@ from tiermem._keys import cosmos_id, parse_blob_name, parse_cosmos_id, validate_
 from tiermem._protocols import MemoryKey
 from tiermem.lifecycle._quota import RedisCounters, RedisLike
 from tiermem.lifecycle._store import LISTING_PAGE, StoredEntry
+from tiermem.tiers.cold_collections import parse_blob_key
 
 
 class _SdkAdapter(Protocol):
@@ -280,47 +281,40 @@ class BlobScopeStore:
         self._cold = cold
 
     @staticmethod
-    def _prefix(tenant: str | None, namespace: str | None) -> str | None:
+    def _prefixes(tenant: str | None, namespace: str | None) -> list[str | None]:
+        """The name prefixes of a scope: its key-value objects and, under ``~tenant/``, the items of its
+        collections when the client has no warm tier (tiers/cold_collections.py)."""
         if tenant is None:
-            return None
-        return f"{tenant}/" if namespace is None else f"{tenant}/{namespace}/"
+            return [None]
+        scope = f"{tenant}/" if namespace is None else f"{tenant}/{namespace}/"
+        return [scope, f"~{scope}"]
 
     async def entries(self, tenant: str | None, namespace: str | None) -> AsyncIterator[StoredEntry]:
         _scope(tenant, namespace)
         self._cold._ensure_open("entries")
-        listing = self._cold._container.list_blobs(
-            name_starts_with=self._prefix(tenant, namespace),
-            include=["metadata"],
-            results_per_page=LISTING_PAGE,
-        ).__aiter__()
-        while True:
-            try:
-                props = await self._cold._sdk("entries", None, listing.__anext__)
-            except StopAsyncIteration:
-                return
-            name = str(props.name)
-            try:
-                t, ns, key = parse_blob_name(name)
-            except ValueError:  # a collection version (its key holds a separator byte), or foreign
-                t, _, rest = name.partition("/")
-                ns, _, key = rest.partition("/")
-                if not key:
-                    continue  # not a name tiermem writes
-            modified = props.last_modified
-            yield StoredEntry(
-                t,
-                ns,
-                key,
-                size=int(props.size or 0),
-                written_at=None if modified is None else modified.timestamp(),
-                expires_at=_meta_expiry(props.metadata),
-            )
+        for prefix in self._prefixes(tenant, namespace):
+            listing = self._cold._container.list_blobs(
+                name_starts_with=prefix, include=["metadata"], results_per_page=LISTING_PAGE
+            ).__aiter__()
+            while True:
+                try:
+                    props = await self._cold._sdk("entries", None, listing.__anext__)
+                except StopAsyncIteration:
+                    break
+                entry = _blob_entry(props)
+                if entry is not None:
+                    yield entry
 
     async def erase(self, tenant: str, namespace: str | None) -> int:
         _scope(tenant, namespace)
+        removed = 0
+        for prefix in self._prefixes(tenant, namespace):
+            removed += await self._erase(prefix)
+        return removed
+
+    async def _erase(self, prefix: str | None) -> int:
         self._cold._ensure_open("erase")
         container = self._cold._container
-        prefix = self._prefix(tenant, namespace)
         removed = 0
         while True:
             listing = container.list_blob_names(name_starts_with=prefix, results_per_page=LISTING_PAGE)
@@ -343,6 +337,34 @@ class BlobScopeStore:
             return True
 
         return 0 if await self._cold._sdk_or_none("erase", None, call) is None else 1
+
+
+def _blob_entry(props: Any) -> StoredEntry | None:
+    name = str(props.name)
+    collection = None
+    try:
+        t, ns, key = parse_blob_name(name.removeprefix("~"))
+    except ValueError:  # a version of a large collection item (its key holds a separator), or foreign
+        t, _, rest = name.removeprefix("~").partition("/")
+        ns, _, key = rest.partition("/")
+        if not key:
+            return None  # not a name tiermem writes
+    if name.startswith("~"):  # an item of a collection kept in cold (no warm tier)
+        try:
+            key = parse_blob_key(key)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        collection, _, key = key.partition("\x1f")
+    modified = props.last_modified
+    return StoredEntry(
+        t,
+        ns,
+        key,
+        collection=collection,
+        size=int(props.size or 0),
+        written_at=None if modified is None else modified.timestamp(),
+        expires_at=_meta_expiry(props.metadata),
+    )
 
 
 def _b64_header(text: object) -> Record | None:

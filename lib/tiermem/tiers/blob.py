@@ -80,6 +80,7 @@ if TYPE_CHECKING:
     from azure.storage.blob.aio import BlobClient, ContainerClient
 
     from tiermem.tiers.azure_lifecycle import BlobScopeStore
+    from tiermem.tiers.cold_collections import ColdCollectionStore
 
 __all__ = ["BlobColdMemory"]
 
@@ -821,6 +822,34 @@ class BlobColdMemory(TierAdapter):
         if skipped:
             _log.warning("sweep left %d blob(s) with missing or damaged tiermem metadata", skipped)
         return deleted
+
+    # -- collections (tiermem._collection): items as blobs under a "~tenant/" prefix ----------------
+
+    _collections: ColdCollectionStore | None = None
+
+    def collection_store(self) -> ColdCollectionStore:
+        """Collections for a client without a warm tier (see ``tiers/cold_collections.py``)."""
+        if self._collections is None:
+            from tiermem.tiers.cold_collections import ColdCollectionStore
+
+            self._collections = ColdCollectionStore(self, self._collection_keys)
+        return self._collections
+
+    async def _collection_keys(self, tenant: str, namespace: str) -> AsyncIterator[str]:
+        from tiermem.tiers.cold_collections import parse_blob_key
+
+        self._ensure_open("scan")
+        prefix = f"{tenant}/{namespace}/"
+        names = self._container.list_blob_names(name_starts_with=prefix).__aiter__()
+        while True:
+            try:
+                name = await self._sdk("scan", None, names.__anext__)
+            except StopAsyncIteration:
+                return
+            try:
+                yield parse_blob_key(name[len(prefix) :])
+            except (ValueError, UnicodeDecodeError):
+                continue  # not a name tiermem writes
 
     def lifecycle_store(self) -> BlobScopeStore:
         """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0011)."""

@@ -764,7 +764,7 @@ class CosmosWarmMemory(TierAdapter):
     _collections: CosmosCollectionStore | None = None
 
     def collection_store(self) -> CosmosCollectionStore:
-        """Collections in this container, one logical partition each (docs/adr/0007)."""
+        """Collections in this container, one logical partition each (docs/adr/0008)."""
         if self._collections is None:
             from tiermem.tiers.cosmos_collections import CosmosCollectionStore
 

@@ -1,4 +1,4 @@
-"""Collections on the Cosmos DB warm tier: one logical partition per collection (docs/adr/0007).
+"""Collections on the Cosmos DB warm tier: one logical partition per collection (docs/adr/0008).
 
 Items share the key-value container (partition key path ``/pk``) but never a partition with it::
 

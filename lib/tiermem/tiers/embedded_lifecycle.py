@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
 from tiermem._codec import HEADER_SIZE, Record, RecordKind
-from tiermem._errors import CorruptValueError, InvalidKeyError
+from tiermem._errors import CorruptValueError
 from tiermem._keys import _unpercent, file_scope_parts, parse_file_parts, validate_scope
 from tiermem._types import MemoryKey
 from tiermem.lifecycle._store import LISTING_PAGE, StoredEntry
+from tiermem.tiers.cold_collections import parse_file_key
 
 
 class _Held(Protocol):
@@ -274,31 +275,44 @@ class FileScopeStore:
     def __init__(self, cold: _FilesLike) -> None:
         self._cold = cold
 
+    def _bases(self, tenant: str | None, namespace: str | None) -> list[Path]:
+        """The directories of a scope: its key-value objects and, under ``~tenant``, the items of its
+        collections when the client has no warm tier (tiers/cold_collections.py)."""
+        root = self._cold.root
+        if tenant is None:
+            return [root]
+        return [root.joinpath(*file_scope_parts(t, namespace)) for t in (tenant, f"~{tenant}")]
+
     def _walk(self, tenant: str | None, namespace: str | None) -> Iterator[tuple[tuple[str, ...], Path]]:
         root = self._cold.root
-        base = root if tenant is None else root.joinpath(*file_scope_parts(tenant, namespace))
-        if not base.is_dir():
-            return
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
-                path = Path(dirpath, name)
-                yield path.relative_to(root).parts, path
+        for base in self._bases(tenant, namespace):
+            if not base.is_dir():
+                continue
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith("."):
+                        continue
+                    path = Path(dirpath, name)
+                    yield path.relative_to(root).parts, path
 
     @staticmethod
     def _describe(parts: tuple[str, ...], path: Path) -> StoredEntry | None:
         if len(parts) < 3:
             return None
+        collection = None
         try:
-            mk = parse_file_parts(parts)
-            tenant, namespace, key = mk
-        except (InvalidKeyError, ValueError):
-            try:  # collection versions hold a separator byte that key parsing refuses
-                tenant, namespace, key = _unpercent(parts[0]), _unpercent(parts[1]), "/".join(parts[2:])
-            except ValueError:
-                return None
+            tenant, namespace = _unpercent(parts[0]), _unpercent(parts[1])
+        except ValueError:
+            return None
+        try:
+            if tenant.startswith("~"):  # an item of a collection kept in cold (no warm tier)
+                tenant = tenant[1:]
+                collection, _, key = parse_file_key(parts[2:]).partition("\x1f")
+            else:
+                key = parse_file_parts(parts).key
+        except (ValueError, UnicodeDecodeError):  # a large collection item's version, or foreign
+            key = "/".join(parts[2:])
         stat = path.stat()
         with path.open("rb") as fh:
             rec = _header(fh.read(_ETAG_BYTES + HEADER_SIZE)[_ETAG_BYTES:])
@@ -306,6 +320,7 @@ class FileScopeStore:
             tenant,
             namespace,
             key,
+            collection=collection,
             size=max(0, stat.st_size - _ETAG_BYTES),
             written_at=stat.st_mtime,
             expires_at=None if rec is None else rec.expires_at,
@@ -337,13 +352,17 @@ class FileScopeStore:
 
     async def erase(self, tenant: str, namespace: str | None) -> int:
         _scope(tenant, namespace)
-        base = self._cold.root.joinpath(*file_scope_parts(tenant, namespace))
+        bases = self._bases(tenant, namespace)
 
         def op() -> int:
-            if not base.is_dir():
-                return 0
-            count = sum(1 for _, _, files in os.walk(base) for name in files if not name.startswith(".tmp-"))
-            shutil.rmtree(base)
+            count = 0
+            for base in bases:
+                if not base.is_dir():
+                    continue
+                count += sum(
+                    1 for _, _, files in os.walk(base) for name in files if not name.startswith(".tmp-")
+                )
+                shutil.rmtree(base)
             return count
 
         return await self._cold._io("erase", None, op)

@@ -24,6 +24,7 @@ from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem._types import Clock
 
 if TYPE_CHECKING:
+    from tiermem.tiers.cold_collections import ColdCollectionStore
     from tiermem.tiers.embedded_lifecycle import FileScopeStore
 
 __all__ = ["FileColdMemory"]
@@ -237,6 +238,40 @@ class FileColdMemory(AsyncResource):
             return removed
 
         return await self._io("sweep", None, op)
+
+    # -- collections (tiermem._collection): items as files under a "~tenant" directory -------------
+
+    _collections: ColdCollectionStore | None = None
+
+    def collection_store(self) -> ColdCollectionStore:
+        """Collections for a client without a warm tier (see ``tiers/cold_collections.py``)."""
+        if self._collections is None:
+            from tiermem.tiers.cold_collections import ColdCollectionStore
+
+            self._collections = ColdCollectionStore(self, self._collection_keys)
+        return self._collections
+
+    async def _collection_keys(self, tenant: str, namespace: str) -> AsyncIterator[str]:
+        from tiermem.tiers.cold_collections import parse_file_key
+
+        base = self.root.joinpath(*file_scope_parts(tenant, namespace))
+
+        def walk() -> list[tuple[str, ...]]:
+            if not base.is_dir():
+                return []
+            found: list[tuple[str, ...]] = []
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                found += [
+                    Path(dirpath, n).relative_to(base).parts for n in filenames if not n.startswith(".")
+                ]
+            return found
+
+        for tail in await self._io("scan", None, walk):
+            try:
+                yield parse_file_key(tail)
+            except (ValueError, UnicodeDecodeError):
+                continue  # not a name tiermem writes
 
     def lifecycle_store(self) -> FileScopeStore:
         """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0011)."""
