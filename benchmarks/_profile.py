@@ -102,9 +102,9 @@ async def _pieces(bench: HotBench, *, quick: bool) -> list[tuple[str, float]]:
     from tiermem._breaker import CircuitBreaker
     from tiermem._codec import Record
     from tiermem._errors import key_digest
+    from tiermem._instrumentation import Telemetry
     from tiermem._keys import redis_key
     from tiermem._protocols import Tier
-    from tiermem._telemetry import Telemetry
 
     client = bench.client
     telemetry = Telemetry()

@@ -132,7 +132,7 @@ param cosmosDatabaseName string = 'tiermem'
 @description('Cosmos DB container name (TIERMEM_COSMOS_CONTAINER); partition key /pk, defaultTtl -1.')
 param cosmosContainerName string = 'memory'
 
-@description('Cosmos DB default consistency level.')
+@description('Cosmos DB default consistency level. Strong gives the cross-process coherence bound of docs/adr/0006 (durable point reads must be linearizable); Session adds replica lag to it.')
 @allowed([
   'Strong'
   'BoundedStaleness'
@@ -140,7 +140,7 @@ param cosmosContainerName string = 'memory'
   'ConsistentPrefix'
   'Eventual'
 ])
-param cosmosConsistencyLevel string = 'Session'
+param cosmosConsistencyLevel string = 'Strong'
 
 @description('Cosmos DB capacity mode: Serverless (single region, pay per request) or Provisioned (autoscale, multi-region).')
 @allowed([

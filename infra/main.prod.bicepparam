@@ -18,7 +18,7 @@ param redisEvictionPolicy = 'AllKeysLRU'
 
 param cosmosCapacityMode = 'Provisioned'
 param cosmosAutoscaleMaxThroughput = 10000
-param cosmosConsistencyLevel = 'Session'
+param cosmosConsistencyLevel = 'Strong'
 param cosmosFailoverLocations = [
   'northeurope'
 ]

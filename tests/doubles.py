@@ -114,6 +114,12 @@ class WrappedStore:
         await self._enter("mdelete")
         await self.inner.mdelete(keys)
 
+    async def swap(self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]]) -> list[bool]:
+        await self._enter("swap", [mk for mk, _, _ in items])
+        await self._pause("swap")
+        result: list[bool] = await self.inner.swap(items)
+        return result
+
     def scan(self, tenant: str, namespace: str | None = None) -> AsyncIterator[MemoryKey]:
         result: AsyncIterator[MemoryKey] = self.inner.scan(tenant, namespace)
         return result

@@ -24,7 +24,7 @@ param databaseName string = 'tiermem'
 @description('Name of the container that holds the warm tier items.')
 param containerName string = 'memory'
 
-@description('Default consistency level. Session gives read-your-writes per client at the lowest cost.')
+@description('Default consistency level. Strong: another replica reads every acknowledged write (docs/adr/0006); Session is read-your-writes per client only.')
 @allowed([
   'Strong'
   'BoundedStaleness'
@@ -32,7 +32,7 @@ param containerName string = 'memory'
   'ConsistentPrefix'
   'Eventual'
 ])
-param consistencyLevel string = 'Session'
+param consistencyLevel string = 'Strong'
 
 @description('Serverless (pay per request, single region) or Provisioned (autoscale throughput, multi-region).')
 @allowed([

@@ -28,11 +28,12 @@ from tiermem._errors import (
     TierMemError,
     TierUnavailableError,
     ValueTooLargeError,
+    WriteOutcomeUnknownError,
 )
+from tiermem._instrumentation import Stats
 from tiermem._keys import make_key
 from tiermem._protocols import ColdMemory, HotMemory, MemoryKey, Tier, TierInfo, TierStore, WarmMemory
 from tiermem._settings import MemorySettings
-from tiermem._telemetry import Stats
 from tiermem._types import Entry
 from tiermem._version import __version__
 from tiermem.agents import AgentBuilder, AgentFactory, AgentHandle, MemoryAware
@@ -106,6 +107,7 @@ __all__ = [
     "UsageReport",
     "ValueTooLargeError",
     "WarmMemory",
+    "WriteOutcomeUnknownError",
     "__version__",
     "make_key",
 ]

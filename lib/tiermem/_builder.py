@@ -5,20 +5,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from tiermem._client import MemoryClient
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
-from tiermem._engine.core import Closable, Engine
+from tiermem._engine.core import Engine
 from tiermem._errors import ConfigurationError
+from tiermem._instrumentation import Telemetry
 from tiermem._keys import validate_scope
+from tiermem._lifecycle import Closable
 from tiermem._protocols import ColdMemory, HotMemory, Tier, TierStore, WarmMemory
-from tiermem._telemetry import Telemetry
 from tiermem.lifecycle import Governance
 
 if TYPE_CHECKING:
     from tiermem._settings import MemorySettings, SettingsPlan
     from tiermem.lifecycle import QuotaPolicy, RetentionPolicy
+    from tiermem.tiers.blob import BlobOptions
+    from tiermem.tiers.cosmos import CosmosOptions
+    from tiermem.tiers.redis import RedisOptions
 
 __all__ = ["Closable", "MemoryBuilder"]
 
@@ -109,6 +113,7 @@ class MemoryBuilder:
         timeout: float | None = None,
         failure_threshold: int | None = None,
         reset_timeout: float | None = None,
+        seconds_per_mib: float | None = None,
     ) -> Self:
         """Per-tier deadline and circuit breaker settings (see :class:`TierOptions`)."""
         current = self._tier_options[tier]
@@ -116,6 +121,7 @@ class MemoryBuilder:
             timeout=current.timeout if timeout is None else timeout,
             failure_threshold=current.failure_threshold if failure_threshold is None else failure_threshold,
             reset_timeout=current.reset_timeout if reset_timeout is None else reset_timeout,
+            seconds_per_mib=current.seconds_per_mib if seconds_per_mib is None else seconds_per_mib,
         )
         return self
 
@@ -157,60 +163,46 @@ class MemoryBuilder:
         self._quotas = policy
         return self
 
-    def with_redis(
-        self,
-        url: str,
-        *,
-        credential: Any = None,
-        password: Any = None,
-        cluster: bool = False,
-        **options: Any,
-    ) -> Self:
-        """Hot tier on Redis / Azure Managed Redis (``pip install tiermem[redis]``)."""
+    def with_redis(self, url: str, **options: Unpack[RedisOptions]) -> Self:
+        """Hot tier on Redis / Azure Managed Redis (``pip install tiermem[redis]``).
+
+        Takes exactly the arguments of :meth:`tiermem.tiers.redis.RedisHotMemory.from_url`
+        (``credential=`` an Entra ID credential, sync or ``azure.identity.aio``; ``password=`` a
+        ``str``, ``SecretStr`` or secret source; pool and timeout settings). Already hold a
+        ``redis.asyncio`` client? Use ``with_hot(RedisHotMemory(client))``: it is not closed for you.
+        """
         from tiermem.tiers.redis import RedisHotMemory
 
-        return self.with_hot(
-            RedisHotMemory.from_url(url, credential=credential, password=password, cluster=cluster, **options)
-        )
+        return self.with_hot(RedisHotMemory.from_url(url, **options))
 
     def with_cosmos(
-        self,
-        endpoint: str,
-        database: str,
-        container: str,
-        *,
-        credential: Any = None,
-        key: Any = None,
-        **options: Any,
+        self, endpoint: str, database: str, container: str, **options: Unpack[CosmosOptions]
     ) -> Self:
-        """Warm tier on Azure Cosmos DB for NoSQL (``pip install tiermem[cosmos]``)."""
+        """Warm tier on Azure Cosmos DB for NoSQL (``pip install tiermem[cosmos]``).
+
+        Takes exactly the arguments of :class:`tiermem.tiers.cosmos.CosmosWarmMemory`: one of
+        ``credential=`` (an ``AsyncTokenCredential``), ``key=`` (emulator account key, ``str`` or
+        ``SecretStr``) or ``client=`` (an ``azure.cosmos.aio.CosmosClient`` you already hold and have
+        entered; it is shared, never closed here), plus retry, timeout and concurrency settings.
+        """
         from tiermem.tiers.cosmos import CosmosWarmMemory
 
-        return self.with_warm(
-            CosmosWarmMemory(endpoint, database, container, credential=credential, key=key, **options)
-        )
+        return self.with_warm(CosmosWarmMemory(endpoint, database, container, **options))
 
     def with_blob(
-        self,
-        account_url: str | None = None,
-        container: str = "tiermem",
-        *,
-        credential: Any = None,
-        connection_string: Any = None,
-        **options: Any,
+        self, account_url: str | None = None, container: str = "tiermem", **options: Unpack[BlobOptions]
     ) -> Self:
-        """Cold tier on Azure Blob Storage (``pip install tiermem[blob]``)."""
+        """Cold tier on Azure Blob Storage (``pip install tiermem[blob]``).
+
+        Takes exactly the arguments of :class:`tiermem.tiers.blob.BlobColdMemory`: ``account_url``
+        with ``credential=`` (an ``AsyncTokenCredential``), or ``connection_string=`` (emulators,
+        ``str`` or ``SecretStr``; a connection string passed as ``account_url`` is refused), or
+        ``service_client=`` (an ``azure.storage.blob.aio.BlobServiceClient`` you already hold; never
+        closed here), plus transfer, retry and timeout settings.
+        """
         from tiermem.tiers.blob import BlobColdMemory
 
-        return self.with_cold(
-            BlobColdMemory(
-                account_url,
-                container,
-                credential=credential,
-                connection_string=connection_string,
-                **options,
-            )
-        )
+        return self.with_cold(BlobColdMemory(account_url, container, **options))
 
     @classmethod
     def from_settings(cls, settings: MemorySettings | None = None) -> MemoryBuilder:

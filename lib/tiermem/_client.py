@@ -10,6 +10,7 @@ for ordering and its limits across processes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -18,12 +19,14 @@ from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
 from tiermem._engine.core import Engine
 from tiermem._engine.writes import Write, plan
 from tiermem._errors import ClientClosedError, InvalidInputError, InvalidScopeError, TierMemError
+from tiermem._instrumentation import _NO_SPAN, Stats
 from tiermem._keys import validate_key, validate_scope, validate_ttl
 from tiermem._protocols import TierStore
-from tiermem._telemetry import _NO_SPAN, Stats
 from tiermem._types import Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from tiermem._collection import Collection
     from tiermem.lifecycle import ForgetReport, MaintainReport, RetentionPolicy, UsageReport
 
@@ -97,7 +100,7 @@ class MemoryClient:
         # Tenant and namespace were validated when this view was made; only the key is new.
         return MemoryKey(self._tenant, self._namespace, validate_key(key))
 
-    def _span(self, name: str, nkeys: int, key: str | None = None) -> Any:
+    def _span(self, name: str, nkeys: int, key: str | None = None) -> AbstractContextManager[Span | None]:
         telemetry = self._core.telemetry
         if not telemetry.tracing:
             return _NO_SPAN
@@ -308,7 +311,7 @@ class MemoryClient:
     ) -> None:
         await self.aclose()
 
-    # -- collections and listing (tiermem._collection; docs/adr/0008) ---------------------------------
+    # -- collections and listing (tiermem._collection; docs/adr/0009) ---------------------------------
 
     def collection(self, name: str) -> Collection:
         """A named, ordered set of items in this view's tenant and namespace (no I/O).

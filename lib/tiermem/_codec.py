@@ -1,8 +1,12 @@
 """The versioned value envelope, JSON serialization (orjson) and gzip.
 
-A stored record is a 17-byte binary header followed by the payload::
+A stored record is a binary header followed by the payload. Version 1 (17 bytes)::
 
     magic "TM" | version u8 | kind u8 | flags u8 | expires_at f64 (0 = never) | crc32 u32 | payload
+
+Version 2 (29 bytes) appends ``epoch u32 | write id 8 bytes`` before the payload: the hot epoch a hot
+record was filled under and the id of the write that stored a durable record (ADR 0006). A record
+with neither is written as version 1, so records without them keep their bytes.
 
 The payload is orjson for JSON values, UTF-8 for ``str`` and the raw bytes for ``bytes``;
 flag bit 0 means the payload is a complete gzip stream. A binary header (not a JSON wrapper)
@@ -30,8 +34,14 @@ __all__ = ["Codec", "Record", "RecordKind", "Value"]
 
 _MAGIC: Final = b"TM"
 _VERSION: Final = 1
+_VERSION_2: Final = 2
 _HEADER: Final = struct.Struct(">2sBBBdI")
-HEADER_SIZE: Final = _HEADER.size
+_HEADER_2: Final = struct.Struct(">2sBBBdII8s")
+MIN_HEADER_SIZE: Final = _HEADER.size
+HEADER_SIZE: Final = _HEADER_2.size
+"""The longest header: read this many bytes to learn a stored record's expiry."""
+WRITE_ID_BYTES: Final = 8
+_NO_WID: Final = bytes(WRITE_ID_BYTES)
 _FLAG_GZIP: Final = 0x01
 _GZIP_WBITS: Final = 31  # zlib container = gzip (header + CRC32 + size trailer)
 
@@ -43,8 +53,9 @@ class RecordKind(enum.IntEnum):
     STR = 2
     BYTES = 3
     POINTER = 4  # warm item that points at a large value stored in the cold tier
-    TOMBSTONE = 5  # short-lived hot marker written by delete: a definitive miss
-    FENCE = 6  # short-lived hot marker written by an invalidation: read through, but never promote over it
+    TOMBSTONE = 5  # hot marker for a cached miss: a definitive miss
+    FENCE = 6  # legacy hot marker of an invalidation (before ADR 0006): read through
+    LEASE = 7  # hot marker a reader takes before filling (ADR 0006): read through, fill only under it
 
 
 _VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
@@ -63,6 +74,8 @@ class Record:
         expires_at: absolute expiry (Unix seconds) or ``None``.
         checksum: CRC32 of kind, compression flag and ``payload``.
         etag: the tier's version tag when read back (Cosmos/Blob/SQLite), else ``None``.
+        epoch: the hot epoch a hot record was filled under (ADR 0006); 0 elsewhere.
+        wid: the id of the write that stored this record (ADR 0006), or empty.
     """
 
     kind: RecordKind
@@ -71,39 +84,56 @@ class Record:
     expires_at: float | None
     checksum: int
     etag: str | None = None
+    epoch: int = 0
+    wid: bytes = b""
 
     def to_bytes(self) -> bytes:
         """Header + payload, for tiers that store one opaque byte string."""
         flags = _FLAG_GZIP if self.compressed else 0
         expiry = self.expires_at if self.expires_at is not None else 0.0
+        if self.epoch or self.wid:
+            wid = self.wid or _NO_WID
+            header = _HEADER_2.pack(
+                _MAGIC, _VERSION_2, self.kind, flags, expiry, self.checksum, self.epoch, wid
+            )
+            return header + self.payload
         return _HEADER.pack(_MAGIC, _VERSION, self.kind, flags, expiry, self.checksum) + self.payload
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview, *, etag: str | None = None) -> Record:
         """Parse a stored byte string; raise :class:`CorruptValueError` if the header is not ours."""
-        if len(data) < HEADER_SIZE:
+        if len(data) < MIN_HEADER_SIZE:
             raise CorruptValueError(f"stored value is {len(data)} bytes, shorter than the envelope header")
         magic, version, kind, flags, expiry, crc = _HEADER.unpack_from(data)
         if magic != _MAGIC:
             raise CorruptValueError("stored value does not start with the tiermem envelope magic")
-        if version != _VERSION:
+        epoch, wid, start = 0, b"", MIN_HEADER_SIZE
+        if version == _VERSION_2:
+            if len(data) < HEADER_SIZE:
+                raise CorruptValueError(f"stored value is {len(data)} bytes, shorter than its header")
+            epoch, raw_wid = _HEADER_2.unpack_from(data)[6:]
+            wid = b"" if raw_wid == _NO_WID else bytes(raw_wid)
+            start = HEADER_SIZE
+        elif version != _VERSION:
             raise CorruptValueError(f"unsupported envelope version {version}")
         record_kind = _KINDS.get(kind)
         if record_kind is None:
             raise CorruptValueError(f"unknown record kind {kind}")
         return cls(
             kind=record_kind,
-            payload=bytes(data[HEADER_SIZE:]),
+            payload=bytes(data[start:]),
             compressed=bool(flags & _FLAG_GZIP),
             expires_at=expiry if expiry else None,
             checksum=crc,
             etag=etag,
+            epoch=epoch,
+            wid=wid,
         )
 
     @property
     def size(self) -> int:
         """Stored size in bytes, header included."""
-        return HEADER_SIZE + len(self.payload)
+        return (HEADER_SIZE if self.epoch or self.wid else MIN_HEADER_SIZE) + len(self.payload)
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -111,6 +141,14 @@ class Record:
     def with_expiry(self, expires_at: float | None) -> Record:
         """The same record with another expiry (the header is not part of the checksum)."""
         return replace(self, expires_at=expires_at, etag=None)
+
+    def with_write_id(self, wid: bytes) -> Record:
+        """The same record carrying the id of the write that stores it (ADR 0006)."""
+        return replace(self, wid=wid, etag=None)
+
+    def for_hot(self, expires_at: float | None, epoch: int) -> Record:
+        """The record as a hot copy: its own expiry, the epoch it was filled under, no write id."""
+        return replace(self, expires_at=expires_at, epoch=epoch, wid=b"", etag=None)
 
 
 def checksum(kind: RecordKind, compressed: bool, payload: bytes) -> int:
@@ -132,8 +170,13 @@ def fence(expires_at: float) -> Record:
 
 
 def tombstone(expires_at: float) -> Record:
-    """The hot-tier marker a delete leaves behind so a racing promotion cannot resurrect a value."""
+    """The hot-tier marker for a cached miss (negative caching): a definitive miss."""
     return make_record(RecordKind.TOMBSTONE, b"", expires_at=expires_at)
+
+
+def lease(expires_at: float, token: bytes) -> Record:
+    """The hot-tier marker a reader takes on a miss: only its holder may replace it with a value."""
+    return make_record(RecordKind.LEASE, token, expires_at=expires_at)
 
 
 def _reject(obj: Any) -> Any:

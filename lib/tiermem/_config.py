@@ -22,9 +22,12 @@ class Policy:
         hot_max_bytes: larger values are not cached in hot.
         warm_max_bytes: larger values go to cold, with a pointer in warm (Cosmos items max out at 2 MB).
         max_value_bytes: hard limit on any value (also bounds decompression).
-        tombstone_ttl: how long a delete's hot tombstone lives (must outlast a racing read).
+        tombstone_ttl: how long a reader's hot lease lives (ADR 0006): a read slower than this
+            cannot fill hot.
         negative_ttl: cache all-tier misses in hot for this long; ``None`` disables it.
         dirty_max_keys: bound on hot keys remembered for invalidation while hot is unreachable.
+        coherence_interval: seconds between reads of the durable hot epoch (ADR 0006): the
+            staleness bound after a write that could not invalidate hot.
         record_keys: put raw keys in spans (off: a stable hash is recorded instead).
     """
 
@@ -37,6 +40,7 @@ class Policy:
     tombstone_ttl: float = 5.0
     negative_ttl: float | None = None
     dirty_max_keys: int = 10_000
+    coherence_interval: float = 1.0
     record_keys: bool = False
 
     def __post_init__(self) -> None:
@@ -46,6 +50,8 @@ class Policy:
                 raise ConfigurationError(f"policy {name} must be > 0 seconds or None, got {value!r}")
         if not self.tombstone_ttl > 0:
             raise ConfigurationError("policy tombstone_ttl must be > 0 seconds")
+        if not self.coherence_interval > 0:
+            raise ConfigurationError("policy coherence_interval must be > 0 seconds")
         if self.hot_max_bytes < 1 or self.warm_max_bytes < 1 or self.max_value_bytes < 1:
             raise ConfigurationError("policy size limits must be >= 1 byte")
         if self.dirty_max_keys < 1:
@@ -60,19 +66,29 @@ class TierOptions:
 
     Attributes:
         timeout: deadline (seconds) for one tier call including the SDK's own retries; ``None`` = none.
+            In-process stores (``TierInfo.in_process``) never wait on I/O and get no deadline.
         failure_threshold: consecutive unavailability failures that open the circuit.
         reset_timeout: seconds the circuit stays open before a half-open probe.
+        seconds_per_mib: added to ``timeout`` per MiB a call moves (writes; reads through a pointer
+            that names the size), so a large value gets the time it needs and a small one fails fast.
     """
 
     timeout: float | None = None
     failure_threshold: int = 5
     reset_timeout: float = 10.0
+    seconds_per_mib: float = 0.0
+
+    def deadline(self, nbytes: int) -> float | None:
+        """The deadline for a call that moves ``nbytes``."""
+        if self.timeout is None:
+            return None
+        return self.timeout + self.seconds_per_mib * nbytes / 1_048_576
 
 
 DEFAULT_TIER_OPTIONS: Final = {
-    # No asyncio deadline on hot calls by default: redis-py's socket timeouts bound them, and a
-    # deadline costs ~9 us per call (a timer-heap entry) on the path that must cost nothing.
-    Tier.HOT: TierOptions(timeout=None),
+    # Redis: 2 s for a whole call, retries included (redis-py alone: 1 s socket timeout x 4 tries).
+    Tier.HOT: TierOptions(timeout=2.0),
     Tier.WARM: TierOptions(timeout=15.0),
-    Tier.COLD: TierOptions(timeout=120.0),
+    # Blob: 30 s plus 2 s per MiB (a 64 MiB value gets 158 s; a hung endpoint fails a small call in 30 s).
+    Tier.COLD: TierOptions(timeout=30.0, seconds_per_mib=2.0),
 }

@@ -16,6 +16,7 @@ caller opted into raw keys), and chains its cause with ``raise ... from exc``::
     +-- TierError                            a tier was reached and answered with a failure
         +-- TierUnavailableError             the tier could not be reached (timeout, refused, open circuit)
         |   +-- CircuitOpenError             its circuit breaker is open: the call was not attempted
+        |   +-- WriteOutcomeUnknownError     a write was sent and may or may not have landed
         +-- CorruptValueError                stored bytes fail their integrity check
         +-- ConflictError                    an ``if_match`` / ``if_absent`` precondition failed
         +-- ThrottledError                   the service throttled us past its retry budget
@@ -51,6 +52,7 @@ __all__ = [
     "TierMemError",
     "TierUnavailableError",
     "ValueTooLargeError",
+    "WriteOutcomeUnknownError",
     "key_digest",
 ]
 
@@ -150,6 +152,11 @@ class TierUnavailableError(TierError):
 
 class CircuitOpenError(TierUnavailableError):
     """The tier's circuit breaker is open: the call was not attempted."""
+
+
+class WriteOutcomeUnknownError(TierUnavailableError):
+    """A write was sent but its outcome could not be confirmed (a timeout, a broken connection):
+    it may or may not have landed. Never reported as a conflict or a success (ADR 0006)."""
 
 
 class CorruptValueError(TierError):

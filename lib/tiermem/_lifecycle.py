@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import enum
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self, runtime_checkable
 
 from tiermem._errors import ClientClosedError
 
-__all__ = ["AsyncResource", "ClientState"]
+__all__ = ["AsyncResource", "ClientState", "Closable"]
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """Anything with an async ``aclose()``: tiers, credentials, secret sources, agents."""
+
+    async def aclose(self) -> None: ...
 
 
 class ClientState(enum.Enum):

@@ -94,6 +94,12 @@ class HotMemory(TierStore, Protocol):
         """Delete many keys in one round trip; missing keys are fine."""
         ...
 
+    async def swap(self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]]) -> list[bool]:
+        """Compare-and-swap per key: where a key holds exactly ``expected`` (``None``: nothing), store
+        ``new`` (``None``: delete it). Returns, per item, whether it swapped. Lease-guarded fills and
+        stale-copy removal rest on it (docs/adr/0006-cross-process-coherence.md)."""
+        ...
+
 
 @runtime_checkable
 class WarmMemory(TierStore, Protocol):

@@ -48,12 +48,14 @@ class TierInfo:
         server_address: host of the service, when there is one.
         max_record_bytes: the largest encoded record the tier accepts, if it has a hard limit.
         native_ttl: whether the service expires data by itself (the client checks expiry anyway).
+        in_process: the store never waits on I/O (an in-process map), so calls need no deadline.
     """
 
     db_system: str
     server_address: str | None = None
     max_record_bytes: int | None = None
     native_ttl: bool = False
+    in_process: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
 from tiermem._errors import ConfigurationError, InvalidScopeError
 from tiermem._keys import validate_scope
-from tiermem._lifecycle import AsyncResource, ClientState
+from tiermem._lifecycle import AsyncResource, ClientState, Closable
 
 __all__ = ["AgentBuilder", "AgentFactory", "AgentHandle", "MemoryAware"]
 
@@ -53,11 +53,6 @@ class AgentFactory(Protocol[A_co]):
     """Makes an agent around the memory view it gets (a class whose ``__init__`` takes ``memory`` fits)."""
 
     def __call__(self, *, memory: MemoryClient) -> A_co: ...
-
-
-@runtime_checkable
-class _AsyncClosable(Protocol):
-    async def aclose(self) -> None: ...
 
 
 class _Source(enum.Enum):
@@ -108,7 +103,7 @@ class AgentHandle(AsyncResource, Generic[AgentT]):
     async def _close(self) -> None:
         """Close the factory-made agent (if closable) and the owned client. Injected ones stay open."""
         try:
-            if self._owned_agent and isinstance(self._agent, _AsyncClosable):
+            if self._owned_agent and isinstance(self._agent, Closable):
                 await self._agent.aclose()  # first: an agent may flush to memory while closing
         finally:
             if self._owned_client is not None:

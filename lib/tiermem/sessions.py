@@ -25,12 +25,9 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
-
-import orjson
 
 from tiermem._client import MemoryClient
 from tiermem._codec import Codec
@@ -39,26 +36,38 @@ from tiermem._errors import (
     ConflictError,
     CorruptValueError,
     InvalidInputError,
-    InvalidKeyError,
     InvalidValueError,
 )
-from tiermem._keys import validate_key
+from tiermem._locks import StripedLocks
 from tiermem._protocols import Tier
+from tiermem._session_layout import (
+    DOC_OVERHEAD,
+    FORMAT,
+    MAX_SESSION_ID_BYTES,
+    Entry,
+    Head,
+    Missing,
+    archive_key,
+    chunk_key,
+    etag_of,
+    head_key,
+    new_token,
+    parse_archive,
+    parse_chunk,
+    parse_chunk_any,
+    ref_tokens,
+    stored_size,
+    turn_key,
+    validate_session_id,
+)
 
 __all__ = ["MAX_SESSION_ID_BYTES", "ConversationStore", "SessionMetadata"]
 
 logger = logging.getLogger(__name__)
 
-MAX_SESSION_ID_BYTES: Final = 256
-"""Session ids are keys (1..256 UTF-8 bytes, no control characters): room is left for the prefixes."""
-
-_FORMAT: Final = 1
-_DOC_OVERHEAD: Final = 1024  # JSON around the turns of a head or chunk document (counters, ids, times)
 _DEFAULT_CHUNK_BYTES: Final = 64 * 1024
 _DISCARD_CONCURRENCY: Final = 16
 _READ_ATTEMPTS: Final = 4
-
-_Entry = dict[str, Any]  # {"t": turn} inline, or {"r": token} for a turn stored as its own item
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,106 +87,6 @@ class SessionMetadata:
     created_at: float
     updated_at: float
     archived: bool
-
-
-class _Missing(Exception):  # an internal signal: never escapes this module
-    """An item the head refers to is gone: the head changed under us (archive/clear) or it is damaged."""
-
-
-@dataclass(slots=True)
-class _Head:
-    """The session head. ``held`` holds the turns ``[count - len(held), count)``; every unsealed turn
-    (index >= ``sealed``) is held, older ones only as the recent window. Chunks ``c0..ck-1`` hold
-    ``[archived, sealed)``; the archive holds ``[0, archived)``."""
-
-    gen: str
-    count: int = 0
-    sealed: int = 0
-    archived: int = 0
-    archive: str | None = None
-    c0: int = 0
-    ck: int = 0
-    created: float = 0.0
-    updated: float = 0.0
-    held: list[_Entry] = field(default_factory=list)
-
-    def to_value(self) -> dict[str, Any]:
-        return {
-            "v": _FORMAT,
-            "gen": self.gen,
-            "n": self.count,
-            "sealed": self.sealed,
-            "archived": self.archived,
-            "archive": self.archive,
-            "c0": self.c0,
-            "ck": self.ck,
-            "created": self.created,
-            "updated": self.updated,
-            "held": self.held,
-        }
-
-    @classmethod
-    def parse(cls, value: Any, key: str) -> _Head:
-        if not isinstance(value, dict) or value.get("v") != _FORMAT:
-            raise CorruptValueError("not a session head of a known format", operation="session", key=key)
-        try:
-            head = cls(
-                gen=str(value["gen"]),
-                count=int(value["n"]),
-                sealed=int(value["sealed"]),
-                archived=int(value["archived"]),
-                archive=None if value["archive"] is None else str(value["archive"]),
-                c0=int(value["c0"]),
-                ck=int(value["ck"]),
-                created=float(value["created"]),
-                updated=float(value["updated"]),
-                held=list(value["held"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CorruptValueError(f"malformed session head: {exc}", operation="session", key=key) from exc
-        if not 0 <= head.archived <= head.sealed <= head.count or len(head.held) < head.count - head.sealed:
-            raise CorruptValueError("session head counters are inconsistent", operation="session", key=key)
-        return head
-
-    @property
-    def held_start(self) -> int:
-        return self.count - len(self.held)
-
-    def unsealed(self) -> list[_Entry]:
-        n = self.count - self.sealed
-        return self.held[len(self.held) - n :] if n else []
-
-
-def _size(entry: _Entry) -> int:
-    return len(orjson.dumps(entry)) + 1  # + the comma between entries
-
-
-def _token() -> str:
-    return secrets.token_hex(8)
-
-
-class _SessionLocks:
-    """One asyncio lock per session id while anyone holds or waits for it (no unbounded growth)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, session_id: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(session_id, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[session_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            # Runs on cancellation too, so a waiter that gives up does not leak its entry.
-            lock, users = self._locks[session_id]
-            if users == 1:
-                del self._locks[session_id]
-            else:
-                self._locks[session_id] = (lock, users - 1)
 
 
 class ConversationStore:
@@ -247,17 +156,17 @@ class ConversationStore:
         if not 0 <= backoff_base <= backoff_cap:
             raise ConfigurationError("backoff must satisfy 0 <= backoff_base <= backoff_cap")
         policy = memory.policy
-        ceiling = policy.max_value_bytes - _DOC_OVERHEAD
+        ceiling = policy.max_value_bytes - DOC_OVERHEAD
         if Tier.WARM in tiers:
             # Heads and chunks must stay plain warm items: conditional writes of values that spill
             # to cold are not atomic across the two tiers.
-            ceiling = min(ceiling, policy.warm_max_bytes - _DOC_OVERHEAD)
+            ceiling = min(ceiling, policy.warm_max_bytes - DOC_OVERHEAD)
         if max_chunk_bytes is None:
             max_chunk_bytes = min(_DEFAULT_CHUNK_BYTES, ceiling)
         if not 1024 <= max_chunk_bytes <= ceiling:
             raise ConfigurationError(
                 f"max_chunk_bytes={max_chunk_bytes} must be between 1024 and {ceiling} (the policy's "
-                f"warm_max_bytes, or max_value_bytes without a warm tier, minus {_DOC_OVERHEAD} bytes "
+                f"warm_max_bytes, or max_value_bytes without a warm tier, minus {DOC_OVERHEAD} bytes "
                 "for the rest of a head or chunk); lower it or raise the policy limit"
             )
         if inline_turn_bytes is None:
@@ -274,7 +183,7 @@ class ConversationStore:
         self._backoff_cap = backoff_cap
         self._clock = clock
         self._codec = Codec()
-        self._locks = _SessionLocks()
+        self._locks = StripedLocks(256)
 
     @property
     def memory(self) -> MemoryClient:
@@ -297,27 +206,27 @@ class ConversationStore:
             TierUnavailableError: a tier could not be reached; the turn may or may not have been
                 appended (as for any write whose answer was lost).
         """
-        sid = _validate_session_id(session_id)
+        sid = validate_session_id(session_id)
         value, size = self._serialize_turn(turn)
-        async with self._locks.hold(sid):
+        async with self._locks.lock(sid):
             if size + 7 > self._inline_bytes:
                 # Large turns get a key of their own, written before the head refers to it.
-                token = _token()
-                await self._memory.set(_turn_key(token, sid), value)
-                entry: _Entry = {"r": token}
+                token = new_token()
+                await self._memory.set(turn_key(token, sid), value)
+                entry: Entry = {"r": token}
                 try:
                     return await self._commit(sid, entry)
                 except (ConflictError, CorruptValueError):
                     # No head write of ours succeeded, so nothing refers to the item. (Not on
                     # TierUnavailableError: a head write whose answer was lost may have landed.)
-                    await self._discard([_turn_key(token, sid)], sid)
+                    await self._discard([turn_key(token, sid)], sid)
                     raise
             return await self._commit(sid, {"t": value})
 
-    async def _commit(self, sid: str, entry: _Entry) -> int:
+    async def _commit(self, sid: str, entry: Entry) -> int:
         memory = self._memory
-        hkey = _head_key(sid)
-        entry_size = _size(entry)
+        hkey = head_key(sid)
+        entry_size = stored_size(entry)
         last: ConflictError | None = None
         for attempt in range(self._max_attempts):
             if attempt:
@@ -325,19 +234,19 @@ class ConversationStore:
             current = await memory.get_entry(hkey, consistent=True)
             now = self._clock()
             if current is None:
-                head = _Head(gen=secrets.token_hex(6), count=1, created=now, updated=now, held=[entry])
+                head = Head(gen=secrets.token_hex(6), count=1, created=now, updated=now, held=[entry])
                 try:
                     await memory.set(hkey, head.to_value(), if_absent=True)
                 except ConflictError as exc:
                     last = exc
                     continue
                 return 0
-            etag = _etag_of(current.etag)
-            head = _Head.parse(current.value, hkey)
+            etag = etag_of(current.etag)
+            head = Head.parse(current.value, hkey)
             index = head.count
             try:
                 await self._make_room(sid, head, entry_size)
-            except _Missing:
+            except Missing:
                 continue  # a chunk we had to adopt vanished: the session was cleared meanwhile
             head.held.append(entry)
             head.count += 1
@@ -355,34 +264,34 @@ class ConversationStore:
             key=hkey,
         ) from last
 
-    async def _make_room(self, sid: str, head: _Head, entry_size: int) -> None:
+    async def _make_room(self, sid: str, head: Head, entry_size: int) -> None:
         """Seal unsealed turns into chunks until one more turn of ``entry_size`` fits."""
         while True:
             unsealed = head.unsealed()
             if not unsealed:
                 return
-            nbytes = sum(_size(e) for e in unsealed)
+            nbytes = sum(stored_size(e) for e in unsealed)
             if nbytes + entry_size <= self._max_chunk_bytes and len(unsealed) < self._chunk_turns:
                 return
             head.sealed += await self._seal(sid, head, unsealed)
             head.ck += 1
 
-    async def _seal(self, sid: str, head: _Head, unsealed: list[_Entry]) -> int:
+    async def _seal(self, sid: str, head: Head, unsealed: list[Entry]) -> int:
         """Create chunk ``head.ck`` from the unsealed turns; return how many turns it holds.
 
         Create-only, so a slow writer can never overwrite a chunk a head already refers to. If the
         chunk exists (a crashed or concurrent sealer of this same head state wrote it), it holds a
         prefix of our unsealed turns (they only grow while ``ck`` stays the same): adopt it.
         """
-        key = _chunk_key(head.gen, head.ck, sid)
-        doc = {"v": _FORMAT, "gen": head.gen, "s": head.sealed, "e": unsealed}
+        key = chunk_key(head.gen, head.ck, sid)
+        doc = {"v": FORMAT, "gen": head.gen, "s": head.sealed, "e": unsealed}
         try:
             await self._memory.set(key, doc, if_absent=True)
         except ConflictError:
             found = await self._memory.get_entry(key, consistent=True)
             if found is None:
-                raise _Missing(key) from None
-            entries = _parse_chunk(found.value, head.gen, head.sealed, key)
+                raise Missing(key) from None
+            entries = parse_chunk(found.value, head.gen, head.sealed, key)
             if not entries or entries != unsealed[: len(entries)]:
                 raise CorruptValueError(
                     "an existing chunk does not match the session's unsealed turns",
@@ -392,15 +301,15 @@ class ConversationStore:
             return len(entries)
         return len(unsealed)
 
-    def _trim(self, head: _Head) -> None:
+    def _trim(self, head: Head) -> None:
         """Keep every unsealed turn, plus sealed ones up to ``recent_turns`` and the byte budget."""
         unsealed = head.count - head.sealed
         keep = max(unsealed, min(self._recent_turns, len(head.held)))
         held = head.held[len(head.held) - keep :] if keep else []
-        total = sum(_size(e) for e in held)
+        total = sum(stored_size(e) for e in held)
         drop = 0
         while total > self._max_chunk_bytes and len(held) - drop > unsealed:
-            total -= _size(held[drop])
+            total -= stored_size(held[drop])
             drop += 1
         head.held = held[drop:]
 
@@ -420,14 +329,14 @@ class ConversationStore:
 
         An append racing this call either is cleared with the session or starts a new one.
         """
-        sid = _validate_session_id(session_id)
-        hkey = _head_key(sid)
-        async with self._locks.hold(sid):
+        sid = validate_session_id(session_id)
+        hkey = head_key(sid)
+        async with self._locks.lock(sid):
             current = await self._memory.get_entry(hkey, consistent=True)
-            head: _Head | None = None
+            head: Head | None = None
             if current is not None:
                 try:
-                    head = _Head.parse(current.value, hkey)
+                    head = Head.parse(current.value, hkey)
                 except CorruptValueError as exc:
                     logger.warning(
                         "clearing a session whose head is damaged; its items stay as garbage: %s", exc
@@ -436,19 +345,19 @@ class ConversationStore:
             if head is not None:
                 entries = list(head.held)
                 chunks = await self._memory.mget(
-                    [_chunk_key(head.gen, k, sid) for k in range(head.c0, head.ck)]
+                    [chunk_key(head.gen, k, sid) for k in range(head.c0, head.ck)]
                 )
                 for value in chunks.values():
                     if isinstance(value, dict) and isinstance(value.get("e"), list):
                         entries.extend(value["e"])
-                refs = _refs(entries)
+                refs = ref_tokens(entries)
             # The head goes first: once it is gone nothing can reach the rest, even if we stop here.
             await self._memory.delete(hkey)
             if head is not None:
-                garbage = [_chunk_key(head.gen, k, sid) for k in range(head.ck + 1)]  # + a racing sealer's
-                garbage += [_turn_key(token, sid) for token in refs]
+                garbage = [chunk_key(head.gen, k, sid) for k in range(head.ck + 1)]  # + a racing sealer's
+                garbage += [turn_key(token, sid) for token in refs]
                 if head.archive is not None:
-                    garbage.append(_archive_key(head.archive, sid))
+                    garbage.append(archive_key(head.archive, sid))
                 await self._discard(garbage, sid)
 
     async def archive_session(self, session_id: str) -> None:
@@ -462,38 +371,38 @@ class ConversationStore:
             ValueTooLargeError: the session is larger than ``max_value_bytes``; nothing changed.
             ConflictError: the session kept changing for ``max_attempts`` tries; nothing changed.
         """
-        sid = _validate_session_id(session_id)
+        sid = validate_session_id(session_id)
         if Tier.COLD not in self._memory.tiers:
             raise ConfigurationError("archive_session needs a cold tier (with_cold / with_blob)")
         memory = self._memory
-        hkey = _head_key(sid)
+        hkey = head_key(sid)
         last: BaseException | None = None
-        async with self._locks.hold(sid):
+        async with self._locks.lock(sid):
             for attempt in range(self._max_attempts):
                 if attempt:
                     await self._backoff(attempt)
                 current = await memory.get_entry(hkey, consistent=True)
                 if current is None:
                     return
-                etag = _etag_of(current.etag)
-                head = _Head.parse(current.value, hkey)
+                etag = etag_of(current.etag)
+                head = Head.parse(current.value, hkey)
                 if head.archived == head.count:
                     return
                 try:
                     entries = await self._entries(sid, head, 0)
                     turns = await self._resolve(sid, entries)
-                except _Missing as exc:
+                except Missing as exc:
                     last = exc
                     continue
-                token = _token()
-                akey = _archive_key(token, sid)
-                doc = {"v": _FORMAT, "gen": head.gen, "n": head.count, "turns": turns}
+                token = new_token()
+                akey = archive_key(token, sid)
+                doc = {"v": FORMAT, "gen": head.gen, "n": head.count, "turns": turns}
                 # A fresh key per attempt: a slow, losing attempt can never overwrite the archive
                 # that a committed head refers to.
                 await memory.set(akey, doc, tier=Tier.COLD)
                 # Chunk numbers restart above ck: a slow sealer of an older head state may still
                 # create chunk ck, which must never be mistaken for a chunk of the new turns.
-                archived = _Head(
+                archived = Head(
                     gen=head.gen,
                     count=head.count,
                     sealed=head.count,
@@ -510,10 +419,10 @@ class ConversationStore:
                     last = exc
                     await self._discard([akey], sid)
                     continue
-                garbage = [_chunk_key(head.gen, k, sid) for k in range(head.c0, head.ck + 1)]
-                garbage += [_turn_key(t, sid) for t in _refs(entries)]
+                garbage = [chunk_key(head.gen, k, sid) for k in range(head.c0, head.ck + 1)]
+                garbage += [turn_key(t, sid) for t in ref_tokens(entries)]
                 if head.archive is not None:
-                    garbage.append(_archive_key(head.archive, sid))
+                    garbage.append(archive_key(head.archive, sid))
                 await self._discard(garbage, sid)
                 return
         raise ConflictError(
@@ -559,12 +468,12 @@ class ConversationStore:
             InvalidInputError: bad session id or ``limit``.
             CorruptValueError: an item the session needs is missing or damaged.
         """
-        sid = _validate_session_id(session_id)
+        sid = validate_session_id(session_id)
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidInputError(f"limit must be None or an int >= 0, got {limit!r}")
         if limit == 0:
             return []
-        hkey = _head_key(sid)
+        hkey = head_key(sid)
         seen: set[str | None] = set()
         for attempt in range(_READ_ATTEMPTS):
             head, etag = await self._read_head(sid, consistent=consistent or attempt > 0)
@@ -573,7 +482,7 @@ class ConversationStore:
             lo = 0 if limit is None else max(0, head.count - limit)
             try:
                 return await self._resolve(sid, await self._entries(sid, head, lo))
-            except _Missing as exc:
+            except Missing as exc:
                 # A stale head (hot, or read just before an archive/clear): re-read the durable one.
                 # The same durable version missing an item twice is damage, not a race.
                 if etag is not None and etag in seen:
@@ -585,14 +494,14 @@ class ConversationStore:
 
     async def session_exists(self, session_id: str, *, consistent: bool = False) -> bool:
         """Whether the session has a head (at least one turn since it was created or cleared)."""
-        sid = _validate_session_id(session_id)
+        sid = validate_session_id(session_id)
         if consistent:
-            return await self._memory.get_entry(_head_key(sid), consistent=True) is not None
-        return await self._memory.exists(_head_key(sid))
+            return await self._memory.get_entry(head_key(sid), consistent=True) is not None
+        return await self._memory.exists(head_key(sid))
 
     async def session_metadata(self, session_id: str, *, consistent: bool = False) -> SessionMetadata | None:
         """Counts and timestamps of the session, or ``None`` if there is no such session."""
-        sid = _validate_session_id(session_id)
+        sid = validate_session_id(session_id)
         head, _ = await self._read_head(sid, consistent=consistent)
         if head is None:
             return None
@@ -604,34 +513,34 @@ class ConversationStore:
             archived=head.count > 0 and head.archived == head.count,
         )
 
-    async def _read_head(self, sid: str, *, consistent: bool) -> tuple[_Head | None, str | None]:
-        hkey = _head_key(sid)
+    async def _read_head(self, sid: str, *, consistent: bool) -> tuple[Head | None, str | None]:
+        hkey = head_key(sid)
         entry = await self._memory.get_entry(hkey, consistent=consistent)
         if entry is None:
             return None, None
-        return _Head.parse(entry.value, hkey), entry.etag
+        return Head.parse(entry.value, hkey), entry.etag
 
-    async def _entries(self, sid: str, head: _Head, lo: int) -> list[_Entry]:
+    async def _entries(self, sid: str, head: Head, lo: int) -> list[Entry]:
         """Entries of turns ``[lo, count)``: from the archive, the chunks, then the head."""
         held_start = head.held_start
         if lo >= held_start:
             return head.held[lo - held_start :]
-        older: list[_Entry] = []
+        older: list[Entry] = []
         # Chunks c0..ck-1 hold [archived, sealed); read backwards until the first one we need.
-        chunks: list[tuple[int, list[_Entry]]] = []  # (start, entries), newest first
+        chunks: list[tuple[int, list[Entry]]] = []  # (start, entries), newest first
         k = head.ck
         floor = max(lo, head.archived)
         next_start = head.sealed
         while k > head.c0 and next_start > floor:
             want = -(-(next_start - floor) // self._chunk_turns) + 1
             batch = list(range(max(head.c0, k - want), k))
-            keys = [_chunk_key(head.gen, j, sid) for j in batch]
+            keys = [chunk_key(head.gen, j, sid) for j in batch]
             found = await self._memory.mget(keys)
             for j, key in zip(reversed(batch), reversed(keys), strict=True):
                 value = found.get(key)
                 if value is None:
-                    raise _Missing(key)
-                entries = _parse_chunk_any(value, head.gen, key)
+                    raise Missing(key)
+                entries = parse_chunk_any(value, head.gen, key)
                 start = int(value["s"])
                 if start + len(entries) != next_start or (j == head.c0 and start != head.archived):
                     raise CorruptValueError("session chunks are not contiguous", operation="load", key=key)
@@ -640,12 +549,12 @@ class ConversationStore:
             k = batch[0]
         if lo < head.archived:
             if head.archive is None:
-                raise CorruptValueError("session head lost its archive", operation="load", key=_head_key(sid))
-            akey = _archive_key(head.archive, sid)
+                raise CorruptValueError("session head lost its archive", operation="load", key=head_key(sid))
+            akey = archive_key(head.archive, sid)
             doc = await self._memory.get(akey)
             if doc is None:
-                raise _Missing(akey)
-            turns = _parse_archive(doc, head, akey)
+                raise Missing(akey)
+            turns = parse_archive(doc, head, akey)
             older.extend({"t": t} for t in turns[lo:])
         for start, entries in reversed(chunks):
             skip = max(0, lo - start)
@@ -653,20 +562,20 @@ class ConversationStore:
         # Chunk turns may overlap the head's recent window: take each index once.
         older = older[: held_start - lo]
         if len(older) != held_start - lo:
-            raise CorruptValueError("session is missing turns", operation="load", key=_head_key(sid))
+            raise CorruptValueError("session is missing turns", operation="load", key=head_key(sid))
         return older + head.held
 
-    async def _resolve(self, sid: str, entries: list[_Entry]) -> list[dict[str, Any]]:
+    async def _resolve(self, sid: str, entries: list[Entry]) -> list[dict[str, Any]]:
         """Turn entries into turns, fetching the ones stored as their own items in one batch."""
-        tokens = _refs(entries)
+        tokens = ref_tokens(entries)
         stored: dict[str, Any] = {}
         if tokens:
-            keys = [_turn_key(t, sid) for t in tokens]
+            keys = [turn_key(t, sid) for t in tokens]
             found = await self._memory.mget(keys)
             for token, key in zip(tokens, keys, strict=True):
                 value = found.get(key)
                 if not isinstance(value, dict):
-                    raise _Missing(key)
+                    raise Missing(key)
                 stored[token] = value
         turns: list[dict[str, Any]] = []
         for entry in entries:
@@ -675,67 +584,3 @@ class ConversationStore:
             else:
                 turns.append(entry["t"])
         return turns
-
-
-# -- keys and documents --------------------------------------------------------------------------------
-
-
-def _validate_session_id(session_id: object) -> str:
-    sid = validate_key(session_id)
-    size = len(sid.encode("utf-8"))
-    if size > MAX_SESSION_ID_BYTES:
-        raise InvalidKeyError(f"session id is {size} UTF-8 bytes; the limit is {MAX_SESSION_ID_BYTES}")
-    return sid
-
-
-def _head_key(sid: str) -> str:
-    return f"h:{sid}"
-
-
-def _chunk_key(gen: str, k: int, sid: str) -> str:
-    return f"c:{gen}:{k}:{sid}"
-
-
-def _turn_key(token: str, sid: str) -> str:
-    return f"t:{token}:{sid}"
-
-
-def _archive_key(token: str, sid: str) -> str:
-    return f"a:{token}:{sid}"
-
-
-def _etag_of(etag: str | None) -> str:
-    if etag is None:
-        raise ConfigurationError(
-            "the durable tier returned no ETag; ConversationStore needs optimistic concurrency (if_match)"
-        )
-    return etag
-
-
-def _refs(entries: Sequence[_Entry]) -> list[str]:
-    return [str(e["r"]) for e in entries if isinstance(e, dict) and "r" in e]
-
-
-def _parse_chunk_any(value: Any, gen: str, key: str) -> list[_Entry]:
-    if not isinstance(value, dict) or value.get("v") != _FORMAT or value.get("gen") != gen:
-        raise CorruptValueError("not a chunk of this session", operation="load", key=key)
-    entries = value.get("e")
-    if not isinstance(entries, list) or not isinstance(value.get("s"), int):
-        raise CorruptValueError("malformed session chunk", operation="load", key=key)
-    return entries
-
-
-def _parse_chunk(value: Any, gen: str, start: int, key: str) -> list[_Entry]:
-    entries = _parse_chunk_any(value, gen, key)
-    if value["s"] != start:
-        raise CorruptValueError("session chunk starts at the wrong turn", operation="append_turn", key=key)
-    return entries
-
-
-def _parse_archive(doc: Any, head: _Head, key: str) -> list[dict[str, Any]]:
-    if not isinstance(doc, dict) or doc.get("v") != _FORMAT or doc.get("gen") != head.gen:
-        raise CorruptValueError("not an archive of this session", operation="load", key=key)
-    turns = doc.get("turns")
-    if not isinstance(turns, list) or len(turns) != head.archived or doc.get("n") != head.archived:
-        raise CorruptValueError("session archive has the wrong number of turns", operation="load", key=key)
-    return turns

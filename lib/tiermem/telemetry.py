@@ -1,4 +1,6 @@
-"""Wire tiermem's OpenTelemetry traces and metrics to Azure Monitor (Application Insights).
+"""Public: wire tiermem's OpenTelemetry traces and metrics to Azure Monitor (Application Insights).
+
+What the library records lives in the private ``tiermem._instrumentation``.
 
 The library itself uses only the OpenTelemetry API; this module is for the edges (CLI, service,
 your application's startup). It needs ``pip install 'tiermem[monitor]'``.

@@ -8,20 +8,18 @@ from typing import Any
 
 import pytest
 
+from tests.records import CODEC, k, rec
 from tiermem import (
     ClientClosedError,
     ConflictError,
     HotMemory,
-    MemoryKey,
     TierError,
     TierStore,
-    make_key,
 )
-from tiermem._codec import Codec, Record, RecordKind, make_record, tombstone
+from tiermem._codec import Record, RecordKind, make_record, tombstone
 
 from .conftest import ALL, COLD, DURABLE, HOT, WARM
 
-CODEC = Codec(compress_min_bytes=1024)
 TRICKY_KEYS = [
     "../x",
     "a/b",
@@ -39,11 +37,6 @@ TRICKY_KEYS = [
 ]
 
 
-def rec(value: Any, *, ttl: float | None = None) -> Record:
-    record, _ = CODEC.encode(value, expires_at=None if ttl is None else time.time() + ttl)
-    return record
-
-
 def same(a: Record | None, b: Record) -> bool:
     return (
         a is not None
@@ -51,10 +44,6 @@ def same(a: Record | None, b: Record) -> bool:
         and (a.expires_at is None) == (b.expires_at is None)
         and (a.expires_at is None or b.expires_at is None or abs(a.expires_at - b.expires_at) < 1e-3)
     )
-
-
-def k(key: str, tenant: str = "acme", namespace: str = "ns") -> MemoryKey:
-    return make_key(tenant, namespace, key)
 
 
 pytestmark = pytest.mark.timeout(120)

@@ -478,3 +478,11 @@ def test_the_maintain_job_runs_tiermem_maintain_as_the_service_identity_with_its
     params = b.body(main["modules"]["service"])["params"]
     for name in ("enableMaintainJob", "maintainSchedule", "archiveAfterDays", "expireAfterDays"):
         assert b.references(params[name], name)
+
+
+def test_cosmos_defaults_to_strong_consistency_for_the_coherence_bound() -> None:
+    # ADR 0006: another process must read every acknowledged write; Session only gives that per client.
+    assert b.main()["parameters"]["cosmosConsistencyLevel"]["default"] == "Strong"
+    assert b.module("cosmos")["parameters"]["consistencyLevel"]["default"] == "Strong"
+    prod = b.parse_bicepparam(b.INFRA_DIR / "main.prod.bicepparam").values
+    assert prod["cosmosConsistencyLevel"] == "Strong"

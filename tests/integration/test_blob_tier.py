@@ -24,6 +24,7 @@ from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 from pydantic import SecretStr
 
+from tests.records import CODEC, k, rec
 from tests.services._process import ServiceUnavailableError
 from tests.services.azurite import Azurite
 from tests.services.fixtures import BlobService, service_missing
@@ -44,24 +45,13 @@ from tiermem import (
     TierUnavailableError,
     make_key,
 )
-from tiermem._codec import Codec, Record, RecordKind, make_record
+from tiermem._codec import RecordKind, make_record
 from tiermem._keys import blob_name
-from tiermem._protocols import MemoryKey
 from tiermem.tiers.blob import BlobColdMemory
 
 pytestmark = [pytest.mark.blob, pytest.mark.timeout(120)]
 
-CODEC = Codec(compress_min_bytes=1024)
 MiB = 1024 * 1024
-
-
-def rec(value: Any, *, expires_at: float | None = None) -> Record:
-    record, _ = CODEC.encode(value, expires_at=expires_at)
-    return record
-
-
-def k(key: str, tenant: str = "acme", namespace: str = "ns") -> MemoryKey:
-    return make_key(tenant, namespace, key)
 
 
 def container_name() -> str:
@@ -190,7 +180,9 @@ def test_constructor_validates_sources_and_tls(azurite: BlobService) -> None:
     with pytest.raises(ConfigurationError, match="AsyncTokenCredential"):
         BlobColdMemory("https://acct.blob.core.windows.net", credential="account-key")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="SecretStr"):
-        BlobColdMemory(connection_string=azurite.connection_string)  # type: ignore[arg-type]
+        BlobColdMemory(connection_string=azurite.connection_string.encode())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="pass it as connection_string="):
+        BlobColdMemory(azurite.connection_string)
     real_account = (
         "DefaultEndpointsProtocol=https;AccountName=prod;AccountKey=c2VjcmV0;EndpointSuffix=core.windows.net"
     )

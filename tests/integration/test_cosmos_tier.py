@@ -33,6 +33,7 @@ from azure.cosmos.exceptions import CosmosResourceNotFoundError
 from pydantic import SecretStr
 from yarl import URL
 
+from tests.records import CODEC, k, rec
 from tests.services._process import ServiceUnavailableError
 from tests.services.cosmos import EMULATOR_KEY, CosmosServer
 from tests.services.fixtures import CosmosService, service_missing
@@ -46,7 +47,6 @@ from tiermem import (
     CorruptValueError,
     LocalHotMemory,
     MemoryBuilder,
-    MemoryKey,
     ThrottledError,
     Tier,
     TierError,
@@ -55,13 +55,12 @@ from tiermem import (
     WarmMemory,
     make_key,
 )
-from tiermem._codec import Codec, Record, RecordKind, make_record
+from tiermem._codec import Record, RecordKind, make_record
 from tiermem._keys import cosmos_id
 from tiermem.tiers.cosmos import MAX_RECORD_BYTES, CosmosWarmMemory
 
 pytestmark = [pytest.mark.cosmos, pytest.mark.timeout(120)]
 
-CODEC = Codec(compress_min_bytes=1024)
 ITEM_LIMIT = 2 * 1024 * 1024
 TRICKY_KEYS = ["../x", "a/b", "%2F", "?#\\", "..", "key with spaces", "Ünïcödé/ключ/🔑", "k" * 512]
 # aiohttp warns (ResourceWarning) when a request body over 1 MiB is sent as raw bytes, which is how
@@ -69,18 +68,9 @@ TRICKY_KEYS = ["../x", "a/b", "%2F", "?#\\", "..", "key with spaces", "Ünïcöd
 LARGE_BODY_WARNING = "ignore:Sending a large body directly:ResourceWarning"
 
 
-def rec(value: Any, *, expires_at: float | None = None) -> Record:
-    record, _ = CODEC.encode(value, expires_at=expires_at)
-    return record
-
-
 def value_of(record: Record | None) -> Any:
     assert record is not None
     return CODEC.decode(record)
-
-
-def k(key: str, tenant: str = "acme", namespace: str = "ns") -> MemoryKey:
-    return make_key(tenant, namespace, key)
 
 
 def make_store(server: CosmosService, database: str, container: str, **options: Any) -> CosmosWarmMemory:
@@ -306,13 +296,10 @@ async def test_item_layout(
     cosmos_server: CosmosService, cosmos_database_name: str, store: CosmosWarmMemory, raw: ContainerProxy
 ) -> None:
     now = 1_900_000_000.0
-    fixed = make_store(cosmos_server, cosmos_database_name, raw.id, clock=lambda: now)
-    try:
+    async with make_store(cosmos_server, cosmos_database_name, raw.id, clock=lambda: now) as fixed:
         with_ttl = rec("hello", expires_at=now + 100.2)
         await fixed.set(k("t"), with_ttl)
         await fixed.set(k("forever"), rec("stays"))
-    finally:
-        await fixed.aclose()
 
     item_id = cosmos_id(k("t"))
     item = await raw.read_item(item_id, partition_key=item_id)
@@ -400,8 +387,9 @@ async def test_mget_250_keys_uses_read_many_in_input_order(
 ) -> None:
     transport = CountingTransport()
     async with CosmosClient(cosmos_server.endpoint, cosmos_server.key, transport=transport) as client:
-        store = CosmosWarmMemory(cosmos_server.endpoint, cosmos_database_name, drop_container, client=client)
-        try:
+        async with CosmosWarmMemory(
+            cosmos_server.endpoint, cosmos_database_name, drop_container, client=client
+        ) as store:
             await store.setup()
             present = [k(f"m{i}") for i in range(0, 250, 2)]
             await store.mset([(mk, rec({"i": int(mk.key[1:])})) for mk in present])
@@ -420,8 +408,6 @@ async def test_mget_250_keys_uses_read_many_in_input_order(
             queries = [p for m, p in transport.requests if m == "POST" and p.rstrip("/").endswith("/docs")]
             assert point_reads == []
             assert 1 <= len(queries) <= 2, transport.requests
-        finally:
-            await store.aclose()
         # The injected client was not closed by the adapter: it still works.
         await client.get_database_client(cosmos_database_name).get_container_client(drop_container).read()
 
@@ -579,15 +565,12 @@ async def test_corrupt_v_raises_corrupt_value_error(
 async def test_missing_container_is_an_error_not_a_miss(
     cosmos_server: CosmosService, cosmos_database_name: str, store: CosmosWarmMemory
 ) -> None:
-    ghost = make_store(cosmos_server, cosmos_database_name, "never-created")
-    try:
+    async with make_store(cosmos_server, cosmos_database_name, "never-created") as ghost:
         with pytest.raises(TierError, match=r"setup\(\)") as info:
             await ghost.get(k("x"))
         assert not isinstance(info.value, TierUnavailableError)
         with pytest.raises(TierError):
             await ghost.ping()
-    finally:
-        await ghost.aclose()
 
 
 async def test_server_stopped_raises_tier_unavailable_within_the_retry_budget(
@@ -792,12 +775,9 @@ async def test_setup_refuses_a_container_with_another_partition_key(
 ) -> None:
     database = await sdk_client.create_database_if_not_exists(cosmos_database_name)
     await database.create_container(drop_container, partition_key=PartitionKey(path="/id"))
-    wrong = make_store(cosmos_server, cosmos_database_name, drop_container)
-    try:
+    async with make_store(cosmos_server, cosmos_database_name, drop_container) as wrong:
         with pytest.raises(ConfigurationError, match="/pk"):
             await wrong.setup()
-    finally:
-        await wrong.aclose()
 
 
 async def test_managed_identity_credential_path(

@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 from redis.crc import key_slot
 
+from tests.records import k, rec
 from tests.services._process import ServiceUnavailableError, free_port
 from tests.services.entra_redis import EntraRedis
 from tests.services.fixtures import service_missing
@@ -39,7 +40,6 @@ from tiermem import (
     CorruptValueError,
     HotMemory,
     MemoryBuilder,
-    MemoryKey,
     RecordKind,
     SqliteWarmMemory,
     Tier,
@@ -47,23 +47,11 @@ from tiermem import (
     TierUnavailableError,
     make_key,
 )
-from tiermem._codec import Codec, Record
 from tiermem._errors import key_digest
 from tiermem._keys import parse_redis_key
 from tiermem.tiers.redis import RedisHotMemory
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
-
-CODEC = Codec(compress_min_bytes=1024)
-
-
-def rec(value: Any, *, ttl: float | None = None) -> Record:
-    record, _ = CODEC.encode(value, expires_at=None if ttl is None else time.time() + ttl)
-    return record
-
-
-def k(key: str, tenant: str = "acme", namespace: str = "ns") -> MemoryKey:
-    return make_key(tenant, namespace, key)
 
 
 def fast_failing(url: str, **options: Any) -> RedisHotMemory:
@@ -280,23 +268,23 @@ async def test_builder_client_promotes_into_redis_and_invalidates(
     hot: RedisHotMemory, raw: redis.Redis, tmp_path: Any
 ) -> None:
     warm = SqliteWarmMemory(tmp_path / "warm.db")
-    memory = MemoryBuilder().with_hot(hot, owned=False).with_warm(warm).build()
-    try:
+    async with MemoryBuilder().with_hot(hot, owned=False).with_warm(warm).build() as memory:
         await memory.setup()
-        await memory.set("k", {"v": 1}, tier=Tier.WARM)  # durable only: hot gets a short fence
-        fenced = await hot.get(make_key("default", "default", "k"))
-        assert fenced is not None and fenced.kind is RecordKind.FENCE
-        assert await memory.get("k") == {"v": 1}  # read through the fence; no promotion over it
-        raw.delete(hot.raw_key(make_key("default", "default", "k")))  # as if the fence had expired
-        assert await memory.get("k") == {"v": 1}  # warm hit, promoted with SET NX
-        assert raw.exists(hot.raw_key(make_key("default", "default", "k"))) == 1
+        raw_k = hot.raw_key(make_key("default", "default", "k"))
+        assert await memory.get("k") is None  # the miss leaves this reader's lease in Redis
+        leased = await hot.get(make_key("default", "default", "k"))
+        assert leased is not None and leased.kind is RecordKind.LEASE
+        await memory.set("k", {"v": 1}, tier=Tier.WARM)  # the write deletes value and lease alike
+        assert raw.exists(raw_k) == 0
+        assert await memory.get("k") == {"v": 1}  # warm hit, filled over a fresh lease by the script
+        filled = await hot.get(make_key("default", "default", "k"))
+        assert filled is not None and filled.kind is RecordKind.JSON
+        assert 0 < raw.pttl(raw_k) <= 300_000  # capped by hot_ttl
         entry = await memory.get_entry("k")
         assert entry is not None
         assert entry.tier is Tier.HOT
         await memory.mset({"k": {"v": 2}, "j": {"v": 3}})
         assert await memory.mget(["k", "j", "none"]) == {"k": {"v": 2}, "j": {"v": 3}, "none": None}
-    finally:
-        await memory.aclose()
 
 
 # -- errors and failure modes ----------------------------------------------------------------------
@@ -306,8 +294,7 @@ async def test_out_of_memory_is_a_tier_error_with_the_runbook(own_server: RedisS
     with redis.Redis(host=own_server.host, port=own_server.port) as admin:
         admin.config_set("maxmemory-policy", "noeviction")
         admin.config_set("maxmemory", 1)
-        store = RedisHotMemory.from_url(own_server.url)
-        try:
+        async with RedisHotMemory.from_url(own_server.url) as store:
             with pytest.raises(TierError) as info:
                 await store.set(k("a"), rec("x"))
             assert type(info.value) is TierError
@@ -318,13 +305,10 @@ async def test_out_of_memory_is_a_tier_error_with_the_runbook(own_server: RedisS
             assert set(batch.value.failed) == {"a", "b"}
             assert all("out of memory" in str(e) for e in batch.value.failed.values())
             assert await store.get(k("a")) is None  # reads still work
-        finally:
-            await store.aclose()
 
 
 async def test_server_down_or_hung_raises_tier_unavailable(own_server: RedisServer) -> None:
-    store = fast_failing(own_server.url)
-    try:
+    async with fast_failing(own_server.url) as store:
         await store.set(k("a"), rec(1))
         own_server.kill()
         calls: list[Callable[[], Awaitable[Any]]] = [
@@ -351,13 +335,12 @@ async def test_server_down_or_hung_raises_tier_unavailable(own_server: RedisServ
                 await store.get(k("a"))
         finally:
             own_server.resume()
-    finally:
-        await store.aclose()
 
 
 async def test_pool_exhaustion_waits_pool_timeout_then_raises(own_server: RedisServer) -> None:
-    store = RedisHotMemory.from_url(own_server.url, max_connections=1, pool_timeout=0.2, socket_timeout=5)
-    try:
+    async with RedisHotMemory.from_url(
+        own_server.url, max_connections=1, pool_timeout=0.2, socket_timeout=5
+    ) as store:
         await store.set(k("a"), rec(1))
         with redis.Redis(host=own_server.host, port=own_server.port) as admin:
             # The server holds every command for 1.5 s: the first get keeps the only connection busy.
@@ -368,8 +351,6 @@ async def test_pool_exhaustion_waits_pool_timeout_then_raises(own_server: RedisS
         assert isinstance(errors[0], TierUnavailableError)
         assert "pool exhausted" in str(errors[0])
         assert rec(1) in results  # the other call waited for the server and succeeded
-    finally:
-        await store.aclose()
 
 
 async def test_password_and_acl_user_auth() -> None:
@@ -569,8 +550,7 @@ async def test_entra_id_token_failure_is_an_authentication_error_and_heals(
     _, oid = identity.identity()
     admin = entra_redis.admin()
     with ManagedIdentityCredential() as credential:
-        store = RedisHotMemory.from_url(entra_redis.url, credential=credential)
-        try:
+        async with RedisHotMemory.from_url(entra_redis.url, credential=credential) as store:
             identity.fail_next(4, status=400)  # the first fetch and redis-entraid's 3 retries
             with pytest.raises(AuthenticationError, match="Entra ID token") as info:
                 await store.set(k("a"), rec(1))
@@ -579,8 +559,6 @@ async def test_entra_id_token_failure_is_an_authentication_error_and_heals(
             await store.set(k("a"), rec(1))  # the endpoint answers again: a fresh connection authenticates
             assert await store.get(k("a")) == rec(1)
             assert len(_clients_of(admin, oid)) == 1
-        finally:
-            await store.aclose()
 
 
 async def test_entra_id_with_an_async_credential_authenticates_and_refreshes(
@@ -646,12 +624,9 @@ async def test_entra_id_rejects_mixing_with_password(
         with pytest.raises(ConfigurationError, match="not both"):
             RedisHotMemory.from_url(entra_redis.url, credential=credential, password=SecretStr("x"))
     # Without credentials the Entra-only server refuses us.
-    anonymous = RedisHotMemory.from_url(entra_redis.url)
-    try:
+    async with RedisHotMemory.from_url(entra_redis.url) as anonymous:
         with pytest.raises(AuthenticationError):
             await anonymous.ping()
-    finally:
-        await anonymous.aclose()
 
 
 # -- Redis Cluster -------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ async def _acked_at_least(history: History, n: int) -> bool:
 
 async def _hot_serving(memory: Any) -> bool:
     await memory.set("probe", "p")
+    await memory.get("probe")  # a read fills hot (writes only invalidate it)
     entry = await memory.get_entry("probe")
     return entry is not None and entry.tier is Tier.HOT
 

@@ -1,8 +1,9 @@
-"""Promotion races against real Redis + Cosmos, forced deterministically.
+"""Fill races against real Redis + Cosmos, forced deterministically (ADR 0006).
 
 The warm tier is wrapped so a read pauses *after* it fetched the old value and *before* the client
-promotes it; the test then runs a delete or a write and releases the read. The promotion (SET NX)
-must lose to the tombstone or the newer value in the real Redis.
+fills hot with it; the test then runs a racing write or delete and releases the read. The write's
+invalidation removed the reader's lease, so the fill (a compare-and-swap script in the real Redis)
+must fail and hot must never hold the old value.
 """
 
 from __future__ import annotations
@@ -34,43 +35,54 @@ async def raced(
         ),
         Tier.WARM,
     )
-    memory = MemoryBuilder().with_hot(hot).with_warm(warm).build()  # type: ignore[arg-type]
+    memory = (
+        MemoryBuilder()
+        .with_hot(hot)
+        .with_warm(warm)  # type: ignore[arg-type]
+        .with_policy(coherence_interval=3600)  # one epoch read, before the gate is set
+        .build()
+    )
     await memory.setup()
     async with memory:
+        assert await memory._core.epoch.fresh()
         yield memory, hot, warm
 
 
-async def test_promotion_vs_delete_on_real_services(
-    raced: tuple[MemoryClient, RedisHotMemory, WrappedStore],
-) -> None:
-    memory, hot, warm = raced
-    mk = make_key("default", "default", "k")
-    await memory.set("k", "old")
-    await hot.delete(mk)
-    reached, release = warm.gate("get")
-    reader = asyncio.create_task(memory.get("k"))
-    await reached.wait()
-    await memory.delete("k")
-    release.set()
-    assert await reader == "old"
-    marker = await hot.get(mk)
-    assert marker is not None and marker.kind is RecordKind.TOMBSTONE
-    assert await memory.get("k") is None
-
-
-async def test_promotion_vs_write_on_real_services(
-    raced: tuple[MemoryClient, RedisHotMemory, WrappedStore],
-) -> None:
-    memory, hot, warm = raced
-    mk = make_key("default", "default", "k")
-    await memory.set("k", "old")
-    await hot.delete(mk)
-    reached, release = warm.gate("get")
-    reader = asyncio.create_task(memory.get("k"))
-    await reached.wait()
+async def _write_new(memory: MemoryClient) -> object:
     await memory.set("k", "new")
+    return "new"
+
+
+async def _write_warm_only(memory: MemoryClient) -> object:
+    await memory.set("k", "new", tier=Tier.WARM)
+    return "new"
+
+
+async def _delete(memory: MemoryClient) -> object:
+    await memory.delete("k")
+    return None
+
+
+async def _mset(memory: MemoryClient) -> object:
+    await memory.mset({"k": "new"})
+    return "new"
+
+
+@pytest.mark.parametrize("race", [_write_new, _write_warm_only, _delete, _mset], ids=lambda f: f.__name__)
+async def test_a_fill_racing_a_write_cannot_cache_the_old_value(
+    raced: tuple[MemoryClient, RedisHotMemory, WrappedStore], race: Any
+) -> None:
+    memory, hot, warm = raced
+    mk = make_key("default", "default", "k")
+    await memory.set("k", "old")
+    reached, release = warm.gate("get")
+    reader = asyncio.create_task(memory.get("k"))
+    await reached.wait()  # the reader holds "old" and a lease; it has not filled hot yet
+    expected = await race(memory)
     release.set()
-    assert await reader == "old"
-    cached = await hot.get(mk)
-    assert cached is not None and cached.payload == b"new"
-    assert await memory.get("k") == "new"
+    assert await reader == "old"  # it read before the write: a valid linearization
+    assert await hot.get(mk) is None  # the write removed the lease, so the fill failed
+    assert await memory.get("k") == expected
+    if expected is not None:
+        cached = await hot.get(mk)
+        assert cached is not None and cached.kind is RecordKind.STR and cached.payload == b"new"

@@ -146,7 +146,8 @@ def test_demo_runs_and_reports(run: Any) -> None:
     assert result.exit_code == Exit.OK
     report = _json(result)
     results = {step["action"]: step["result"] for step in report["steps"]}
-    assert results["read the profile"] == "served by HOT"
+    assert results["read the profile"] == "served by WARM, cached in hot"
+    assert results["read the profile again"] == "served by HOT"
     assert results["read it after the hot cache lost it"] == "served by WARM, promoted"
     assert results["look up the archived session"] == "served by COLD, promoted"
     assert results["read the attachment back"] == "bytes identical"

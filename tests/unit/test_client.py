@@ -35,6 +35,7 @@ from tiermem import (
     ValueTooLargeError,
     make_key,
 )
+from tiermem._engine.epoch import EPOCH_KEY
 from tiermem._engine.large import pointer_target as _pointer_meta
 
 
@@ -57,6 +58,7 @@ def build(
     hot = WrappedStore(LocalHotMemory(max_items=10_000, clock=clock), Tier.HOT)
     warm = WrappedStore(SqliteWarmMemory(tmp_path / "warm.db", clock=clock), Tier.WARM)
     cold = WrappedStore(FileColdMemory(tmp_path / "cold", clock=clock), Tier.COLD)
+    policy.setdefault("coherence_interval", 3600)  # one epoch read per test: gates see only data reads
     builder = MemoryBuilder().with_clock(clock).with_policy(**policy)
     if "h" in tiers:
         builder.with_hot(hot)  # type: ignore[arg-type]
@@ -72,6 +74,8 @@ def build(
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     r = build(tmp_path, FakeClock(), hot_ttl=300, compress_min_bytes=1024)
     async with r.memory:
+        assert await r.memory._core.epoch.fresh()  # read the hot epoch before any test gates a tier
+        r.warm.calls.clear()
         yield r
 
 
@@ -79,13 +83,18 @@ def _fenced_or_absent(record: Any) -> bool:
     return record is None or record.kind is RecordKind.FENCE
 
 
-async def test_write_through_reaches_durable_then_hot(rig: Rig) -> None:
+async def test_write_reaches_durable_and_invalidates_hot_then_a_read_fills_it(rig: Rig) -> None:
+    await rig.memory.get("profile:42")  # a lease is left in hot by this miss
     await rig.memory.set("profile:42", {"name": "Ada"}, ttl=3600)
     warm_rec = await rig.warm.inner.get(rig.mk("profile:42"))
-    hot_rec = await rig.hot.inner.get(rig.mk("profile:42"))
     assert warm_rec is not None and warm_rec.kind is RecordKind.JSON
+    assert len(warm_rec.wid) == 8  # the write id that confirms an unknown outcome (ADR 0006)
     assert warm_rec.expires_at == pytest.approx(rig.clock.now + 3600)
-    assert hot_rec is not None
+    assert await rig.hot.inner.get(rig.mk("profile:42")) is None  # writers invalidate, never fill
+    first = await rig.memory.get_entry("profile:42")
+    assert first is not None and first.tier is Tier.WARM and first.value == {"name": "Ada"}
+    hot_rec = await rig.hot.inner.get(rig.mk("profile:42"))
+    assert hot_rec is not None and hot_rec.kind is RecordKind.JSON
     assert hot_rec.expires_at == pytest.approx(rig.clock.now + 300)  # capped by hot_ttl
     entry = await rig.memory.get_entry("profile:42")
     assert entry is not None and entry.tier is Tier.HOT and entry.value == {"name": "Ada"}
@@ -185,50 +194,41 @@ async def test_pinning_replaces_an_older_value_everywhere(rig: Rig) -> None:
     assert await rig.memory.get("k") == "v3"
 
 
-async def test_delete_everywhere_with_tombstone(rig: Rig) -> None:
+async def test_delete_everywhere_and_invalidates_hot(rig: Rig) -> None:
     await rig.memory.set("d", "v")
+    assert await rig.memory.get("d") == "v"  # now cached in hot
     await rig.memory.set("d2", "archive", tier=Tier.COLD)
     await rig.memory.delete("d")
     await rig.memory.delete("d2")
     await rig.memory.delete("never")  # idempotent
-    marker = await rig.hot.inner.get(rig.mk("d"))
-    assert marker is not None and marker.kind is RecordKind.TOMBSTONE
-    assert marker.expires_at == pytest.approx(rig.clock.now + 5)
+    assert await rig.hot.inner.get(rig.mk("d")) is None
     assert await rig.warm.inner.get(rig.mk("d")) is None
     assert await rig.cold.inner.get(rig.mk("d2")) is None
     assert await rig.memory.get("d") is None and await rig.memory.exists("d") is False
 
 
-async def test_promotion_racing_a_delete_cannot_resurrect(rig: Rig) -> None:
+@pytest.mark.parametrize("racing", ["delete", "set"])
+async def test_a_fill_racing_a_write_cannot_resurrect_or_overwrite(rig: Rig, racing: str) -> None:
     await rig.memory.set("k", "old")
     await rig.hot.inner.delete(rig.mk("k"))  # force the read to go to warm
     reached, release = rig.warm.gate("get")
     reader = asyncio.create_task(rig.memory.get("k"))
     await reached.wait()  # the reader holds "old" from warm and has not promoted yet
-    await rig.memory.delete("k")
+    await (rig.memory.delete("k") if racing == "delete" else rig.memory.set("k", "new"))
     release.set()
-    assert await reader == "old"  # it read before the delete: a valid linearization
-    marker = await rig.hot.inner.get(rig.mk("k"))
-    assert marker is not None and marker.kind is RecordKind.TOMBSTONE  # the promotion lost
-    assert await rig.memory.get("k") is None
-
-
-async def test_promotion_racing_a_write_cannot_overwrite_newer(rig: Rig) -> None:
-    await rig.memory.set("k", "old")
-    await rig.hot.inner.delete(rig.mk("k"))
-    reached, release = rig.warm.gate("get")
-    reader = asyncio.create_task(rig.memory.get("k"))
-    await reached.wait()
-    await rig.memory.set("k", "new")
-    release.set()
-    assert await reader == "old"
-    assert await rig.memory.get("k") == "new"
-    hot = await rig.hot.inner.get(rig.mk("k"))
-    assert hot is not None and hot.kind is RecordKind.STR and hot.payload == b"new"
+    assert await reader == "old"  # it read before the write: a valid linearization
+    assert await rig.hot.inner.get(rig.mk("k")) is None  # the write removed its lease: no fill
+    if racing == "delete":
+        assert await rig.memory.get("k") is None
+    else:
+        assert await rig.memory.get("k") == "new"
+        left = await rig.hot.inner.get(rig.mk("k"))
+        assert left is not None and left.kind is RecordKind.STR and left.payload == b"new"
 
 
 async def test_concurrent_writers_leave_hot_and_warm_in_agreement(rig: Rig) -> None:
-    # Writer A is paused inside its durable write while B writes; per-key ordering must hold.
+    # Writer A is paused inside its durable write while B writes and returns; A lands last. Both
+    # invalidate hot after their durable writes, so hot can only ever be filled with what warm holds.
     reached, release = rig.warm.gate("set")
     a = asyncio.create_task(rig.memory.set("k", "A"))
     await reached.wait()
@@ -237,15 +237,17 @@ async def test_concurrent_writers_leave_hot_and_warm_in_agreement(rig: Rig) -> N
     release.set()
     await asyncio.gather(a, b)
     warm = await rig.warm.inner.get(rig.mk("k"))
+    assert warm is not None and warm.payload == b"A"  # A landed last: no lock serializes writers now
+    assert await rig.hot.inner.get(rig.mk("k")) is None  # both writers invalidated
+    assert await rig.memory.get("k") == "A"
     hot = await rig.hot.inner.get(rig.mk("k"))
-    assert warm is not None and hot is not None and warm.payload == hot.payload == b"B"
+    assert hot is not None and hot.payload == warm.payload
 
 
 async def test_mget_one_call_per_tier_and_input_order(rig: Rig) -> None:
     await rig.memory.mset({"h1": 1, "h2": 2, "w1": 3, "c1": 4})
     await rig.memory.set("c1", "cold", tier=Tier.COLD)
-    await rig.hot.inner.mdelete([rig.mk("w1")])
-    rig.clock.advance(6)  # let the fence from the pinned write expire, so c1 can be promoted
+    await rig.memory.mget(["h1", "h2"])  # fills hot with h1 and h2
     rig.hot.calls.clear()
     rig.warm.calls.clear()
     rig.cold.calls.clear()
@@ -255,7 +257,7 @@ async def test_mget_one_call_per_tier_and_input_order(rig: Rig) -> None:
     assert rig.hot.calls["mget"] == 1 and rig.hot.calls["get"] == 0
     assert rig.warm.calls["mget"] == 1 and rig.warm.calls["get"] == 0
     assert rig.cold.calls["get"] + rig.cold.calls["mget"] == 1
-    assert rig.hot.calls["mset"] == 1  # all promotions in one batch
+    assert rig.hot.calls["swap"] == 2  # one batch of leases on the misses, one batch of fills
     again = await rig.memory.mget(["w1", "c1"])
     assert again == {"w1": 3, "c1": "cold"} and rig.warm.calls["mget"] == 1
 
@@ -359,17 +361,44 @@ async def test_hot_outage_falls_through_and_recovers_without_stale_reads(
 ) -> None:
     rig = build(tmp_path, FakeClock(), failure_threshold=100)
     await rig.memory.set("k", "v1")
+    assert await rig.memory.get("k") == "v1"  # cached in hot
     rig.hot.down = True
     await rig.memory.set("k", "v2")  # durable write succeeds; hot still holds v1
     with caplog.at_level("WARNING", logger="tiermem"):
         assert await rig.memory.get("k") == "v2"
     assert any("falling through" in r.message for r in caplog.records)
     assert rig.memory.stats().dirty_keys == 1
+    epoch = await rig.warm.inner.get(EPOCH_KEY)
+    assert epoch is not None and epoch.payload == b"1"  # the durable trace other processes honour
     rig.hot.down = False
-    assert (await rig.hot.inner.get(rig.mk("k"))).payload == b"v1"  # type: ignore[union-attr]
+    stale = await rig.hot.inner.get(rig.mk("k"))
+    assert stale is not None and stale.payload == b"v1" and stale.epoch == 0
     assert await rig.memory.get("k") == "v2"  # dirty key flushed before hot is read
     assert rig.memory.stats().dirty_keys == 0
     await rig.memory.aclose()
+
+
+async def test_another_client_ignores_hot_copies_older_than_the_epoch(tmp_path: Path) -> None:
+    # Process B cannot reach hot while it writes; process A keeps serving hot. A must stop serving
+    # the old value within coherence_interval, without B ever reaching hot (ADR 0006, V1).
+    clock = FakeClock()
+    shared_hot = LocalHotMemory(clock=clock)
+    a_warm = SqliteWarmMemory(tmp_path / "w.db", clock=clock)
+    b_warm = SqliteWarmMemory(tmp_path / "w.db", clock=clock)
+    b_hot = WrappedStore(shared_hot, Tier.HOT)
+    a = MemoryBuilder().with_clock(clock).with_policy(coherence_interval=0.05).with_hot(shared_hot)
+    b = MemoryBuilder().with_clock(clock).with_hot(b_hot).with_warm(b_warm)  # type: ignore[arg-type]
+    async with a.with_warm(a_warm).build() as ma, b.build() as mb:
+        await ma.set("k", "v1")
+        assert await ma.get("k") == "v1" and await ma.get("k") == "v1"  # filled, then a hot hit
+        b_hot.down = True
+        await mb.set("k", "v2")  # B's invalidation fails: it raises the durable epoch instead
+        b_hot.down = False
+        await asyncio.sleep(0.06)  # one coherence interval
+        await ma.get("k")  # may still be served from the interval being refreshed
+        await asyncio.sleep(0.06)
+        assert await ma.get("k") == "v2"
+        assert await mb.get("k") == "v2"
 
 
 async def test_circuit_opens_then_probes(rig: Rig) -> None:
@@ -542,8 +571,7 @@ async def test_invalidation_fences_hot_against_a_racing_promotion(rig: Rig) -> N
     await rig.memory.set("k", "v2", tier=Tier.WARM)  # no write-through: hot is invalidated, not filled
     release.set()
     assert await reader == "v1"
-    marker = await rig.hot.inner.get(rig.mk("k"))
-    assert marker is not None and marker.kind is RecordKind.FENCE  # the promotion lost to the fence
+    assert await rig.hot.inner.get(rig.mk("k")) is None  # the invalidation removed the reader's lease
     assert await rig.memory.get("k") == "v2"
 
 
@@ -568,7 +596,9 @@ async def test_cancelled_write_does_not_leave_hot_vouching_for_the_old_value(rig
     with pytest.raises(asyncio.CancelledError):
         await writer
     release.set()
-    assert rig.memory.stats().dirty_keys == 1
+    for _ in range(5):
+        await asyncio.sleep(0)  # the invalidation runs in the background, safe from the cancellation
+    assert await rig.hot.inner.get(rig.mk("k")) is None
     value = await rig.memory.get("k")
     durable = await rig.memory.get_entry("k", consistent=True)
     assert durable is not None and value == durable.value

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from tiermem import Stats, Tier
-from tiermem._telemetry import LatencyHistogram, Telemetry
+from tiermem._instrumentation import LatencyHistogram, Telemetry
 
 # Log buckets with 8 per doubling: the reported upper bound is at most 2**(1/8) ~ 1.0905 times the value.
 BUCKET_ERROR = 2 ** (1 / 8)

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from tests.records import keyed, rec, val
 from tiermem import (
     BatchWriteError,
     ClientClosedError,
-    Codec,
     ColdMemory,
     ConflictError,
     EvictionPolicy,
@@ -29,17 +29,15 @@ from tiermem import (
     InvalidScopeError,
     LocalHotMemory,
     MemoryKey,
-    Record,
     SqliteWarmMemory,
     Tier,
     TierError,
     TierUnavailableError,
     ValueTooLargeError,
     WarmMemory,
-    make_key,
 )
 
-CODEC = Codec()
+k = keyed("t", "n")
 
 
 class FakeClock:
@@ -48,19 +46,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def rec(value: Any, *, expires_at: float | None = None) -> Record:
-    return CODEC.encode(value, expires_at=expires_at)[0]
-
-
-def val(record: Record | None) -> Any:
-    assert record is not None
-    return CODEC.decode(record)
-
-
-def k(key: str, tenant: str = "t", namespace: str = "n") -> MemoryKey:
-    return make_key(tenant, namespace, key)
 
 
 def files_under(root: Path) -> list[Path]:
@@ -437,16 +422,13 @@ async def warm(tmp_path: Path) -> AsyncIterator[SqliteWarmMemory]:
 
 async def test_sqlite_creates_nested_directories_and_uses_wal(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "c" / "warm.db"
-    store = SqliteWarmMemory(path)
-    try:
+    async with SqliteWarmMemory(path) as store:
         await store.setup()
         await store.set(k("x"), rec(1))
         assert path.is_file()
         with closing(sqlite3.connect(path)) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal"
             assert conn.execute("SELECT COUNT(*) FROM tiermem_items").fetchone()[0] == 1
-    finally:
-        await store.aclose()
 
 
 async def test_sqlite_data_survives_reopen(tmp_path: Path) -> None:
@@ -463,16 +445,13 @@ async def test_sqlite_data_survives_reopen(tmp_path: Path) -> None:
         etags[name] = await first.set(k(name), rec(value, expires_at=4e9))
     await first.aclose()
 
-    second = SqliteWarmMemory(path)
-    try:
+    async with SqliteWarmMemory(path) as second:
         for name, value in values.items():
             record = await second.get(k(name))
             assert record is not None
             assert val(record) == value
             assert record.expires_at == 4e9
             assert record.etag == etags[name]
-    finally:
-        await second.aclose()
 
 
 async def test_sqlite_concurrent_sets_all_land(warm: SqliteWarmMemory) -> None:
@@ -531,8 +510,7 @@ async def test_sqlite_if_match(warm: SqliteWarmMemory) -> None:
 
 async def test_sqlite_if_absent(tmp_path: Path) -> None:
     clock = FakeClock(1000.0)
-    store = SqliteWarmMemory(tmp_path / "w.db", clock=clock)
-    try:
+    async with SqliteWarmMemory(tmp_path / "w.db", clock=clock) as store:
         assert await store.set(k("a"), rec(1), if_absent=True)
         with pytest.raises(ConflictError):
             await store.set(k("a"), rec(2), if_absent=True)
@@ -543,14 +521,11 @@ async def test_sqlite_if_absent(tmp_path: Path) -> None:
         await store.mset([(k("a"), rec(9)), (k("b"), rec(9))], if_absent=True)
         assert val(await store.get(k("a"))) == 1
         assert val(await store.get(k("b"))) == 9
-    finally:
-        await store.aclose()
 
 
 async def test_sqlite_exists_and_delete(tmp_path: Path) -> None:
     clock = FakeClock(1000.0)
-    store = SqliteWarmMemory(tmp_path / "w.db", clock=clock)
-    try:
+    async with SqliteWarmMemory(tmp_path / "w.db", clock=clock) as store:
         await store.set(k("live"), rec(1, expires_at=2000.0))
         await store.set(k("dead"), rec(1, expires_at=1000.0))
         assert await store.exists(k("live"))
@@ -559,14 +534,11 @@ async def test_sqlite_exists_and_delete(tmp_path: Path) -> None:
         await store.delete(k("live"))
         await store.delete(k("live"))  # idempotent
         assert not await store.exists(k("live"))
-    finally:
-        await store.aclose()
 
 
 async def test_sqlite_sweep_deletes_only_expired_rows(tmp_path: Path) -> None:
     clock = FakeClock(1000.0)
-    store = SqliteWarmMemory(tmp_path / "w.db", clock=clock)
-    try:
+    async with SqliteWarmMemory(tmp_path / "w.db", clock=clock) as store:
         await store.set(k("past"), rec(1, expires_at=900.0))
         await store.set(k("now"), rec(1, expires_at=1000.0))
         await store.set(k("future"), rec(1, expires_at=1100.0))
@@ -578,8 +550,6 @@ async def test_sqlite_sweep_deletes_only_expired_rows(tmp_path: Path) -> None:
         assert await store.sweep() == 0
         assert await store.sweep(now=5000.0) == 1
         assert val(await store.get(k("never"))) == 1
-    finally:
-        await store.aclose()
 
 
 async def test_sqlite_scan_and_purge_are_per_tenant(warm: SqliteWarmMemory) -> None:

@@ -36,6 +36,7 @@ REQUIRED = {
     "ClientClosedError",
     "TierError",
     "TierUnavailableError",
+    "WriteOutcomeUnknownError",
     "CorruptValueError",
     "ConflictError",
     "ThrottledError",
@@ -129,6 +130,7 @@ def test_invalid_input_errors_are_value_errors(name: str) -> None:
     [
         "TierError",
         "TierUnavailableError",
+        "WriteOutcomeUnknownError",
         "CorruptValueError",
         "ConflictError",
         "ThrottledError",

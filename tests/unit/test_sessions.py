@@ -154,6 +154,7 @@ async def test_recent_turns_are_one_hot_read(rig: Rig) -> None:
     store = store_for(rig, chunk_turns=8, recent_turns=6)
     items = turns(50)
     await append_all(store, "recent", items)
+    assert await store.load_turns("recent", 30) == items[-30:]  # the first read fills hot
     rig.hot.calls.clear()
     rig.warm.calls.clear()
     assert await store.load_turns("recent", 6) == items[-6:]
@@ -162,7 +163,7 @@ async def test_recent_turns_are_one_hot_read(rig: Rig) -> None:
     rig.hot.calls.clear()
     assert await store.load_turns("recent", 30) == items[-30:]
     assert rig.hot.calls["mget"] == 1  # older turns: the chunks they need, in one batch
-    assert sum(rig.warm.calls.values()) == 0  # chunks were written through to hot
+    assert sum(rig.warm.calls.values()) == 0  # chunks were filled into hot by the first read
 
 
 async def test_metadata_counts_and_timestamps(rig: Rig) -> None:
@@ -261,6 +262,7 @@ async def test_stale_hot_head_after_an_archive_falls_back_to_the_durable_head(ri
     items = turns(30)
     await append_all(store, "stale", items)
     head_key = make_key("acme", "sessions", "h:stale")
+    assert await store.load_turns("stale") == items  # fills hot with the head
     stale = await rig.hot.inner.get(head_key)
     assert stale is not None
     await store.archive_session("stale")

@@ -80,6 +80,7 @@ def _make(tmp_path: Path, *, record_keys: bool = False) -> Traced:
             tracer_provider=tracer_provider, meter_provider=meter_provider, record_keys=record_keys
         )
         .with_resilience(Tier.HOT, failure_threshold=100)
+        .with_policy(coherence_interval=3600)  # one epoch read per test, before it starts
         .build()
     )
     return Traced(memory, exporter, reader, hot, warm)
@@ -89,11 +90,14 @@ def _make(tmp_path: Path, *, record_keys: bool = False) -> Traced:
 async def traced(tmp_path: Path) -> AsyncIterator[Traced]:
     t = _make(tmp_path)
     async with t.memory:
+        assert await t.memory._core.epoch.fresh()
+        t.spans.clear()
         yield t
 
 
 async def test_hot_hit_span_tree(traced: Traced) -> None:
     await traced.memory.set(SECRET_KEY, {"v": 1})
+    await traced.memory.get(SECRET_KEY)  # fills hot
     traced.spans.clear()
     assert await traced.memory.get(SECRET_KEY) == {"v": 1}
     (root,) = traced.by_name("tiermem.get")
@@ -121,7 +125,7 @@ async def test_warm_hit_with_promotion(traced: Traced) -> None:
     assert root.attributes["tiermem.tier"] == "warm"
     assert root.attributes["tiermem.promoted"] == 1
     names = [c.name for c in sorted(traced.children(root), key=lambda s: s.start_time or 0)]
-    assert names == ["tiermem.hot.get", "tiermem.warm.get", "tiermem.hot.promote"]
+    assert names == ["tiermem.hot.get", "tiermem.hot.lease", "tiermem.warm.get", "tiermem.hot.promote"]
     hot_get = next(c for c in traced.children(root) if c.name == "tiermem.hot.get")
     assert hot_get.attributes is not None and hot_get.attributes["tiermem.hit"] is False
     warm_get = next(c for c in traced.children(root) if c.name == "tiermem.warm.get")
@@ -134,7 +138,11 @@ async def test_all_tier_miss(traced: Traced) -> None:
     assert await traced.memory.get("nothing") is None
     (root,) = traced.by_name("tiermem.get")
     assert root.attributes is not None and root.attributes["tiermem.hit"] is False
-    assert {c.name for c in traced.children(root)} == {"tiermem.hot.get", "tiermem.warm.get"}
+    assert {c.name for c in traced.children(root)} == {
+        "tiermem.hot.get",
+        "tiermem.hot.lease",
+        "tiermem.warm.get",
+    }
     outcomes = {
         (p.attributes["tiermem.tier"], p.attributes["tiermem.outcome"]): p.value
         for p in traced.metric_points("tiermem.operations")
@@ -145,7 +153,7 @@ async def test_all_tier_miss(traced: Traced) -> None:
 
 async def test_mget_with_mixed_hits(traced: Traced) -> None:
     await traced.memory.mset({"a": 1, "b": 2, "c": 3})
-    await traced.hot.inner.delete(traced.memory._key("b"))
+    await traced.memory.mget(["a", "c"])  # fills hot with a and c
     traced.spans.clear()
     assert await traced.memory.mget(["a", "b", "c", "d"]) == {"a": 1, "b": 2, "c": 3, "d": None}
     (root,) = traced.by_name("tiermem.mget")
@@ -153,7 +161,7 @@ async def test_mget_with_mixed_hits(traced: Traced) -> None:
     assert root.attributes["tiermem.keys"] == 4
     assert root.attributes["tiermem.promoted"] == 1
     kids = {c.name: c for c in traced.children(root)}
-    assert set(kids) == {"tiermem.hot.mget", "tiermem.warm.mget", "tiermem.hot.promote"}
+    assert set(kids) == {"tiermem.hot.mget", "tiermem.hot.lease", "tiermem.warm.mget", "tiermem.hot.promote"}
     assert kids["tiermem.hot.mget"].attributes["tiermem.keys"] == 4  # type: ignore[index]
     assert kids["tiermem.warm.mget"].attributes["tiermem.keys"] == 2  # type: ignore[index]
     per_key = {
@@ -161,7 +169,7 @@ async def test_mget_with_mixed_hits(traced: Traced) -> None:
         for p in traced.metric_points("tiermem.operations")
         if p.attributes["tiermem.operation"] == "mget" and p.attributes["tiermem.outcome"] in ("hit", "miss")
     }
-    assert per_key == {("hot", "hit"): 2, ("hot", "miss"): 2, ("warm", "hit"): 1, ("warm", "miss"): 1}
+    assert per_key == {("hot", "hit"): 2, ("hot", "miss"): 4, ("warm", "hit"): 3, ("warm", "miss"): 1}
 
 
 async def test_failing_hot_tier_is_an_event_and_a_warning(
@@ -187,13 +195,13 @@ async def test_failing_hot_tier_is_an_event_and_a_warning(
 
 async def test_failing_durable_tier_records_exception_on_root(traced: Traced) -> None:
     traced.warm.down = True
-    with pytest.raises(TierUnavailableError):
+    with pytest.raises(TierUnavailableError):  # a write whose outcome cannot be confirmed
         await traced.memory.set("k", "v")
     (root,) = traced.by_name("tiermem.set")
     assert root.status.status_code is StatusCode.ERROR
     exc_events = [e for e in root.events if e.name == "exception"]
     assert exc_events and exc_events[0].attributes is not None
-    assert exc_events[0].attributes["exception.type"] == "tiermem.TierUnavailableError"
+    assert exc_events[0].attributes["exception.type"] == "tiermem.WriteOutcomeUnknownError"
 
 
 async def test_set_attributes_and_compression_metrics(traced: Traced) -> None:

@@ -1,4 +1,4 @@
-"""Collections: named, ordered, filterable sets of items in one tenant and namespace (ADR 0008)."""
+"""Collections: named, ordered, filterable sets of items in one tenant and namespace (ADR 0009)."""
 
 from tiermem._collection._api import Collection, backend_for
 from tiermem._collection._model import Item, Scope, validate_name

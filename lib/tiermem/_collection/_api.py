@@ -1,10 +1,10 @@
-"""``Collection``: a named, ordered set of items in one tenant and namespace (see docs/adr/0008).
+"""``Collection``: a named, ordered set of items in one tenant and namespace (see docs/adr/0009).
 
 The durable tier that holds the client's data is the index (warm; cold when there is no warm; process
 memory for a hot-only client): every listing, count and filter runs there natively, never on hot.
-Single items follow the key-value rules (ADR 0003, 0005): writes reach the durable tier first, then
-hot is written through or fenced; deletes leave a hot tombstone first; reads promote with create-only
-writes; values above ``warm_max_bytes`` live in a fresh cold object behind a warm pointer.
+Single items follow the key-value rules (ADR 0005, 0006): writes and deletes reach the durable tier
+first, then invalidate hot; reads fill hot only under the lease taken on their miss; values above
+``warm_max_bytes`` live in a fresh cold object behind a warm pointer.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from tiermem._collection._model import (
     validate_where,
 )
 from tiermem._collection._store import CollectionStore, HasCollections, PutOp
+from tiermem._engine.hot import Leases
 from tiermem._engine.large import LargeValues, cold_key, new_version, pointer, pointer_target
 from tiermem._errors import (
+    CircuitOpenError,
     ConfigurationError,
     InvalidInputError,
     TierMemError,
@@ -185,10 +187,6 @@ class Collection:
     def _is_large(self, record: Record) -> bool:
         return self._backend.has_large and record.size > self._backend.engine.policy.warm_max_bytes
 
-    def _cacheable(self, record: Record) -> Record | None:
-        """What hot gets after a write: the record (write-through), or ``None`` (a fence) when too large."""
-        return record if record.size <= self._backend.engine.policy.hot_max_bytes else None
-
     # -- writes --------------------------------------------------------------------------------------
 
     async def put(
@@ -221,7 +219,7 @@ class Collection:
         hmk = hot_key(self._scope, key)
         async with backend.locks.hold((hmk,)), self._governed("put", [(key, record.size)]):
             etag = await self._guarded([hmk], self._put_durable(key, record, clean, now, if_match, if_absent))
-            await self._after_write("set", [(hmk, record)], now)
+            await self._invalidate("set", [hmk])
         return etag
 
     async def put_many(
@@ -266,8 +264,7 @@ class Collection:
         charged = [(k, rec.size) for k, (rec, _) in prepared.items()]
         async with backend.locks.hold(hmks), self._governed("put_many", charged):
             await self._guarded(hmks, self._put_many_durable(prepared))
-            written = [(hmk, rec) for hmk, (rec, _) in zip(hmks, prepared.values(), strict=True)]
-            await self._after_write("mset", written, now)
+            await self._invalidate("mset", hmks)
 
     def _governed(self, operation: str, writes: list[tuple[str, int]]) -> AbstractAsyncContextManager[None]:
         """Quota reservation and audit event of a write (tiermem.lifecycle); nothing when not configured."""
@@ -277,31 +274,28 @@ class Collection:
         return governance.guard(operation, self._scope.tenant, self._scope.namespace, writes)
 
     async def _guarded(self, hmks: list[MemoryKey], write: Awaitable[_T]) -> _T:
-        """Run a durable write; if its outcome is unknown, hot must never vouch for the old value."""
-        hot = self._backend.engine.hot
-        cached = self._backend.cached
+        """Run a durable write; if its outcome is unknown it may still land, so hot is invalidated now
+        and once more after the tier's deadline (ADR 0006)."""
+        backend = self._backend
+        hot = backend.engine.hot
         try:
             return await write
-        except TierUnavailableError:
-            if cached:
-                await hot.after_unknown_outcome(hmks)  # the write may have landed
-            raise
-        except asyncio.CancelledError:
-            if cached:
-                hot.after_cancel(hmks)
+        except CircuitOpenError:
+            raise  # never sent: nothing changed
+        except (TierUnavailableError, asyncio.CancelledError):
+            if backend.cached:
+                hot.invalidate_later(hmks, backend.guard.options.timeout)
             raise
 
-    async def _after_write(self, operation: str, items: list[tuple[MemoryKey, Record]], now: float) -> None:
-        """Write-through (or fence, above ``hot_max_bytes``) after the durable write, per ADR 0003."""
+    async def _invalidate(self, operation: str, hmks: list[MemoryKey]) -> None:
+        """After the durable write: invalidate hot (writers never fill it; readers do, under leases)."""
         backend = self._backend
         if not backend.cached:
             return
         try:
-            await backend.engine.hot.after_write(
-                operation, [(hmk, self._cacheable(rec)) for hmk, rec in items], now
-            )
+            await backend.engine.hot.invalidate(hmks, operation=operation)
         except asyncio.CancelledError:
-            backend.engine.hot.after_cancel(hmk for hmk, _ in items)
+            backend.engine.hot.invalidate_later(hmks, None)
             raise
 
     async def _put_durable(
@@ -375,8 +369,7 @@ class Collection:
         await self.delete_many([key])
 
     async def delete_many(self, keys: Sequence[str]) -> None:
-        """Remove items (idempotent). A short hot tombstone goes first, so a read racing the delete
-        cannot promote the old value."""
+        """Remove items (idempotent); hot is invalidated after the durable delete."""
         wanted = _keys_of(keys, "delete_many")
         if not wanted:
             return
@@ -386,12 +379,12 @@ class Collection:
             await self._remove(wanted, backend.engine.clock())
 
     async def _remove(self, keys: list[str], now: float) -> None:
+        """The durable delete (and the cold versions pointers named), then hot is invalidated (ADR 0006:
+        no tombstone goes first, so a delete that never reached the durable tier changes nothing)."""
         backend = self._backend
         store = backend.store
         scope = self._scope
-        if backend.cached:
-            for key in keys:
-                await backend.engine.hot.before_delete(hot_key(scope, key), now)
+        hmks = [hot_key(scope, k) for k in keys]
         targets: list[MemoryKey] = []
         if backend.has_large:
             found = await backend.call("get_many", store.get_many(scope, keys), nkeys=len(keys))
@@ -400,11 +393,12 @@ class Collection:
                 for item in found
                 if item is not None and item.record.kind is RecordKind.POINTER
             ]
-        await backend.call("delete", store.delete_many(scope, keys), nkeys=len(keys))
+        await self._guarded(hmks, backend.call("delete", store.delete_many(scope, keys), nkeys=len(keys)))
         cold = backend.engine.guard(Tier.COLD)
         for target in targets:
             assert cold is not None
             await cold.delete(target)
+        await self._invalidate("delete", hmks)
 
     async def drop(self) -> int:
         """Delete every item of the collection on every tier (large values included); return how many.
@@ -444,20 +438,22 @@ class Collection:
         now = backend.engine.clock()
         if stored is None or stored.record.is_expired(now):
             return None
-        items = await self._materialize([stored], now, promote=False)
+        items, _ = await self._materialize([stored], now)
         return items[0] if items else None
 
     async def _read_values(self, keys: list[str]) -> dict[str, Value]:
-        """Live values by key (missing keys are absent): hot first, then one store batch, then promotion."""
+        """Live values by key (missing keys are absent): hot first, then one store batch; what was read
+        fills hot only under the leases the hot lookup took (ADR 0006)."""
         backend = self._backend
         now = backend.engine.clock()
         out: dict[str, Value] = {}
         pending = keys
+        leases: Leases | None = None
+        by_hot = {hot_key(self._scope, k): k for k in keys}
         if backend.cached and keys:
-            by_hot = {hot_key(self._scope, k): k for k in keys}
             hot_out: dict[str, Value] = {}
-            misses = await backend.engine.hot.lookup_many(list(by_hot), now, hot_out, None)
-            # A definitive miss (tombstone) is neither in hot_out nor pending: it stays absent.
+            misses, leases = await backend.engine.hot.lookup_many(list(by_hot), now, hot_out, None)
+            # A definitive miss (tombstone) is neither in hot_out nor among the misses: it stays absent.
             for hmk, key in by_hot.items():
                 if hmk.key in hot_out:
                     out[key] = hot_out[hmk.key]
@@ -468,12 +464,19 @@ class Collection:
             "get_many", backend.store.get_many(self._scope, pending), nkeys=len(pending)
         )
         live = [s for s in found if s is not None and not s.record.is_expired(now)]
-        for item in await self._materialize(live, now, promote=True):
+        items, fills = await self._materialize(live, now)
+        for item in items:
             out[item.key] = item.value
+        if leases is not None:
+            filled = dict(fills)
+            settle = [(hot_key(self._scope, k), filled.get(hot_key(self._scope, k))) for k in pending]
+            await backend.engine.hot.settle(leases, settle, now)
         return out
 
-    async def _materialize(self, stored: list[StoredItem], now: float, *, promote: bool) -> list[Item]:
-        """Decode stored items (following pointers to cold) and optionally offer them to hot."""
+    async def _materialize(
+        self, stored: list[StoredItem], now: float
+    ) -> tuple[list[Item], list[tuple[MemoryKey, Record]]]:
+        """Decode stored items (following pointers to cold); also the value records hot may be filled with."""
         backend = self._backend
         reads = backend.engine.reads
         tier = backend.guard.tier
@@ -485,7 +488,7 @@ class Collection:
             fetched = await backend.large.follow(pointers)
             targets = {hmk.key: rec for (hmk, _), rec in zip(pointers, fetched, strict=True)}
         items: list[Item] = []
-        promotions: list[tuple[MemoryKey, Record]] = []
+        fills: list[tuple[MemoryKey, Record]] = []
         for s in stored:
             hmk = hot_key(self._scope, s.key)
             if s.record.kind is RecordKind.POINTER:
@@ -497,11 +500,9 @@ class Collection:
             else:
                 value_rec = s.record
                 value = reads._decode(value_rec, tier, hmk)
-            promotions.append((hmk, value_rec))
+            fills.append((hmk, value_rec))
             items.append(Item(s.key, value, s.attrs, s.etag, s.record.expires_at))
-        if promote and backend.cached:
-            await backend.engine.hot.fill(promotions, now)
-        return items
+        return items, fills
 
     def list(
         self,
@@ -545,7 +546,8 @@ class Collection:
             size = PAGE_SIZE if limit is None else min(PAGE_SIZE, limit - served)
             page = await backend.call("list", store.list_page(scope, query, cursor, size), nkeys=size)
             live = [s for s in page if not s.record.is_expired(now)]
-            for item in await self._materialize(live, now, promote=False):
+            items, _ = await self._materialize(live, now)
+            for item in items:
                 served += 1
                 yield item
             if len(page) < size:

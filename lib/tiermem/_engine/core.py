@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from tiermem._codec import Codec
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
-from tiermem._engine.guard import Guard, Lifecycle
+from tiermem._engine.epoch import HotEpoch
+from tiermem._engine.guard import Guard, HotGuard, Lifecycle
 from tiermem._engine.hot import HotCache
 from tiermem._engine.large import LargeValues
 from tiermem._engine.reads import Reads
 from tiermem._engine.writes import Layout, Writes
-from tiermem._lifecycle import ClientState
+from tiermem._instrumentation import Telemetry
+from tiermem._lifecycle import ClientState, Closable
 from tiermem._protocols import ColdMemory, HotMemory, TierStore, WarmMemory
-from tiermem._telemetry import Telemetry
 from tiermem._types import Clock, Tier
 from tiermem.lifecycle._governance import Governance
 
-__all__ = ["Closable", "Engine"]
+__all__ = ["Engine"]
 
 _S = TypeVar("_S", bound=TierStore)
-
-
-class Closable(Protocol):
-    """Anything a client closes on ``aclose()``: tiers, credentials, secret sources."""
-
-    async def aclose(self) -> None: ...
 
 
 class Engine:
@@ -54,7 +49,17 @@ class Engine:
             compress_level=policy.compress_level,
             max_value_bytes=policy.max_value_bytes,
         )
-        hot_guard = self._guard(Tier.HOT, hot, tier_options)
+        hot_guard = (
+            None
+            if hot is None
+            else HotGuard(
+                Tier.HOT,
+                hot,
+                tier_options.get(Tier.HOT, DEFAULT_TIER_OPTIONS[Tier.HOT]),
+                self.telemetry,
+                self.life,
+            )
+        )
         warm_guard = self._guard(Tier.WARM, warm, tier_options)
         cold_guard = self._guard(Tier.COLD, cold, tier_options)
         durable: Guard[TierStore] | None = warm_guard if warm_guard is not None else cold_guard
@@ -63,8 +68,10 @@ class Engine:
         ]
         self.layout = Layout(hot is not None, warm is not None, cold is not None)
         self.owned = list(owned)
+        self.epoch = HotEpoch(durable, interval=policy.coherence_interval)
         self.hot = HotCache(
             hot_guard,
+            self.epoch,
             durable=durable is not None,
             policy=policy,
             codec=self.codec,
@@ -118,6 +125,7 @@ class Engine:
         """Close what the client owns, tiers first, then the credentials they used; raise the first error."""
         if self.closed:
             return
+        await self.hot.aclose()  # background invalidations and epoch reads end before the tiers close
         self.life.state = ClientState.CLOSED
         errors: list[BaseException] = []
         for resource in reversed(self.owned):

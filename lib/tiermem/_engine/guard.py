@@ -22,12 +22,12 @@ from tiermem._errors import (
     TierMemError,
     TierUnavailableError,
 )
+from tiermem._instrumentation import _NO_SPAN, Telemetry, logger
 from tiermem._lifecycle import ClientState
-from tiermem._protocols import TierStore
-from tiermem._telemetry import _NO_SPAN, Telemetry, logger
+from tiermem._protocols import HotMemory, TierStore
 from tiermem._types import MemoryKey, Tier
 
-__all__ = ["Guard", "Lifecycle"]
+__all__ = ["Guard", "HotGuard", "Lifecycle"]
 
 _T = TypeVar("_T")
 S = TypeVar("S", bound=TierStore, covariant=True)
@@ -55,7 +55,7 @@ class Guard(Generic[S]):
     through) counts against the breaker; any other answer from the tier closes it.
     """
 
-    __slots__ = ("_life", "_store", "_telemetry", "attrs", "breaker", "options", "tier")
+    __slots__ = ("_in_process", "_life", "_store", "_telemetry", "attrs", "breaker", "options", "tier")
 
     def __init__(
         self, tier: Tier, store: S, options: TierOptions, telemetry: Telemetry, life: Lifecycle
@@ -67,6 +67,7 @@ class Guard(Generic[S]):
             failure_threshold=options.failure_threshold, reset_timeout=options.reset_timeout
         )
         info = store.info
+        self._in_process = info.in_process  # nothing to wait for: a deadline would only cost time
         self.attrs: dict[str, Any] = {"tiermem.tier": tier.value, "db.system": info.db_system}
         if info.server_address:
             self.attrs["server.address"] = info.server_address
@@ -79,30 +80,47 @@ class Guard(Generic[S]):
 
     # -- the store's verbs ----------------------------------------------------------------------------
 
-    async def get(self, key: MemoryKey) -> Record | None:
-        return await self._run("get", self._store.get(key), key, outcome=_hit_outcome)
+    async def get(self, key: MemoryKey, *, operation: str = "get", size_hint: int = 0) -> Record | None:
+        """``store.get``; ``size_hint`` (bytes, when a pointer names them) scales the deadline."""
+        return await self._run(operation, self._store.get(key), key, outcome=_hit_outcome, nbytes=size_hint)
+
+    async def peek(self, key: MemoryKey) -> Record | None:
+        """``get`` made by the write path (what a pointer named): not counted as a hit or a miss."""
+        return await self._run("get", self._store.get(key), key)
 
     async def exists(self, key: MemoryKey) -> bool:
         return await self._run("exists", self._store.exists(key), key)
 
     async def set(
-        self, key: MemoryKey, record: Record, *, if_match: str | None = None, if_absent: bool = False
+        self,
+        key: MemoryKey,
+        record: Record,
+        *,
+        if_match: str | None = None,
+        if_absent: bool = False,
+        operation: str = "set",
     ) -> str | None:
         return await self._run(
-            "set", self._store.set(key, record, if_match=if_match, if_absent=if_absent), key
+            operation,
+            self._store.set(key, record, if_match=if_match, if_absent=if_absent),
+            key,
+            nbytes=record.size,
         )
 
     async def delete(self, key: MemoryKey) -> None:
         await self._run("delete", self._store.delete(key), key)
 
-    async def mget(self, keys: Sequence[MemoryKey]) -> list[Record | None]:
-        return await self._run("mget", self._store.mget(keys), nkeys=len(keys))
+    async def mget(self, keys: Sequence[MemoryKey], *, size_hint: int = 0) -> list[Record | None]:
+        return await self._run("mget", self._store.mget(keys), nkeys=len(keys), nbytes=size_hint)
 
     async def mset(
         self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False, operation: str = "mset"
     ) -> None:
         """``store.mset``; ``operation`` names it in spans and metrics (``promote`` for promotions)."""
-        await self._run(operation, self._store.mset(items, if_absent=if_absent), nkeys=len(items))
+        nbytes = sum(record.size for _, record in items)
+        await self._run(
+            operation, self._store.mset(items, if_absent=if_absent), nkeys=len(items), nbytes=nbytes
+        )
 
     async def setup(self) -> None:
         await self._run("setup", self._store.setup())
@@ -120,6 +138,7 @@ class Guard(Generic[S]):
         *,
         nkeys: int = 1,
         outcome: Callable[[_T], str] | None = None,
+        nbytes: int = 0,
     ) -> _T:
         """Await one tier call with breaker, timeout, span and metrics; translate timeouts."""
         breaker = self.breaker
@@ -142,7 +161,7 @@ class Guard(Generic[S]):
             context = _NO_SPAN
         with context as span:
             try:
-                timeout = self.options.timeout
+                timeout = None if self._in_process else self.options.deadline(nbytes)
                 if timeout is None:
                     result = await call
                 else:
@@ -191,3 +210,20 @@ class Guard(Generic[S]):
                 exc,
                 self.options.reset_timeout,
             )
+
+
+class HotGuard(Guard[HotMemory]):
+    """The hot tier's guard: the common verbs plus the hot-only ones (batch delete, compare-and-swap)."""
+
+    __slots__ = ()
+
+    async def mdelete(self, keys: Sequence[MemoryKey], *, operation: str = "invalidate") -> None:
+        await self._run(
+            operation, self._store.mdelete(keys), keys[0] if len(keys) == 1 else None, nkeys=len(keys)
+        )
+
+    async def swap(
+        self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]], *, operation: str = "swap"
+    ) -> list[bool]:
+        first = items[0][0] if len(items) == 1 else None
+        return await self._run(operation, self._store.swap(items), first, nkeys=len(items))

@@ -1,33 +1,38 @@
-"""Every rule about the hot tier as a cache of the durable tier, in one place (ADR 0003).
+"""Every rule about the hot tier as a cache of the durable tier, in one place (ADR 0006).
 
-The read path asks :meth:`HotCache.lookup` / :meth:`~HotCache.probe` / :meth:`~HotCache.lookup_many`
-first and, after reading the durable tier, offers what it found with :meth:`~HotCache.fill` (create-only
-promotion) or :meth:`~HotCache.remember_misses` (negative cache). The write path tells the cache
-what happened: :meth:`~HotCache.before_delete`, :meth:`~HotCache.after_write` (write-through or
-fence), :meth:`~HotCache.after_unknown_outcome` and :meth:`~HotCache.after_cancel`. How a hot record
-is classified, what a hot failure means, fences, tombstones and dirty keys live only here, so a
-different coherence protocol replaces this module and nothing else.
+Readers fill hot, writers only invalidate it. A read asks :meth:`HotCache.lookup` (or
+:meth:`~HotCache.lookup_many`); on a miss the cache takes a *lease* in hot (a compare-and-swap from
+"nothing" or from a stale copy to a lease record with a fresh token), the read goes to the durable
+tier, and :meth:`~HotCache.settle` replaces the lease with what was found, only if the lease is still
+there. A write calls :meth:`~HotCache.invalidate` after its durable write, which deletes any value and
+any lease, so a reader that read the durable tier before the write can no longer fill. A write that
+cannot reach hot raises the durable hot epoch (:mod:`.epoch`), and hot records filled under an
+older epoch read as misses in every process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from tiermem._codec import Codec, Record, RecordKind, fence, tombstone
+from tiermem._codec import Codec, Record, RecordKind, lease, tombstone
 from tiermem._config import Policy
-from tiermem._engine.guard import Guard
-from tiermem._errors import CorruptValueError, InvalidInputError, TierError, key_digest
-from tiermem._protocols import HotMemory
-from tiermem._telemetry import Telemetry, logger
+from tiermem._engine.epoch import HotEpoch
+from tiermem._engine.guard import HotGuard
+from tiermem._errors import CorruptValueError, InvalidInputError, TierError, TierMemError, key_digest
+from tiermem._instrumentation import Telemetry, logger
 from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["ABSENT", "MISS", "HotCache"]
+__all__ = ["ABSENT", "MISS", "HotCache", "Leases", "classify"]
 
 
 class _Verdict:
@@ -41,34 +46,53 @@ class _Verdict:
 
 
 MISS: Final = _Verdict("MISS")
-"""Hot cannot answer (nothing there, expired, fenced, damaged or unreachable): read the durable tier."""
+"""Hot cannot answer (nothing there, expired, stale, leased, damaged or unreachable): read through."""
 ABSENT: Final = _Verdict("ABSENT")
-"""Hot knows the key has no value (a delete's tombstone or a cached miss): a definitive miss."""
+"""Hot knows the key has no value (a cached miss): a definitive miss."""
 
-# How a hot record classifies, by kind: the one rule every hot read applies.
 _VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
+_TOKEN_BYTES: Final = 12
+PINNED_EPOCH: Final = 0xFFFFFFFF
+"""The epoch of values stored only in hot (``tier=HOT``): not a copy of anything, so never stale."""
 
 
-def _classify(record: Record | None, now: float) -> _Verdict | Record:
-    """MISS (read through), ABSENT (definitive miss) or the record holding a value."""
-    if record is None or record.is_expired(now) or record.kind is RecordKind.FENCE:
+def classify(record: Record | None, now: float, epoch: int) -> _Verdict | Record | None:
+    """The one rule every hot read applies: a live value record, :data:`ABSENT`, :data:`MISS`
+    (someone's lease: read through, do not fill), or ``None`` when the key may be leased (nothing
+    there, expired, or a stale copy: filled under an older ``epoch``, or a legacy fence)."""
+    if record is None or record.is_expired(now):
+        return None
+    kind = record.kind
+    if kind is RecordKind.LEASE:
         return MISS
-    if record.kind is RecordKind.TOMBSTONE:
+    if record.epoch < epoch or kind is RecordKind.FENCE:
+        return None
+    if kind is RecordKind.TOMBSTONE:
         return ABSENT
     return record
 
 
+@dataclass(slots=True)
+class Leases:
+    """The leases one read took on its hot misses, and the epoch it knew before reading durable."""
+
+    epoch: int
+    held: dict[MemoryKey, Record] = field(default_factory=dict)
+
+
 class HotCache:
-    """Hot-tier coherence for one client: lookups, fills, write-through, fences and dirty keys.
+    """Hot-tier coherence for one client: lookups, leases, fills, invalidations and dirty keys.
 
     Args:
         guard: the hot tier, or ``None`` for a client without one (every method then does nothing).
+        epoch: the durable hot epoch (disabled without a durable tier).
         durable: whether a durable tier backs hot; without one, hot failures are errors, never misses.
     """
 
     def __init__(
         self,
-        guard: Guard[HotMemory] | None,
+        guard: HotGuard | None,
+        epoch: HotEpoch,
         *,
         durable: bool,
         policy: Policy,
@@ -77,6 +101,7 @@ class HotCache:
         telemetry: Telemetry,
     ) -> None:
         self.guard = guard
+        self._epoch = epoch
         self._durable = durable
         self._policy = policy
         self._codec = codec
@@ -86,74 +111,152 @@ class HotCache:
         self._generation = 0
         self._flushing = False
         self._bypass_until = 0.0
+        self._later: set[asyncio.Task[None]] = set()
+
+    def _classify(self, record: Record | None, now: float) -> _Verdict | Record | None:
+        return classify(record, now, self._epoch.current)
 
     # -- reads ------------------------------------------------------------------------------------
 
-    async def lookup(self, mk: MemoryKey, now: float) -> Entry | _Verdict:
-        """The hot answer for one key: an :class:`Entry`, :data:`ABSENT` or :data:`MISS`.
+    async def lookup(self, mk: MemoryKey, now: float) -> Entry | _Verdict | Leases:
+        """The hot answer for one key: an :class:`Entry`, :data:`ABSENT`, or the :class:`Leases` to
+        fill after reading the durable tier (empty when this read may not fill).
 
         Raises:
             TierError: hot failed and there is no durable tier to fall back on.
         """
         hot = await self._ready("get")
+        leases = Leases(self._epoch.current)
         if hot is None:
-            return MISS
+            return leases
         try:
-            found = _classify(await hot.get(mk), now)
+            record = await hot.get(mk)
         except TierError as exc:
             self._read_failed(exc, (mk,), "get", None)
-            return MISS
-        if isinstance(found, _Verdict):
-            return found
-        try:
-            return Entry(self._codec.decode(found), Tier.HOT, None, found.expires_at)
-        except CorruptValueError as exc:
-            self._distrust(mk, exc)
-            return MISS
+            return leases
+        found = self._classify(record, now)
+        if isinstance(found, Record):
+            try:
+                return Entry(self._codec.decode(found), Tier.HOT, None, found.expires_at)
+            except CorruptValueError as exc:
+                self._distrust(mk, exc)
+                return leases
+        if found is ABSENT:
+            return ABSENT
+        if found is None and self._durable:
+            await self._lease(
+                hot, leases, [(mk, None if record is None or record.is_expired(now) else record)]
+            )
+        return leases
 
     async def probe(self, mk: MemoryKey, now: float) -> _Verdict | None:
-        """Like :meth:`lookup` without decoding: ``None`` when hot holds a live value."""
+        """Like :meth:`lookup` without decoding or leasing: ``None`` when hot holds a live value."""
         hot = await self._ready("exists")
         if hot is None:
             return MISS
         try:
-            found = _classify(await hot.get(mk), now)
+            found = self._classify(await hot.get(mk), now)
         except TierError as exc:
             self._read_failed(exc, (mk,), "exists", None)
             return MISS
-        return found if isinstance(found, _Verdict) else None
+        if isinstance(found, Record):
+            return None
+        return ABSENT if found is ABSENT else MISS
 
     async def lookup_many(
         self, mks: Sequence[MemoryKey], now: float, out: dict[str, Value], span: Span | None
-    ) -> list[MemoryKey]:
-        """One hot batch read: values go into ``out``; returns the keys to read from the durable tier."""
+    ) -> tuple[list[MemoryKey], Leases]:
+        """One hot batch read: values go into ``out``; returns the keys to read from the durable tier
+        and the leases taken on them."""
         hot = await self._ready("mget")
+        leases = Leases(self._epoch.current)
         if hot is None:
-            return list(mks)
+            return list(mks), leases
         try:
             records = await hot.mget(mks)
         except TierError as exc:
             self._read_failed(exc, mks, "mget", span)
-            return list(mks)
+            return list(mks), leases
         pending: list[MemoryKey] = []
+        to_lease: list[tuple[MemoryKey, Record | None]] = []
         hits = 0
         decode = self._codec.decode
         for mk, rec in zip(mks, records, strict=True):
-            found = _classify(rec, now)
-            if found is MISS:
-                pending.append(mk)
-            elif found is ABSENT:
-                hits += 1
-            else:
-                assert isinstance(found, Record)
+            found = self._classify(rec, now)
+            if isinstance(found, Record):
                 try:
                     out[mk.key] = decode(found)
                     hits += 1
+                    continue
                 except CorruptValueError as exc:
                     self._distrust(mk, exc)
-                    pending.append(mk)
+            elif found is ABSENT:
+                hits += 1
+                continue
+            elif found is None:
+                to_lease.append((mk, None if rec is None or rec.is_expired(now) else rec))
+            pending.append(mk)
         self._telemetry.count_keys(Tier.HOT, hits, len(pending))
-        return pending
+        if to_lease and self._durable:
+            await self._lease(hot, leases, to_lease)
+        return pending, leases
+
+    async def _lease(
+        self, hot: HotGuard, leases: Leases, items: Sequence[tuple[MemoryKey, Record | None]]
+    ) -> None:
+        """Take leases (compare-and-swap from what the read saw); keys whose swap fails are not filled."""
+        expires_at = self._clock() + self._policy.tombstone_ttl
+        wanted = [(mk, lease(expires_at, secrets.token_bytes(_TOKEN_BYTES))) for mk, _ in items]
+        try:
+            taken = await hot.swap(
+                [(mk, seen, new) for (mk, seen), (_, new) in zip(items, wanted, strict=True)],
+                operation="lease",
+            )
+        except (TierError, InvalidInputError) as exc:
+            self._telemetry.fell_through(Tier.HOT, "lease", exc, None)
+            return
+        for (mk, record), ok in zip(wanted, taken, strict=True):
+            if ok:
+                leases.held[mk] = record
+
+    async def settle(
+        self, leases: Leases, found: Sequence[tuple[MemoryKey, Record | None]], now: float
+    ) -> int:
+        """Replace held leases with what the durable tier returned (``None``: a miss, cached as a
+        tombstone when ``negative_ttl`` is set). Returns how many values were filled."""
+        hot = self.guard
+        if hot is None or not leases.held or self._bypassed():
+            return 0
+        limit = self._policy.hot_max_bytes
+        negative = self._policy.negative_ttl
+        swaps: list[tuple[MemoryKey, Record | None, Record | None]] = []
+        values = 0
+        for mk, record in found:
+            held = leases.held.get(mk)
+            if held is None:
+                continue
+            if record is None:
+                if negative is not None:
+                    swaps.append((mk, held, tombstone(now + negative).for_hot(now + negative, leases.epoch)))
+            elif record.size <= limit:
+                capped = self.cap(record, now)
+                swaps.append((mk, held, capped.for_hot(capped.expires_at, leases.epoch)))
+                values += 1
+        if not swaps:
+            return 0
+        try:
+            done = await hot.swap(swaps, operation="promote")
+        except (TierError, InvalidInputError) as exc:
+            self._telemetry.fell_through(Tier.HOT, "promote", exc, None)
+            return 0
+        filled = sum(
+            1
+            for (_, _, new), ok in zip(swaps, done, strict=True)
+            if ok and new is not None and new.kind in _VALUE_KINDS
+        )
+        if filled:
+            self._telemetry.promoted(Tier.HOT, filled)
+        return filled
 
     def _read_failed(
         self, exc: TierError, keys: Sequence[MemoryKey], operation: str, span: Span | None
@@ -170,36 +273,9 @@ class HotCache:
         self._telemetry.fell_through(Tier.HOT, operation, exc, span)
 
     def _distrust(self, mk: MemoryKey, exc: CorruptValueError) -> None:
-        """A damaged hot copy: fence it before hot is read again (via the dirty keys) and read through."""
-        logger.warning("corrupt value in hot tier, fencing it and reading through: %s", exc)
+        """A damaged hot copy: delete it before hot is read again (via the dirty keys) and read through."""
+        logger.warning("corrupt value in hot tier, removing it and reading through: %s", exc)
         self.mark_dirty((mk,))
-
-    def may_fill(self, started: float) -> bool:
-        """Whether a read that started at ``started`` may still promote: a read slower than the
-        tombstone TTL could be promoting a value deleted meanwhile, whose tombstone has expired."""
-        return self._clock() - started < self._policy.tombstone_ttl
-
-    async def fill(self, items: Sequence[tuple[MemoryKey, Record]], started: float) -> int:
-        """Promote what a read found in the durable tier, create-only (``SET NX``), so a newer value,
-        fence or tombstone already in hot wins. Returns how many records were offered."""
-        hot = self.guard
-        if hot is None or not items or self._bypassed() or not self.may_fill(started):
-            return 0
-        limit = self._policy.hot_max_bytes
-        todo = [(mk, self.cap(rec, started)) for mk, rec in items if rec.size <= limit]
-        if not todo or not await self._put(hot, "promote", todo, if_absent=True, operation="promote"):
-            return 0
-        self._telemetry.promoted(Tier.HOT, len(todo))
-        return len(todo)
-
-    async def remember_misses(self, keys: Sequence[MemoryKey], now: float) -> None:
-        """Negative cache: remember keys no tier holds, for ``negative_ttl`` (create-only)."""
-        ttl = self._policy.negative_ttl
-        hot = self.guard
-        if ttl is None or hot is None or not keys:
-            return
-        marker = tombstone(now + ttl)
-        await self._put(hot, "negative-cache", [(mk, marker) for mk in keys], if_absent=True)
 
     # -- writes -----------------------------------------------------------------------------------
 
@@ -215,42 +291,59 @@ class HotCache:
 
     def pinned(self, record: Record, now: float) -> Record:
         """A value stored only in hot: capped by ``hot_ttl`` when hot is the client's only tier."""
-        return record if self._durable else self.cap(record, now)
+        record = record if self._durable else self.cap(record, now)
+        return record.for_hot(record.expires_at, PINNED_EPOCH)
 
-    async def before_delete(self, mk: MemoryKey, now: float) -> None:
-        """A short tombstone, so a read racing the durable delete cannot promote the old value."""
-        hot = self.guard
-        if hot is not None:
-            marker = tombstone(now + self._policy.tombstone_ttl)
-            await self._put(hot, "delete", [(mk, marker)], dirty=True, single=True)
-
-    async def after_write(
-        self, operation: str, items: Sequence[tuple[MemoryKey, Record | None]], now: float
-    ) -> None:
-        """After durable writes landed: write each record through (capped), or fence the key (``None``)."""
-        hot = self.guard
-        if hot is None or not items:
-            return
-        marker = fence(now + self._policy.tombstone_ttl)
-        todo = [(mk, marker if rec is None else self.cap(rec, now)) for mk, rec in items]
-        await self._put(hot, operation, todo, dirty=True, single=True)
-
-    async def after_unknown_outcome(self, keys: Sequence[MemoryKey]) -> None:
-        """Fence hot copies whose durable write timed out or broke off: it may have landed."""
+    async def invalidate(self, keys: Sequence[MemoryKey], *, operation: str = "invalidate") -> None:
+        """After durable writes or deletes (or ones whose outcome is unknown): delete the hot copies
+        and any leases, so no reader can fill a value read before the write. When hot cannot be
+        reached, raise the durable hot epoch instead; when that fails too, remember the keys."""
         hot = self.guard
         if hot is None or not keys:
             return
-        marker = fence(self._clock() + self._policy.tombstone_ttl)
-        await self._put(hot, "invalidate", [(mk, marker) for mk in keys], dirty=True)
+        try:
+            await hot.mdelete(keys, operation=operation)
+            return
+        except (TierError, InvalidInputError) as exc:
+            self._telemetry.fell_through(Tier.HOT, operation, exc, None)
+        await self._trace(keys)
 
-    def after_cancel(self, keys: Iterable[MemoryKey]) -> None:
-        """A write was cancelled mid-way and may still land: hot must not vouch for the old value."""
-        self.mark_dirty(keys)
+    async def _trace(self, keys: Sequence[MemoryKey]) -> None:
+        """The durable trace of an invalidation that did not reach hot (ADR 0006)."""
+        self.mark_dirty(keys)  # this process deletes them before it reads hot again
+        try:
+            await self._epoch.bump()
+        except TierMemError as exc:
+            logger.error(
+                "could not invalidate hot nor raise the hot epoch: other processes may serve the "
+                "previous value of %d key(s) for up to hot_ttl=%ss: %s",
+                len(keys),
+                self._policy.hot_ttl,
+                exc,
+            )
 
-    # -- dirty keys and the hot write every rule above shares -------------------------------------------
+    def invalidate_later(self, keys: Iterable[MemoryKey], delay: float | None) -> None:
+        """A write whose outcome is unknown may still land after we invalidated: invalidate now
+        (in the background, safe from the caller's cancellation) and once more after ``delay``."""
+        hot = self.guard
+        todo = list(keys)
+        if hot is None or not todo:
+            return
+
+        async def run() -> None:
+            await self.invalidate(todo)
+            if delay:
+                await asyncio.sleep(delay)
+                await self.invalidate(todo)
+
+        task = asyncio.ensure_future(run())
+        self._later.add(task)
+        task.add_done_callback(self._later.discard)
+
+    # -- dirty keys (this process's fallback when neither hot nor the epoch could be written) ----------
 
     def mark_dirty(self, keys: Iterable[MemoryKey]) -> None:
-        """Remember hot keys that may hold stale values; they are fenced before hot is read again."""
+        """Remember hot keys that may hold stale values; they are deleted before hot is read again."""
         self._generation += 1
         for mk in keys:
             self.dirty[mk] = self._generation
@@ -270,55 +363,35 @@ class HotCache:
     def _bypassed(self) -> bool:
         return bool(self._bypass_until) and time.monotonic() < self._bypass_until
 
-    async def _ready(self, operation: str) -> Guard[HotMemory] | None:
-        """The hot tier if it may be read now: no bypass in force and pending invalidations flushed."""
+    async def _ready(self, operation: str) -> HotGuard | None:
+        """The hot tier if it may be read now: no bypass, a fresh epoch, pending deletions flushed."""
         hot = self.guard
         if hot is None or (self._bypass_until and self._bypassed()):
             return None
+        if not await self._epoch.fresh():
+            return None
         if self.dirty:
             if self._flushing:
-                return None  # another task is fencing the dirty keys: read through meanwhile
+                return None  # another task is deleting the dirty keys: read through meanwhile
             pending = dict(self.dirty)
-            marker = fence(self._clock() + self._policy.tombstone_ttl)
             self._flushing = True
             try:
-                flushed = await self._put(hot, operation, [(mk, marker) for mk in pending])
+                await hot.mdelete(list(pending), operation=operation)
+            except (TierError, InvalidInputError) as exc:
+                self._telemetry.fell_through(Tier.HOT, operation, exc, None)
+                return None
             finally:
                 self._flushing = False
-            if not flushed:
-                return None
             for mk, generation in pending.items():
                 if self.dirty.get(mk) == generation:  # re-marked during the flush: keep it
                     del self.dirty[mk]
         return hot
 
-    async def _put(
-        self,
-        hot: Guard[HotMemory],
-        why: str,
-        items: list[tuple[MemoryKey, Record]],
-        *,
-        if_absent: bool = False,
-        operation: str = "mset",
-        dirty: bool = False,
-        single: bool = False,
-    ) -> bool:
-        """A best-effort hot write: a failure is logged and counted (and, with ``dirty``, the keys are
-        remembered for fencing), never raised, because the durable tier already holds the truth.
-
-        Args:
-            why: the operation reported when the write fails.
-            single: send one item as ``SET`` rather than a one-item batch.
-        """
-        try:
-            if single and len(items) == 1:
-                mk, record = items[0]
-                await hot.set(mk, record)
-            else:
-                await hot.mset(items, if_absent=if_absent, operation=operation)
-        except (TierError, InvalidInputError) as exc:
-            if dirty:
-                self.mark_dirty(mk for mk, _ in items)
-            self._telemetry.fell_through(Tier.HOT, why, exc, None)
-            return False
-        return True
+    async def aclose(self) -> None:
+        """Finish background invalidations (bounded by the hot deadline) and epoch reads."""
+        for task in list(self._later):
+            task.cancel()
+        for task in list(self._later):
+            with contextlib.suppress(asyncio.CancelledError, TierMemError):
+                await task
+        await self._epoch.aclose()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Final
 
 import orjson
 
@@ -24,8 +25,8 @@ from tiermem._errors import (
     TierUnavailableError,
     key_digest,
 )
+from tiermem._instrumentation import logger
 from tiermem._protocols import ColdMemory, TierStore, WarmMemory
-from tiermem._telemetry import logger
 from tiermem._types import MemoryKey, Tier
 
 __all__ = ["BatchPut", "LargeValues", "cold_key", "pointer", "pointer_target"]
@@ -35,6 +36,9 @@ BatchPut = Callable[
 ]
 """One batch write of (logical key, tier key, record) entries; returns the logical keys that landed
 and records the failures by logical key (see ``writes``)."""
+
+
+_RESOLVE_ATTEMPTS: Final = 5
 
 
 def cold_key(mk: MemoryKey, version: str) -> MemoryKey:
@@ -69,6 +73,15 @@ def pointer_target(mk: MemoryKey, ptr: Record) -> tuple[MemoryKey, str | None]:
     return target, digest if isinstance(digest, str) else None
 
 
+def _pointer_size(ptr: Record) -> int:
+    """The size a pointer promises (for the read's deadline); 0 when it does not say."""
+    try:
+        size = orjson.loads(ptr.payload).get("size")
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0
+    return size if isinstance(size, int) and size > 0 else 0
+
+
 class LargeValues:
     """Writes, reads and deletes of values that live in cold behind a warm pointer."""
 
@@ -89,12 +102,15 @@ class LargeValues:
             )
         targets = [pointer_target(mk, ptr) for mk, ptr in pointers]
         keys = [target for target, _ in targets]
-        found = [await cold.get(keys[0])] if len(keys) == 1 else await cold.mget(keys)
+        if len(keys) == 1:
+            found = [await cold.get(keys[0], size_hint=_pointer_size(pointers[0][1]))]
+        else:
+            found = await cold.mget(keys, size_hint=sum(_pointer_size(ptr) for _, ptr in pointers))
         out: list[Record | None] = []
         for (mk, _), (_, digest), rec in zip(pointers, targets, found, strict=True):
             if rec is None:
-                logger.warning(
-                    "warm pointer without a cold object (deleted concurrently?): key#%s", key_digest(mk.key)
+                logger.debug(
+                    "warm pointer without a cold object (replaced concurrently?): key#%s", key_digest(mk.key)
                 )
                 out.append(None)
                 continue
@@ -109,6 +125,42 @@ class LargeValues:
             out.append(rec)
         return out
 
+    async def resolve(self, mk: MemoryKey, ptr: Record, now: float) -> tuple[Record, Record, Tier] | None:
+        """Follow a warm pointer to its value: ``(warm record, value record, tier it came from)``.
+
+        When the cold version is gone because a writer replaced it (and discarded the old version)
+        after we read the pointer, read the pointer again and follow the new one, so a key that has a
+        value never reads as missing (ADR 0006). ``None`` only when the key itself is gone.
+
+        Raises:
+            CorruptValueError: the committed pointer names a cold object that does not exist.
+        """
+        warm = self._warm
+        assert warm is not None
+        for _ in range(_RESOLVE_ATTEMPTS):
+            target = (await self.follow([(mk, ptr)]))[0]
+            if target is not None:
+                return ptr, target, Tier.COLD
+            again = await warm.get(mk)
+            if again is None or again.is_expired(now) or again.kind is RecordKind.TOMBSTONE:
+                return None
+            if again.kind is not RecordKind.POINTER:
+                return again, again, Tier.WARM
+            if again.payload == ptr.payload:
+                raise CorruptValueError(
+                    "the warm pointer names a cold object that does not exist",
+                    tier=Tier.COLD,
+                    operation="get",
+                    key=mk.key,
+                )
+            ptr = again
+        raise TierUnavailableError(
+            f"the value was replaced {_RESOLVE_ATTEMPTS} times while it was being read",
+            tier=Tier.COLD,
+            operation="get",
+            key=mk.key,
+        )
+
     async def discard(self, keys: Sequence[MemoryKey]) -> None:
         """Best-effort removal of cold versions nothing points to any more (sweep and lifecycle rules
         are the backstop): failures are logged, never raised, because the caller's write stands."""
@@ -121,7 +173,9 @@ class LargeValues:
             except TierMemError as exc:
                 logger.warning("could not remove an unreferenced cold version (left for sweep): %s", exc)
 
-    async def write(self, mk: MemoryKey, record: Record, if_match: str | None, if_absent: bool) -> str | None:
+    async def write(
+        self, mk: MemoryKey, record: Record, if_match: str | None, if_absent: bool, wid: bytes = b""
+    ) -> str | None:
         """Store a new cold version, point warm at it, then discard the version it replaced."""
         warm, cold = self._warm, self._cold
         assert warm is not None
@@ -129,12 +183,14 @@ class LargeValues:
         if if_absent and await warm.exists(mk):
             raise ConflictError("key already exists", tier=Tier.WARM, operation="set", key=mk.key)
         # The previous version (if any) is removed only after the new pointer is committed.
-        previous = await warm.get(mk)
+        previous = await warm.peek(mk)
         version = new_version()
         target = cold_key(mk, version)
         await cold.set(target, record)
         try:
-            etag = await warm.set(mk, pointer(record, version), if_match=if_match, if_absent=if_absent)
+            etag = await warm.set(
+                mk, pointer(record, version).with_write_id(wid), if_match=if_match, if_absent=if_absent
+            )
         except TierUnavailableError:
             raise  # the pointer may have landed: keep the new version it would point to
         except TierMemError:
@@ -173,7 +229,7 @@ class LargeValues:
         warm, cold = self._warm, self._cold
         assert warm is not None
         assert cold is not None
-        previous = await warm.get(mk)
+        previous = await warm.peek(mk)
         await warm.delete(mk)
         if previous is not None and previous.kind is RecordKind.POINTER:
             await cold.delete(pointer_target(mk, previous)[0])

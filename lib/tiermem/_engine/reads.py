@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 
 from tiermem._codec import Codec, Record, RecordKind
 from tiermem._engine.guard import Guard
-from tiermem._engine.hot import ABSENT, HotCache
+from tiermem._engine.hot import ABSENT, HotCache, Leases
 from tiermem._engine.large import LargeValues
 from tiermem._errors import CorruptValueError
+from tiermem._instrumentation import Telemetry
 from tiermem._protocols import TierStore
-from tiermem._telemetry import Telemetry
 from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:
@@ -60,32 +60,38 @@ class Reads:
         """One key through the cascade; ``use_hot=False`` reads the durable tier only (current ETag)."""
         now = self._clock()
         hot = self._hot
+        leases: Leases | None = None
         if use_hot:
             found = await hot.lookup(mk, now)
             if isinstance(found, Entry):
                 return found
             if found is ABSENT:
                 return None
+            if isinstance(found, Leases) and promote:
+                leases = found
         durable = self._durable
         if durable is None:
             return None
         rec = await durable.get(mk)
+        if rec is not None and not _absent(rec, now) and rec.kind is RecordKind.POINTER:
+            resolved = await self._large.resolve(mk, rec, now)
+            if resolved is None:
+                rec = None
+            else:
+                rec, value_rec, source = resolved
+                value = self._decode(value_rec, source, mk)
+                fill = value_rec.with_expiry(rec.expires_at)
+                if leases is not None and await hot.settle(leases, [(mk, fill)], now):
+                    self._telemetry.annotate("tiermem.promoted", 1)
+                return Entry(value, source, rec.etag, rec.expires_at)
         if rec is None or _absent(rec, now):
-            await hot.remember_misses([mk], now)
+            if leases is not None:
+                await hot.settle(leases, [(mk, None)], now)
             return None
-        etag = rec.etag
-        source = durable.tier
-        expires_at = rec.expires_at
-        value_rec = rec
-        if rec.kind is RecordKind.POINTER:
-            target = (await self._large.follow([(mk, rec)]))[0]
-            if target is None:
-                return None
-            value_rec, source = target, Tier.COLD
-        value = self._decode(value_rec, source, mk)
-        if promote and await hot.fill([(mk, value_rec.with_expiry(expires_at))], now):
+        value = self._decode(rec, durable.tier, mk)
+        if leases is not None and await hot.settle(leases, [(mk, rec)], now):
             self._telemetry.annotate("tiermem.promoted", 1)
-        return Entry(value, source, etag, expires_at)
+        return Entry(value, durable.tier, rec.etag, rec.expires_at)
 
     async def exists(self, mk: MemoryKey) -> bool:
         """Whether a live value exists, without downloading it from the durable tier."""
@@ -103,31 +109,38 @@ class Reads:
 
     async def get_many(self, mks: Sequence[MemoryKey], out: dict[str, Value], span: Span | None) -> int:
         """Fill ``out`` (``key -> None`` on entry) in one round trip per tier; returns how many
-        values were promoted. Hot ``MGET`` -> durable batch read -> cold for pointers -> one hot
-        batch of promotions."""
+        values were filled into hot. Hot ``MGET`` (+ leases on misses) -> durable batch read -> cold
+        for pointers -> one hot batch of fills."""
         now = self._clock()
         hot = self._hot
-        pending = await hot.lookup_many(mks, now, out, span)
+        pending, leases = await hot.lookup_many(mks, now, out, span)
         durable = self._durable
-        promotions: list[tuple[MemoryKey, Record]] = []
+        found: list[tuple[MemoryKey, Record | None]] = []
         if pending and durable is not None:
             records = await durable.mget(pending)
             pointers: list[tuple[MemoryKey, Record]] = []
-            misses: list[MemoryKey] = []
+            misses = 0
             for mk, rec in zip(pending, records, strict=True):
                 if rec is None or _absent(rec, now):
-                    misses.append(mk)
+                    found.append((mk, None))
+                    misses += 1
                 elif rec.kind is RecordKind.POINTER:
                     pointers.append((mk, rec))
                 else:
                     out[mk.key] = self._decode(rec, durable.tier, mk)
-                    promotions.append((mk, rec))
+                    found.append((mk, rec))
             if pointers:
-                found = await self._large.follow(pointers)
-                for (mk, ptr), crec in zip(pointers, found, strict=True):
-                    if crec is not None:
-                        out[mk.key] = self._decode(crec, Tier.COLD, mk)
-                        promotions.append((mk, crec.with_expiry(ptr.expires_at)))
-            self._telemetry.count_keys(durable.tier, len(pending) - len(misses), len(misses))
-            await hot.remember_misses(misses, now)
-        return await hot.fill(promotions, now)
+                targets = await self._large.follow(pointers)
+                for (mk, ptr), crec in zip(pointers, targets, strict=True):
+                    source = Tier.COLD
+                    if crec is None:  # replaced or deleted meanwhile: read that key again (ADR 0006)
+                        resolved = await self._large.resolve(mk, ptr, now)
+                        if resolved is None:
+                            found.append((mk, None))
+                            misses += 1
+                            continue
+                        ptr, crec, source = resolved
+                    out[mk.key] = self._decode(crec, source, mk)
+                    found.append((mk, crec.with_expiry(ptr.expires_at)))
+            self._telemetry.count_keys(durable.tier, len(pending) - misses, misses)
+        return await hot.settle(leases, found, now)

@@ -3,13 +3,16 @@
 :func:`plan` decides, with no I/O, where a value goes (hot only, the durable tier, or cold behind a
 warm pointer) and whether hot gets a copy or a fence; it raises before anything is written.
 :class:`Writes` carries plans out: the durable tier first (a call that returns has reached it), then
-the hot cache (:mod:`.hot`). Writes to one key within a process are serialized (striped locks).
+the hot cache is invalidated (:mod:`.hot`, ADR 0006). Every durable write carries a write id, so a
+conditional write that the SDK retried after it had landed is confirmed instead of reported as a
+conflict, and an outcome that cannot be confirmed is reported as unknown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from collections.abc import Set as AbstractSet
@@ -23,17 +26,20 @@ from tiermem._engine.hot import HotCache
 from tiermem._engine.large import LargeValues
 from tiermem._errors import (
     BatchWriteError,
+    CircuitOpenError,
     ConfigurationError,
+    ConflictError,
     InvalidInputError,
     InvalidTTLError,
     TierError,
+    TierMemError,
     TierUnavailableError,
     ValueTooLargeError,
+    WriteOutcomeUnknownError,
     key_digest,
 )
-from tiermem._locks import StripedLocks
+from tiermem._instrumentation import Telemetry
 from tiermem._protocols import TierStore
-from tiermem._telemetry import Telemetry
 from tiermem._types import Clock, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:
@@ -64,7 +70,7 @@ class Layout(NamedTuple):
 
 @dataclass(slots=True)
 class Write:
-    """One planned write: the record, where it goes, and whether hot gets a copy (else a fence)."""
+    """One planned write: the record, where it goes, and whether its value may be cached in hot."""
 
     mk: MemoryKey
     record: Record
@@ -160,7 +166,8 @@ class Writes:
         self._large = large
         self._codec = codec
         self._telemetry = telemetry
-        self._locks = StripedLocks(256)
+        # How long a request whose outcome is unknown may still land: invalidate hot again after it.
+        self._settle_delay = durable.options.timeout if durable is not None else None
         self.governance: Governance | None = None  # quotas and audit (tiermem.lifecycle), set by the engine
         self.clock: Clock = time.time
 
@@ -179,6 +186,9 @@ class Writes:
         """One planned write; returns the durable ETag (``None`` for hot-only values).
 
         Raises:
+            ConflictError: the condition did not hold (and the item is not this write's own).
+            WriteOutcomeUnknownError: the durable write may or may not have landed.
+            TierUnavailableError: the durable tier refused to be called (the write did not happen).
             QuotaExceededError: the tenant's quota refuses it (nothing was written).
         """
         gov = self.governance
@@ -191,31 +201,61 @@ class Writes:
     async def _write(self, w: Write, now: float, if_match: str | None, if_absent: bool) -> str | None:
         hot = self._hot
         mk = w.mk
-        async with self._locks.lock(mk):
-            if w.route is Route.HOT_ONLY:
-                guard = hot.guard
-                assert guard is not None
-                await guard.set(mk, hot.pinned(w.record, now), if_absent=if_absent)
-                return None
+        if w.route is Route.HOT_ONLY:
+            guard = hot.guard
+            assert guard is not None
+            await guard.set(mk, hot.pinned(w.record, now), if_absent=if_absent)
+            return None
+        wid = secrets.token_bytes(8)
+        try:
+            if w.route is Route.LARGE:
+                etag = await self._large.write(mk, w.record, if_match, if_absent, wid)
+            else:
+                durable = self._durable
+                assert durable is not None
+                etag = await durable.set(
+                    mk, w.record.with_write_id(wid), if_match=if_match, if_absent=if_absent
+                )
+        except ConflictError:
+            if if_match is None and not if_absent:
+                raise
+            # The SDK may have retried a request that had landed: then the item is our own write.
+            etag = await self._confirm(mk, wid)
+            if etag is None:
+                raise
+        except CircuitOpenError:
+            raise  # never sent: nothing changed
+        except TierUnavailableError as exc:
             try:
-                if w.route is Route.LARGE:
-                    etag = await self._large.write(mk, w.record, if_match, if_absent)
-                else:
-                    durable = self._durable
-                    assert durable is not None
-                    etag = await durable.set(mk, w.record, if_match=if_match, if_absent=if_absent)
-            except TierUnavailableError:
-                await hot.after_unknown_outcome([mk])  # it may have landed: never leave the old value in hot
-                raise
-            except asyncio.CancelledError:
-                hot.after_cancel([mk])
-                raise
-            try:
-                await hot.after_write("set", [(mk, w.record if w.cache else None)], now)
-            except asyncio.CancelledError:
-                hot.after_cancel([mk])
-                raise
-            return etag
+                etag = await self._confirm(mk, wid)
+            except TierMemError:
+                etag = None
+            if etag is None:
+                hot.invalidate_later([mk], self._settle_delay)
+                raise WriteOutcomeUnknownError(
+                    f"the write may or may not have landed: {exc.message}",
+                    tier=exc.tier,
+                    operation="set",
+                    key=mk.key,
+                ) from exc
+        except asyncio.CancelledError:
+            hot.invalidate_later([mk], self._settle_delay)  # it may still land
+            raise
+        try:
+            await hot.invalidate([mk])
+        except asyncio.CancelledError:
+            hot.invalidate_later([mk], None)
+            raise
+        return etag
+
+    async def _confirm(self, mk: MemoryKey, wid: bytes) -> str | None:
+        """The durable ETag if the key holds the record written with ``wid``, else ``None``."""
+        warm = self._warm if self._warm is not None else self._durable
+        assert warm is not None
+        record = await warm.get(mk)
+        if record is not None and record.wid == wid:
+            return record.etag or ""
+        return None
 
     async def write_many(self, writes: Sequence[Write], now: float) -> None:
         """Planned writes in one batch per tier (``mset``); not atomic across keys.
@@ -252,16 +292,14 @@ class Writes:
         return probe
 
     async def _write_many(self, writes: Sequence[Write], now: float) -> None:
-        async with self._locks.hold(w.mk for w in writes):
-            try:
-                await self._batches(writes, now)
-            except asyncio.CancelledError:
-                self._hot.after_cancel(w.mk for w in writes)  # cancelled mid-batch: writes may still land
-                raise
+        try:
+            await self._batches(writes, now)
+        except asyncio.CancelledError:
+            self._hot.invalidate_later([w.mk for w in writes], self._settle_delay)  # writes may still land
+            raise
 
     async def _batches(self, writes: Sequence[Write], now: float) -> None:
         hot = self._hot
-        by_key = {w.mk: w for w in writes}
         hot_only = [w for w in writes if w.route is Route.HOT_ONLY]
         durable = [w for w in writes if w.route is Route.DURABLE]
         large = [w for w in writes if w.route is Route.LARGE]
@@ -292,17 +330,19 @@ class Writes:
         ok = await put(self._durable, [(w.mk, w.mk, w.record) for w in durable]) if durable else []
         if large:
             ok += await self._large.write_many([(w.mk, w.record) for w in large], put, failed)
-        await hot.after_write(
-            "mset", [(mk, by_key[mk].record if by_key[mk].cache else None) for mk in ok], now
-        )
         unknown = [w.mk for w in writes if isinstance(failed.get(w.mk.key), TierUnavailableError)]
-        await hot.after_unknown_outcome(unknown)  # their durable writes may have landed
+        await hot.invalidate([*ok, *unknown])
+        hot.invalidate_later(unknown, self._settle_delay)  # their durable writes may still land
         if failed:
             written = [mk.key for mk in ok] + [w.mk.key for w in hot_only if w.mk.key not in failed]
             raise BatchWriteError("mset partially failed", written=written, failed=failed)
 
     async def delete(self, mk: MemoryKey, now: float) -> None:
-        """Tombstone in hot, then the durable delete (and the cold version a pointer named)."""
+        """The durable delete (and the cold version a pointer named), then hot is invalidated.
+
+        A delete that fails before it reached the durable tier leaves the key as it was for everyone
+        (no tombstone goes first, ADR 0006); one whose outcome is unknown invalidates hot anyway.
+        """
         gov = self.governance
         if gov is None or not gov.watching:
             await self._delete(mk, now)
@@ -312,13 +352,25 @@ class Writes:
 
     async def _delete(self, mk: MemoryKey, now: float) -> None:
         hot = self._hot
-        async with self._locks.lock(mk):
-            guard = hot.guard
-            if guard is not None and self._durable is None:
-                await guard.delete(mk)  # hot is the store of record
-                return
-            await hot.before_delete(mk, now)
+        guard = hot.guard
+        if guard is not None and self._durable is None:
+            await guard.delete(mk)  # hot is the store of record
+            return
+        try:
             if self._warm is not None and self._large.has_cold:
                 await self._large.delete(mk)
             elif self._durable is not None:
                 await self._durable.delete(mk)
+        except CircuitOpenError:
+            raise
+        except TierUnavailableError:
+            hot.invalidate_later([mk], self._settle_delay)
+            raise
+        except asyncio.CancelledError:
+            hot.invalidate_later([mk], self._settle_delay)
+            raise
+        try:
+            await hot.invalidate([mk])
+        except asyncio.CancelledError:
+            hot.invalidate_later([mk], None)
+            raise

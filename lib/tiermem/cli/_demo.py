@@ -87,11 +87,16 @@ async def _session(agent: MemoryClient, root: MemoryClient, options: Options, *,
 
     b = _calls(root)
     await agent.set("profile:42", {"name": "Ada", "plan": "pro", "locale": "en-GB"}, ttl=3600)
-    n.step("remember the user's profile (ttl 1 h)", "written to the durable tier, then hot", b)
+    n.step("remember the user's profile (ttl 1 h)", "written to the durable tier, hot invalidated", b)
 
     b = _calls(root)
     entry = await agent.get_entry("profile:42")
-    n.step("read the profile", f"served by {entry.tier.value.upper() if entry else 'nobody'}", b)
+    n.step(
+        "read the profile", f"served by {entry.tier.value.upper() if entry else 'nobody'}, cached in hot", b
+    )
+    b = _calls(root)
+    entry = await agent.get_entry("profile:42")
+    n.step("read the profile again", f"served by {entry.tier.value.upper() if entry else 'nobody'}", b)
 
     if hot is not None:
         await hot.mdelete([make_key(agent.tenant, agent.namespace, "profile:42")])
@@ -123,7 +128,7 @@ async def _session(agent: MemoryClient, root: MemoryClient, options: Options, *,
 
     b = _calls(root)
     await agent.set("session:2025-01", {"turns": 412, "summary": "billing questions"}, tier=Tier.COLD)
-    n.step("archive last year's session (tier=COLD)", "value in cold, pointer in warm, hot fenced", b)
+    n.step("archive last year's session (tier=COLD)", "value in cold, pointer in warm, hot invalidated", b)
     b = _calls(root)
     entry = await agent.get_entry("session:2025-01")
     n.step(

@@ -12,9 +12,9 @@ from rich.table import Table
 
 from tiermem._codec import Codec
 from tiermem._errors import TierMemError
+from tiermem._instrumentation import Stats
 from tiermem._keys import make_key
 from tiermem._protocols import Tier
-from tiermem._telemetry import Stats
 from tiermem.cli._common import Exit, Options, emit
 from tiermem.cli._render import console
 

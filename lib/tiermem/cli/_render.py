@@ -8,7 +8,7 @@ from typing import Final
 from rich.console import Console
 from rich.table import Table
 
-from tiermem._telemetry import Stats
+from tiermem._instrumentation import Stats
 
 __all__ = ["console", "ms", "stats_table"]
 

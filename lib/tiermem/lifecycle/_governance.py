@@ -45,6 +45,8 @@ class HotView(Protocol):
     @property
     def dirty(self) -> MutableMapping[MemoryKey, int]: ...
 
+    async def invalidate(self, keys: Sequence[MemoryKey], *, operation: str = "invalidate") -> None: ...
+
 
 class EngineView(Protocol):
     """What lifecycle operations need from a client's engine (structural, so no import cycle)."""

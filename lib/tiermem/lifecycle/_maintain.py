@@ -7,7 +7,7 @@ Every change is conditional on the ETag the listing saw (docs/adr/0011):
   ``if_match``; if a writer changed the item in between, the pointer is refused, the new cold version
   is deleted and the item is left for the next run. So a value written during archival is never
   replaced by the older archived copy. Hot copies stay valid (the value did not change).
-- expire: fence the key in hot, then delete the warm item only if its ETag still matches, then the
+- expire: delete the warm item only if its ETag still matches, invalidate hot (ADR 0006), then the
   cold version its pointer named. A write that lands in between keeps its value.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tiermem._codec import RecordKind, fence
+from tiermem._codec import RecordKind
 from tiermem._errors import ConfigurationError, ConflictError, TierError
 from tiermem._protocols import MemoryKey, Tier
 from tiermem.lifecycle._model import MaintainReport, RetentionPolicy
@@ -88,12 +88,12 @@ class _Run:
             self.report.expired += 1
             self.report.expired_bytes += e.size
             return
-        if self.hot is not None:
-            # Readers go to warm from now on; a promotion of the old value cannot fill the hole.
-            await self.hot.set(mk, fence(self.core.clock() + self.core.policy.tombstone_ttl))
         if not await store.delete_if(e.tenant, e.namespace, e.key, e.etag or ""):
             self.report.skipped += 1  # rewritten since it was listed: the new value stands
             return
+        # Like any write (ADR 0006): after the durable change, invalidate hot, which also voids the
+        # lease of a reader that read the old value, so it can no longer fill it.
+        await self.core.hot.invalidate([mk])
         if target is not None and self.cold is not None:
             await self.cold.delete(target)
         self.report.expired += 1

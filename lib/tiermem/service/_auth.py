@@ -36,7 +36,7 @@ import jwt
 
 from tiermem._errors import ConfigurationError, InvalidScopeError
 from tiermem._keys import validate_scope
-from tiermem._settings import is_loopback
+from tiermem._net import is_loopback
 from tiermem.service._errors import ApiError
 from tiermem.service._settings import ServiceSettings
 

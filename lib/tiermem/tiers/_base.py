@@ -10,7 +10,16 @@ collected into one :class:`tiermem.BatchWriteError`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from typing import ClassVar, TypeVar
 
 from tiermem._codec import Record
@@ -22,13 +31,14 @@ from tiermem._errors import (
     TierUnavailableError,
 )
 from tiermem._lifecycle import AsyncResource
-from tiermem._types import Clock, MemoryKey, Tier
+from tiermem._types import Clock, MemoryKey, Tier, TierInfo
 
 __all__ = [
     "BatchOutcome",
     "Clock",
     "TierAdapter",
     "brief",
+    "check_options",
     "for_each",
     "require_extra",
     "retag_corrupt",
@@ -42,6 +52,13 @@ def require_extra(missing: ImportError | None, adapter: str, needs: str, extra: 
     """Raise the ImportError that names the extra to install, when an optional import failed."""
     if missing is not None:
         raise ImportError(f"{adapter} needs {needs}: pip install 'tiermem[{extra}]'") from missing
+
+
+def check_options(options: Mapping[str, object], known: Collection[str], owner: str) -> None:
+    """Refuse keyword arguments an adapter does not take, as Python would for named parameters."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise TypeError(f"{owner}() got unexpected keyword argument(s) {unknown}")
 
 
 def brief(exc: BaseException) -> str:
@@ -139,13 +156,19 @@ async def _aiter(items: Iterable[_X]) -> AsyncIterator[_X]:
 class TierAdapter(AsyncResource):
     """Base of the adapters: the SDK call wrapper and the per-key batch write, over ``_translate``.
 
-    A subclass sets :attr:`tier` and :attr:`failures` (the SDK exceptions its ``_translate``
+    A subclass sets :attr:`tier`, ``_info`` and :attr:`failures` (the SDK exceptions its ``_translate``
     maps; anything else is a bug and propagates as itself), implements :meth:`_translate`, and
     overrides :meth:`_is_miss` when its SDK reports "not found" as an exception.
     """
 
     tier: ClassVar[Tier]
     failures: ClassVar[tuple[type[BaseException], ...]] = ()
+    _info: TierInfo
+
+    @property
+    def info(self) -> TierInfo:
+        """Static facts about this tier (set by the subclass as ``_info``)."""
+        return self._info
 
     def _translate(
         self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
@@ -182,14 +205,16 @@ class TierAdapter(AsyncResource):
         size: int | None = None,
     ) -> _T | None:
         """Like :meth:`_sdk`, but "no such item" is ``None`` (a miss)."""
-        try:
-            return await call()
-        except (TierMemError, StopAsyncIteration):
-            raise
-        except self.failures as exc:
-            if self._is_miss(exc):
-                return None
-            raise self._translate(exc, operation, key, size) from exc
+
+        async def or_none() -> _T | None:
+            try:
+                return await call()
+            except self.failures as exc:
+                if self._is_miss(exc):
+                    return None
+                raise
+
+        return await self._sdk(operation, key, or_none, size=size)
 
     async def _write_each(
         self,

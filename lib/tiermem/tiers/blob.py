@@ -24,19 +24,15 @@ from the constructor; this adapter adds no second retry loop. Every SDK exceptio
 
 from __future__ import annotations
 
-import functools
 import io
 import logging
 import math
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Unpack
 from urllib.parse import urlsplit
-
-from pydantic import SecretStr
 
 from tiermem._codec import Record, RecordKind
 from tiermem._errors import (
@@ -46,43 +42,60 @@ from tiermem._errors import (
     CorruptValueError,
     ThrottledError,
     TierError,
-    TierMemError,
     TierUnavailableError,
 )
 from tiermem._keys import blob_name, parse_blob_name, validate_scope
-from tiermem._net import is_loopback
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-from tiermem.tiers._azure import SDK_FAILURES
-from tiermem.tiers._base import Clock, TierAdapter, brief, for_each, require_extra, retag_corrupt
-
-try:
-    import aiohttp
-    from azure.core import MatchConditions
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        IncompleteReadError,
-        ResourceExistsError,
-        ResourceModifiedError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-    from azure.storage.blob import ContentSettings
-    from azure.storage.blob.aio import BlobServiceClient, ExponentialRetry
-except ImportError as exc:  # pragma: no cover - exercised by the no-extras test in a subprocess
-    _IMPORT_ERROR: ImportError | None = exc
-else:
-    _IMPORT_ERROR = None
+from tiermem.tiers._azure import SDK_FAILURES, TRANSPORT_FAILURES
+from tiermem.tiers._base import TierAdapter, brief, check_options, for_each, require_extra, retag_corrupt
+from tiermem.tiers._blob_client import (
+    DEFAULT_CONNECTION_TIMEOUT,
+    DEFAULT_MAX_BLOCK_SIZE,
+    DEFAULT_MAX_CHUNK_GET_SIZE,
+    DEFAULT_MAX_SINGLE_GET_SIZE,
+    DEFAULT_MAX_SINGLE_PUT_SIZE,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_RETRY_BACKOFF_BASE,
+    DEFAULT_RETRY_TOTAL,
+    BlobOptions,
+    open_service,
+)
 
 if TYPE_CHECKING:
-    from azure.core.credentials_async import AsyncTokenCredential
     from azure.storage.blob import BlobProperties
     from azure.storage.blob.aio import BlobClient, ContainerClient
 
     from tiermem.tiers.azure_lifecycle import BlobScopeStore
     from tiermem.tiers.cold_collections import ColdCollectionStore
 
-__all__ = ["BlobColdMemory"]
+__all__ = [
+    "DEFAULT_CONNECTION_TIMEOUT",
+    "DEFAULT_MAX_BLOCK_SIZE",
+    "DEFAULT_MAX_CHUNK_GET_SIZE",
+    "DEFAULT_MAX_SINGLE_GET_SIZE",
+    "DEFAULT_MAX_SINGLE_PUT_SIZE",
+    "DEFAULT_READ_TIMEOUT",
+    "DEFAULT_RETRY_BACKOFF",
+    "DEFAULT_RETRY_BACKOFF_BASE",
+    "DEFAULT_RETRY_TOTAL",
+    "BlobColdMemory",
+    "BlobOptions",
+]
+
+_IMPORT_ERROR: ImportError | None = None
+try:
+    from azure.core.exceptions import (
+        HttpResponseError,
+        IncompleteReadError,
+        ResourceExistsError,
+        ResourceModifiedError,
+    )
+    from azure.storage.blob import ContentSettings
+
+    from tiermem.tiers._azure import ClientAuthenticationError, MatchConditions
+except ImportError as missing:  # pragma: no cover - exercised by the no-extras test in a subprocess
+    _IMPORT_ERROR = missing
 
 
 _log = logging.getLogger("tiermem.blob")
@@ -98,20 +111,6 @@ _DOWNLOAD_ATTEMPTS: Final = 3
 # that condition fail, so the decision is taken again (bounded).
 _CREATE_ATTEMPTS: Final = 3
 
-# Defaults for a client this adapter creates (the SDK's own are tuned for bulk transfer: 15 s
-# first backoff, 64 MiB single puts). A single put sends its body as one bytes object, which aiohttp
-# writes (and TLS-encrypts) on the event loop in one go and warns about above 1 MiB; larger values go
-# as staged blocks read from a stream in chunks, several in parallel.
-DEFAULT_MAX_SINGLE_PUT_SIZE: Final = 1024 * 1024
-DEFAULT_MAX_BLOCK_SIZE: Final = 4 * 1024 * 1024
-DEFAULT_MAX_SINGLE_GET_SIZE: Final = 32 * 1024 * 1024
-DEFAULT_MAX_CHUNK_GET_SIZE: Final = 4 * 1024 * 1024
-DEFAULT_RETRY_TOTAL: Final = 3
-DEFAULT_RETRY_BACKOFF: Final = 0.5
-DEFAULT_RETRY_BACKOFF_BASE: Final = 2.0
-DEFAULT_CONNECTION_TIMEOUT: Final = 10.0
-DEFAULT_READ_TIMEOUT: Final = 60.0
-
 
 # -- envelope header <-> blob metadata ----------------------------------------------------------
 
@@ -122,19 +121,23 @@ class _Header:
     compressed: bool
     expires_at: float | None
     checksum: int
+    wid: bytes = b""
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
 
 def _metadata(record: Record) -> dict[str, str]:
-    return {
+    meta = {
         "tm_v": _ENVELOPE_VERSION,
         "tm_kind": str(int(record.kind)),
         "tm_gz": "1" if record.compressed else "0",
         "tm_crc": str(record.checksum),
         "tm_exp": "" if record.expires_at is None else repr(float(record.expires_at)),
     }
+    if record.wid:
+        meta["tm_wid"] = record.wid.hex()  # the write id (ADR 0006): confirms an unknown outcome
+    return meta
 
 
 def _parse_header(metadata: Mapping[str, str] | None) -> _Header:
@@ -166,7 +169,12 @@ def _parse_header(metadata: Mapping[str, str] | None) -> _Header:
             raise CorruptValueError(f"blob metadata tm_exp is not a number: {exp_text!r:.40}") from exc
         if not math.isfinite(expires_at) or expires_at <= 0:
             raise CorruptValueError(f"blob metadata tm_exp is out of range: {exp_text!r:.40}")
-    return _Header(kind, gz == "1", expires_at, int(crc_text))
+    wid_text = meta.get("tm_wid", "")
+    try:
+        wid = bytes.fromhex(wid_text)
+    except ValueError as exc:
+        raise CorruptValueError(f"blob metadata tm_wid is not hex: {wid_text!r:.40}") from exc
+    return _Header(kind, gz == "1", expires_at, int(crc_text), wid)
 
 
 def _own_key(name: str) -> MemoryKey | None:
@@ -186,7 +194,7 @@ def _error_code(exc: BaseException) -> str:
     return str(getattr(code, "value", code) or "")
 
 
-def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, container: str) -> TierMemError:
+def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, container: str) -> TierError:
     """The one place where SDK and transport exceptions become tiermem errors."""
 
     def error(cls: type[TierError], message: str) -> TierError:
@@ -222,48 +230,9 @@ def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, con
         if status in (408, 503, 504) or code == "OperationTimedOut":
             return error(TierUnavailableError, detail)
         return error(TierError, detail)
-    if isinstance(exc, ServiceRequestError | ServiceResponseError | aiohttp.ClientError | OSError):
-        # Refused/reset connections, TLS failures and client-side timeouts, after the SDK's retries.
-        # OSError also covers TimeoutError and socket errors that escape azure-core's wrapping.
+    if isinstance(exc, TRANSPORT_FAILURES):
         return error(TierUnavailableError, f"blob unreachable: {type(exc).__name__}: {brief(exc)}")
     return error(TierError, f"blob: {type(exc).__name__}: {brief(exc)}")
-
-
-@functools.cache
-def _retry_class() -> type[Any]:
-    class _Retry(ExponentialRetry):
-        """The SDK's exponential retry, minus retrying a credential that could not get a token.
-
-        The storage retry policy sits before the bearer-token policy, so a ``ClientAuthenticationError``
-        raised while fetching a token (``CredentialUnavailableError``, a managed-identity endpoint
-        answering 400) would otherwise be retried with backoff; waiting does not fix a missing
-        identity, and azure-identity already retries the endpoint's transient failures.
-        """
-
-        def increment(
-            self,
-            settings: dict[str, Any],
-            request: Any,
-            response: Any = None,
-            error: Any = None,
-        ) -> bool:
-            if isinstance(error, ClientAuthenticationError):
-                return False
-            result: bool = super().increment(settings, request, response=response, error=error)
-            return result
-
-    return _Retry
-
-
-def _retry_policy(total: int, backoff: float, base: float) -> Any:
-    # ExponentialRetry annotates its backoffs as int, but only sleeps on them: sub-second floats work.
-    options: dict[str, Any] = {
-        "retry_total": total,
-        "initial_backoff": backoff,
-        "increment_base": base,
-        "random_jitter_range": backoff / 2,
-    }
-    return _retry_class()(**options)
 
 
 class BlobColdMemory(TierAdapter):
@@ -279,10 +248,11 @@ class BlobColdMemory(TierAdapter):
         account_url: ``https://<account>.blob.core.windows.net``; plain ``http`` only for loopback.
         container: container name (3-63 characters: lowercase letters, digits, single hyphens).
         credential: an ``AsyncTokenCredential`` (``DefaultAzureCredential``, ``ManagedIdentityCredential``).
-        connection_string: an emulator connection string as ``pydantic.SecretStr``; its endpoint must be
-            on a loopback address. Never logged, never in ``repr``.
-        service_client: an ``azure.storage.blob.aio.BlobServiceClient`` owned by the caller; its
-            pipeline (retries, timeouts, transfer sizes) is used as it is. Give it
+        connection_string: an emulator connection string, a ``str`` or ``pydantic.SecretStr`` (kept as
+            one); its endpoint must be on a loopback address. Never logged, never in ``repr``.
+        service_client: an ``azure.storage.blob.aio.BlobServiceClient`` you already hold (shared with
+            other code); it is never closed here, and its pipeline (retries, timeouts, transfer
+            sizes) is used as it is. Give it
             ``min_large_block_upload_threshold <= max_block_size`` so blocks are streamed, not copied.
         max_concurrency: most blob operations in flight for one ``mget``, ``mset`` or ``sweep``.
         transfer_concurrency: parallel connections for one large upload or download (the SDK's
@@ -313,234 +283,39 @@ class BlobColdMemory(TierAdapter):
     failures = SDK_FAILURES
 
     def __init__(
-        self,
-        account_url: str | None = None,
-        container: str = "tiermem",
-        *,
-        credential: AsyncTokenCredential | None = None,
-        connection_string: SecretStr | None = None,
-        service_client: BlobServiceClient | None = None,
-        max_concurrency: int = 8,
-        transfer_concurrency: int = 4,
-        max_single_put_size: int | None = None,
-        max_block_size: int | None = None,
-        max_single_get_size: int | None = None,
-        max_chunk_get_size: int | None = None,
-        retry_total: int | None = None,
-        retry_backoff: float | None = None,
-        retry_backoff_base: float | None = None,
-        connection_timeout: float | None = None,
-        read_timeout: float | None = None,
-        connection_verify: str | os.PathLike[str] | None = None,
-        audience: str | None = None,
-        clock: Clock = time.time,
+        self, account_url: str | None = None, container: str = "tiermem", **options: Unpack[BlobOptions]
     ) -> None:
         require_extra(_IMPORT_ERROR, "BlobColdMemory", "azure-storage-blob and aiohttp", "blob")
+        check_options(options, BlobOptions.__optional_keys__, type(self).__name__)
         if not isinstance(container, str) or not _CONTAINER_RE.fullmatch(container):
             raise ConfigurationError(
                 f"container must be 3-63 lowercase letters, digits and single hyphens, got {container!r:.80}"
             )
+        max_concurrency = options.get("max_concurrency", 8)
+        transfer_concurrency = options.get("transfer_concurrency", 4)
         if max_concurrency < 1 or transfer_concurrency < 1:
             raise ConfigurationError("max_concurrency and transfer_concurrency must be >= 1")
-        client_options = self._client_options(
-            max_single_put_size=max_single_put_size,
-            max_block_size=max_block_size,
-            max_single_get_size=max_single_get_size,
-            max_chunk_get_size=max_chunk_get_size,
-            retry_total=retry_total,
-            retry_backoff=retry_backoff,
-            retry_backoff_base=retry_backoff_base,
-            connection_timeout=connection_timeout,
-            read_timeout=read_timeout,
-            connection_verify=connection_verify,
-            audience=audience,
-        )
-
-        given = [
-            name
-            for name, value in (
-                ("account_url", account_url),
-                ("connection_string", connection_string),
-                ("service_client", service_client),
-            )
-            if value is not None
-        ]
-        if len(given) != 1:
-            raise ConfigurationError(
-                "give exactly one of account_url= with credential= (Entra ID), connection_string= "
-                f"(a local emulator) or service_client= (a shared BlobServiceClient); got {given or 'none'}"
-            )
-        if credential is not None and account_url is None:
-            raise ConfigurationError("credential= goes with account_url=; the other sources carry their own")
-
-        service: BlobServiceClient
-        if account_url is not None:
-            if credential is None:
-                raise ConfigurationError(
-                    "account_url needs credential=, an AsyncTokenCredential such as ManagedIdentityCredential"
-                )
-            if isinstance(credential, str | bytes | SecretStr | Mapping) or not hasattr(
-                credential, "get_token"
-            ):
-                raise ConfigurationError(
-                    "credential must be an AsyncTokenCredential; account keys are accepted only in "
-                    "connection_string= for a local emulator"
-                )
-            parts = urlsplit(account_url)
-            if parts.scheme not in ("https", "http") or not parts.hostname:
-                raise ConfigurationError(f"account_url must be an https:// URL, got {account_url!r:.120}")
-            self._check_tls(account_url, "account_url")
-            service = BlobServiceClient(account_url, credential=credential, **client_options)
-            self._owns_service = True
-        elif connection_string is not None:
-            if not isinstance(connection_string, SecretStr):
-                raise ConfigurationError(
-                    "connection_string must be a pydantic.SecretStr (it holds an account key)"
-                )
-            if client_options.get("audience") is not None:
-                raise ConfigurationError("audience= applies to account_url= with an Entra ID credential")
-            try:
-                service = BlobServiceClient.from_connection_string(
-                    connection_string.get_secret_value(), **client_options
-                )
-            except ValueError as exc:
-                # The SDK's messages here are fixed texts ("... blank or malformed"), never the string.
-                raise ConfigurationError(
-                    "connection_string is not a valid storage connection string"
-                ) from exc
-            # No I/O has happened: the HTTP session is created on the first request.
-            if not is_loopback(service.url):
-                raise ConfigurationError(
-                    "connection strings are accepted only for a local emulator on a loopback address; "
-                    "for Azure use account_url= with a managed-identity credential"
-                )
-            self._owns_service = True
-        else:
-            assert service_client is not None
-            explicit = {
-                name
-                for name, value in (
-                    ("max_single_put_size", max_single_put_size),
-                    ("max_block_size", max_block_size),
-                    ("max_single_get_size", max_single_get_size),
-                    ("max_chunk_get_size", max_chunk_get_size),
-                    ("retry_total", retry_total),
-                    ("retry_backoff", retry_backoff),
-                    ("retry_backoff_base", retry_backoff_base),
-                    ("connection_timeout", connection_timeout),
-                    ("read_timeout", read_timeout),
-                    ("connection_verify", connection_verify),
-                    ("audience", audience),
-                )
-                if value is not None
-            }
-            if explicit:
-                raise ConfigurationError(
-                    f"{sorted(explicit)} configure a BlobServiceClient this adapter creates; with "
-                    "service_client= set them on that client instead"
-                )
-            self._check_tls(service_client.url, "service_client")
-            service = service_client
-            self._owns_service = False
-
+        service, self._owns_service = open_service(account_url, options)
         self.container = container
         self._service = service
         self._container: ContainerClient = service.get_container_client(container)
         self._max_concurrency = max_concurrency
         self._transfer_concurrency = transfer_concurrency
-        self._clock = clock
+        self._clock = options.get("clock", time.time)
         host = urlsplit(service.url).hostname
         self._host = host
         self._info = TierInfo(
             db_system="azure_blob", server_address=host, max_record_bytes=None, native_ttl=False
         )
 
-    @staticmethod
-    def _check_tls(url: str, what: str) -> None:
-        if urlsplit(url).scheme != "https" and not is_loopback(url):
-            raise ConfigurationError(f"{what} must use https (plain http is accepted only for loopback)")
-
-    @staticmethod
-    def _client_options(
-        *,
-        max_single_put_size: int | None,
-        max_block_size: int | None,
-        max_single_get_size: int | None,
-        max_chunk_get_size: int | None,
-        retry_total: int | None,
-        retry_backoff: float | None,
-        retry_backoff_base: float | None,
-        connection_timeout: float | None,
-        read_timeout: float | None,
-        connection_verify: str | os.PathLike[str] | None,
-        audience: str | None,
-    ) -> dict[str, Any]:
-        """Keyword arguments for a ``BlobServiceClient`` this adapter creates, validated."""
-        sizes = {
-            "max_single_put_size": max_single_put_size or DEFAULT_MAX_SINGLE_PUT_SIZE,
-            "max_block_size": max_block_size or DEFAULT_MAX_BLOCK_SIZE,
-            "max_single_get_size": max_single_get_size or DEFAULT_MAX_SINGLE_GET_SIZE,
-            "max_chunk_get_size": max_chunk_get_size or DEFAULT_MAX_CHUNK_GET_SIZE,
-        }
-        for name, explicit in (
-            ("max_single_put_size", max_single_put_size),
-            ("max_block_size", max_block_size),
-            ("max_single_get_size", max_single_get_size),
-            ("max_chunk_get_size", max_chunk_get_size),
-        ):
-            if explicit is not None and explicit < 1:
-                raise ConfigurationError(f"{name} must be >= 1 byte")
-        total = DEFAULT_RETRY_TOTAL if retry_total is None else retry_total
-        if total < 0:
-            raise ConfigurationError("retry_total must be >= 0")
-        timings = {
-            "retry_backoff": DEFAULT_RETRY_BACKOFF if retry_backoff is None else retry_backoff,
-            "retry_backoff_base": DEFAULT_RETRY_BACKOFF_BASE
-            if retry_backoff_base is None
-            else retry_backoff_base,
-        }
-        for name, value in timings.items():
-            if not (math.isfinite(value) and value >= 0):
-                raise ConfigurationError(f"{name} must be a finite number of seconds >= 0")
-        timeouts = {
-            "connection_timeout": DEFAULT_CONNECTION_TIMEOUT
-            if connection_timeout is None
-            else connection_timeout,
-            "read_timeout": DEFAULT_READ_TIMEOUT if read_timeout is None else read_timeout,
-        }
-        for name, value in timeouts.items():
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigurationError(f"{name} must be > 0 seconds")
-        options: dict[str, Any] = {
-            **sizes,
-            # Stage blocks as sub-streams of the body (the SDK's "memory efficient" path), never as
-            # byte copies; the SDK takes it only for blocks at least this large.
-            "min_large_block_upload_threshold": sizes["max_block_size"],
-            **timeouts,
-            "retry_policy": _retry_policy(total, timings["retry_backoff"], timings["retry_backoff_base"]),
-        }
-        if connection_verify is not None:
-            if isinstance(connection_verify, bool):
-                raise ConfigurationError(
-                    "connection_verify takes a CA bundle path; TLS verification cannot be switched off"
-                )
-            options["connection_verify"] = os.fspath(connection_verify)
-        if audience is not None:
-            options["audience"] = audience
-        return options
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account={self._host!r}, container={self.container!r})"
-
-    @property
-    def info(self) -> TierInfo:
-        return self._info
 
     # -- SDK failures: the only place they are translated ------------------------------------------
 
     def _translate(
         self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
-    ) -> TierMemError:
+    ) -> TierError:
         return _translate(exc, operation=operation, key=key, container=self.container)
 
     def _is_miss(self, exc: BaseException) -> bool:
@@ -609,7 +384,13 @@ class BlobColdMemory(TierAdapter):
             data, props = found
             header = self._header(props.metadata, "get", key)
             return Record(
-                header.kind, data, header.compressed, header.expires_at, header.checksum, props.etag
+                header.kind,
+                data,
+                header.compressed,
+                header.expires_at,
+                header.checksum,
+                props.etag,
+                wid=header.wid,
             )
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -24,10 +24,7 @@ import json
 import math
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from tiermem._codec import Record
 from tiermem._errors import (
@@ -43,38 +40,31 @@ from tiermem._errors import (
     TierUnavailableError,
     ValueTooLargeError,
 )
+from tiermem._instrumentation import logger
 from tiermem._keys import MAX_KEY_BYTES, cosmos_id, parse_cosmos_id, validate_scope
 from tiermem._lifecycle import ClientState
-from tiermem._net import is_loopback
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-from tiermem._telemetry import logger
-from tiermem.tiers._azure import SDK_FAILURES
-from tiermem.tiers._base import Clock, TierAdapter, brief, for_each, require_extra, retag_corrupt
-
-try:
-    import aiohttp
-    from azure.core import MatchConditions
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-    from azure.cosmos import PartitionKey
-    from azure.cosmos.aio import CosmosClient
-    from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
-except ImportError as exc:  # pragma: no cover - exercised by the no-extras test in a subprocess
-    _IMPORT_ERROR: ImportError | None = exc
-else:
-    _IMPORT_ERROR = None
+from tiermem.tiers._azure import SDK_FAILURES, TRANSPORT_FAILURES
+from tiermem.tiers._base import TierAdapter, brief, check_options, for_each, require_extra, retag_corrupt
+from tiermem.tiers._cosmos_client import CosmosOptions, connection
 
 if TYPE_CHECKING:
-    from azure.core.credentials_async import AsyncTokenCredential
     from azure.cosmos.aio import ContainerProxy
 
     from tiermem.tiers.azure_lifecycle import CosmosScopeStore
     from tiermem.tiers.cosmos_collections import CosmosCollectionStore
 
-__all__ = ["CosmosWarmMemory"]
+__all__ = ["CosmosOptions", "CosmosWarmMemory"]
+
+_IMPORT_ERROR: ImportError | None = None
+try:
+    from azure.cosmos import PartitionKey
+    from azure.cosmos.aio import CosmosClient
+    from azure.cosmos.exceptions import CosmosClientTimeoutError, CosmosHttpResponseError
+
+    from tiermem.tiers._azure import ClientAuthenticationError, MatchConditions
+except ImportError as missing:  # pragma: no cover - exercised by the no-extras test in a subprocess
+    _IMPORT_ERROR = missing
 
 
 PARTITION_KEY_PATH: Final = "/pk"
@@ -106,15 +96,6 @@ _INDEXING_POLICY: Final[dict[str, Any]] = {
     "automatic": True,
     "includedPaths": [{"path": "/*"}],
     "excludedPaths": [{"path": "/v/?"}, {"path": '/"_etag"/?'}],
-}
-
-# Defaults for a client this adapter creates: within MemoryClient's default 15 s warm deadline
-# (the SDK's own are 9 throttling retries over up to 30 s, and a 65 s read timeout).
-_CLIENT_DEFAULTS: Final[dict[str, Any]] = {
-    "retry_total": 5,
-    "retry_backoff_max": 10,
-    "connection_timeout": 5,
-    "read_timeout": 10,
 }
 
 _SETUP_FORBIDDEN_HINT: Final = (
@@ -194,11 +175,7 @@ def _translate(
                 key=k,
             )
         return TierError(detail, tier=Tier.WARM, operation=operation, key=k)
-    if isinstance(
-        exc,
-        CosmosClientTimeoutError | ServiceRequestError | ServiceResponseError | aiohttp.ClientError | OSError,
-    ):
-        # OSError covers TimeoutError and refused/reset connections that escape azure-core's wrapping.
+    if isinstance(exc, (CosmosClientTimeoutError, *TRANSPORT_FAILURES)):
         reason = f"cosmos unreachable: {type(exc).__name__}: {brief(exc)}"
         return TierUnavailableError(reason, tier=Tier.WARM, operation=operation, key=k)
     reason = f"cosmos: {type(exc).__name__}: {brief(exc)}"
@@ -237,8 +214,11 @@ class CosmosWarmMemory(TierAdapter):
         database: database name.
         container: container name (partition key ``/pk``, ``defaultTtl -1``).
         credential: an ``AsyncTokenCredential`` (``DefaultAzureCredential``, ``ManagedIdentityCredential``).
-        key: the account key as ``pydantic.SecretStr``; never logged, never in ``repr``.
-        client: an ``azure.cosmos.aio.CosmosClient`` already entered (``async with``) by its owner.
+        key: the account key, a ``str`` or ``pydantic.SecretStr`` (kept as one); never logged, never in
+            ``repr``.
+        client: an ``azure.cosmos.aio.CosmosClient`` you already hold, entered (``async with``) by you,
+            e.g. to share one client (one connection pool, one session token) between containers of
+            an account. Its own options (retries, timeouts, consistency) apply; it is never closed here.
         max_concurrency: most requests in flight for one ``mset``, ``mget`` or ``purge``.
         retry_total: SDK retry attempts for throttling (429) and connection errors (>= 1; default 5).
         retry_backoff_max: seconds: the SDK's cap on cumulative throttling waits and on one
@@ -262,115 +242,26 @@ class CosmosWarmMemory(TierAdapter):
     failures = SDK_FAILURES
 
     def __init__(
-        self,
-        endpoint: str,
-        database: str,
-        container: str,
-        *,
-        credential: AsyncTokenCredential | None = None,
-        key: SecretStr | None = None,
-        client: CosmosClient | None = None,
-        max_concurrency: int = 16,
-        retry_total: int | None = None,
-        retry_backoff_max: float | None = None,
-        retry_fixed_interval: float | None = None,
-        connection_timeout: float | None = None,
-        read_timeout: float | None = None,
-        connection_verify: bool | None = None,
-        consistency_level: str | None = None,
-        preferred_locations: Sequence[str] | None = None,
-        clock: Clock = time.time,
+        self, endpoint: str, database: str, container: str, **options: Unpack[CosmosOptions]
     ) -> None:
         require_extra(_IMPORT_ERROR, "CosmosWarmMemory", "azure-cosmos and aiohttp", "cosmos")
-        given = [
-            n for n, v in (("credential", credential), ("key", key), ("client", client)) if v is not None
-        ]
-        if len(given) != 1:
-            raise ConfigurationError(
-                "give exactly one of credential= (Entra ID), key= (emulator account key) or client= "
-                f"(a shared CosmosClient); got {given or 'none'}"
-            )
-        if key is not None:
-            if not isinstance(key, SecretStr):
-                raise ConfigurationError(
-                    "key must be a pydantic.SecretStr (account keys are for emulators only)"
-                )
-            try:
-                base64.b64decode(key.get_secret_value(), validate=True)
-            except (ValueError, binascii.Error) as exc:
-                # Otherwise the SDK fails on every request while signing it ("Incorrect padding").
-                raise ConfigurationError("key is not a base64 Cosmos DB account key") from exc
-        if credential is not None and isinstance(credential, str | SecretStr):
-            raise ConfigurationError("credential must be an AsyncTokenCredential; pass account keys as key=")
-        parts = urlsplit(endpoint)
-        if not parts.hostname or parts.scheme not in ("https", "http"):
-            raise ConfigurationError(f"endpoint must be an https:// URL, got {endpoint!r:.120}")
-        loopback = is_loopback(endpoint)
-        if parts.scheme != "https" and not loopback:
-            raise ConfigurationError("endpoint must use https (plain http is accepted only for loopback)")
-        if key is not None and not loopback:
-            raise ConfigurationError(
-                "key= is for a local emulator on loopback; use credential= (managed identity) for Azure"
-            )
-        if connection_verify is False and not loopback:
-            raise ConfigurationError("connection_verify=False is accepted only for loopback endpoints")
-        for what, name in (("database", database), ("container", container)):
-            if not isinstance(name, str) or not name or any(c in name for c in "/\\?#"):
-                raise ConfigurationError(f"{what} must be a non-empty name without / \\ ? #")
-        if max_concurrency < 1:
-            raise ConfigurationError("max_concurrency must be >= 1")
-        if retry_total is not None and retry_total < 1:
-            # azure-cosmos reads 0 as "unset" and falls back to its default of 9 throttling retries.
-            raise ConfigurationError("retry_total must be >= 1 (azure-cosmos treats 0 as its default, 9)")
-        for what, seconds in (
-            ("retry_backoff_max", retry_backoff_max),
-            ("retry_fixed_interval", retry_fixed_interval),
-            ("connection_timeout", connection_timeout),
-            ("read_timeout", read_timeout),
-        ):
-            if seconds is not None and not seconds > 0:
-                raise ConfigurationError(f"{what} must be > 0 seconds")
-        options: dict[str, Any] = {
-            "retry_total": retry_total,
-            "retry_backoff_max": retry_backoff_max,
-            # The SDK takes this one in milliseconds; every duration here is in seconds.
-            "retry_fixed_interval": None
-            if retry_fixed_interval is None
-            else round(retry_fixed_interval * 1000),
-            "connection_timeout": connection_timeout,
-            "read_timeout": read_timeout,
-            "connection_verify": connection_verify,
-            "consistency_level": consistency_level,
-            "preferred_locations": list(preferred_locations) if preferred_locations is not None else None,
-        }
-        options = {name: value for name, value in options.items() if value is not None}
-        if client is not None and options:
-            raise ConfigurationError(
-                f"{sorted(options)} configure a CosmosClient this adapter creates; with client= set them "
-                "on that client instead"
-            )
+        check_options(options, CosmosOptions.__optional_keys__, type(self).__name__)
+        conn = connection(endpoint, database, container, options)
         self.endpoint = endpoint
         self.database = database
         self.container = container
-        self._credential = credential
-        self._key = key
-        self._client: CosmosClient | None = client
-        self._owns_client = client is None
-        self._client_options = {**_CLIENT_DEFAULTS, **options}
-        if loopback:
-            # An emulator or stand-in is one node that advertises its own address (a container IP, its
-            # real port): talk to the endpoint we were given, so port mappings and proxies keep working.
-            self._client_options["enable_endpoint_discovery"] = False
-        self._max_concurrency = max_concurrency
-        self._clock = clock
+        self._credential = conn.credential
+        self._key = conn.key
+        self._client: CosmosClient | None = conn.client
+        self._owns_client = conn.client is None
+        self._client_options = conn.client_options
+        self._max_concurrency = conn.max_concurrency
+        self._clock = options.get("clock", time.time)
         self._proxy: ContainerProxy | None = None
         self._open_lock = asyncio.Lock()
         self._resource = f"database {database!r} / container {container!r}"
         self._info = TierInfo(
-            db_system="cosmosdb",
-            server_address=parts.hostname,
-            max_record_bytes=MAX_RECORD_BYTES,
-            native_ttl=True,
+            db_system="cosmosdb", server_address=conn.host, max_record_bytes=MAX_RECORD_BYTES, native_ttl=True
         )
 
     def __repr__(self) -> str:
@@ -378,10 +269,6 @@ class CosmosWarmMemory(TierAdapter):
             f"{type(self).__name__}(endpoint={self.endpoint!r}, database={self.database!r}, "
             f"container={self.container!r})"
         )
-
-    @property
-    def info(self) -> TierInfo:
-        return self._info
 
     # -- SDK failures: the only place they are translated ------------------------------------------
 
@@ -764,7 +651,7 @@ class CosmosWarmMemory(TierAdapter):
     _collections: CosmosCollectionStore | None = None
 
     def collection_store(self) -> CosmosCollectionStore:
-        """Collections in this container, one logical partition each (docs/adr/0008)."""
+        """Collections in this container, one logical partition each (docs/adr/0009)."""
         if self._collections is None:
             from tiermem.tiers.cosmos_collections import CosmosCollectionStore
 

@@ -1,4 +1,4 @@
-"""Collections on the Cosmos DB warm tier: one logical partition per collection (docs/adr/0008).
+"""Collections on the Cosmos DB warm tier: one logical partition per collection (docs/adr/0009).
 
 Items share the key-value container (partition key path ``/pk``) but never a partition with it::
 

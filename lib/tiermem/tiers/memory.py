@@ -74,11 +74,7 @@ class LocalHotMemory(TierAdapter):
         self._min_freq = 0
         self._bytes = 0
         self.evictions = 0
-        self._info = TierInfo(db_system="tiermem_local", native_ttl=True)
-
-    @property
-    def info(self) -> TierInfo:
-        return self._info
+        self._info = TierInfo(db_system="tiermem_local", native_ttl=True, in_process=True)
 
     @property
     def size_bytes(self) -> int:
@@ -218,6 +214,26 @@ class LocalHotMemory(TierAdapter):
             except ValueTooLargeError as exc:
                 outcome.fail(mk, exc)
         outcome.raise_failures(Tier.HOT, "hot")
+
+    async def swap(self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]]) -> list[bool]:
+        """Compare-and-swap per key (ADR 0006): where the key's live record equals ``expected``
+        (``None``: nothing live), store ``new`` (``None``: delete). Atomic: nothing awaits."""
+        self._ensure_open("swap")
+        done: list[bool] = []
+        now = self._clock()
+        for mk, expected, new in items:
+            entry = self._live(mk)
+            current = None if entry is None else entry.record
+            if current != expected or (new is not None and new.is_expired(now)):
+                done.append(False)
+                continue
+            if new is None:
+                if entry is not None:
+                    self._remove(mk)
+            else:
+                self._put(mk, new)
+            done.append(True)
+        return done
 
     async def _close(self) -> None:
         self._entries.clear()

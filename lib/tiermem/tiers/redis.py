@@ -37,7 +37,7 @@ from tiermem._errors import (
 from tiermem._keys import redis_key, validate_scope
 from tiermem._net import is_loopback_host
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-from tiermem.tiers._base import BatchOutcome, TierAdapter, require_extra, retag_corrupt
+from tiermem.tiers._base import BatchOutcome, TierAdapter, check_options, require_extra, retag_corrupt
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -179,6 +179,26 @@ def _translate(exc: BaseException, operation: str, key: MemoryKey | None) -> Tie
     return TierError(f"Redis error: {text}", tier=Tier.HOT, operation=operation, key=raw_key)
 
 
+_SWAP_LUA: Final = """
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '' then
+  if cur then return 0 end
+elseif cur ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+"""
+"""Compare-and-swap of one key (ADR 0006). ARGV: expected bytes ('' = absent), new bytes ('' = delete),
+PX milliseconds ('0' = no expiry). One key, so it runs on Redis Cluster and Azure Managed Redis."""
+
+
 def _ttl_ms(record: Record, now: float) -> int | None:
     """Milliseconds until the record expires (rounded up); ``None`` when it never does."""
     if record.expires_at is None:
@@ -245,6 +265,7 @@ class RedisHotMemory(TierAdapter):
         self._streaming: Any = None
         self._admission: asyncio.Semaphore | None = None
         self._pool_timeout = 0.0
+        self._swap_script: Any = None  # redis-py's Script / AsyncScript, registered on first use
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -340,9 +361,7 @@ class RedisHotMemory(TierAdapter):
 
     @classmethod
     def _create(cls, host: str, port: int, *, db: int, tls: bool, options: RedisOptions) -> RedisHotMemory:
-        unknown = set(options) - RedisOptions.__optional_keys__
-        if unknown:
-            raise TypeError(f"unexpected Redis option(s) {sorted(unknown)}")
+        check_options(options, RedisOptions.__optional_keys__, "RedisHotMemory.from_url")
         credential = options.get("credential")
         password = options.get("password")
         if isinstance(password, str):
@@ -441,10 +460,6 @@ class RedisHotMemory(TierAdapter):
         return self
 
     # -- TierStore --------------------------------------------------------------------------------
-
-    @property
-    def info(self) -> TierInfo:
-        return self._info
 
     @property
     def prefix(self) -> str:
@@ -622,6 +637,34 @@ class RedisHotMemory(TierAdapter):
             elif not is_set or reply:  # a falsy SET reply is NX keeping an existing key: what if_absent asks
                 outcome.ok(mk)
         outcome.raise_failures(Tier.HOT, "redis", outage_as_itself=True)
+
+    async def swap(self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]]) -> list[bool]:
+        """Compare-and-swap per key with a single-key script (runs on a cluster and on Azure
+        Managed Redis): where the key holds exactly ``expected`` (``None``: nothing), store ``new``
+        (``None``: delete). The lease-guarded fills of ADR 0006 rest on this.
+        """
+        self._ensure_open("swap")
+        if not items:
+            return []
+        script = self._swap_script
+        if script is None:
+            script = self._swap_script = self._client.register_script(_SWAP_LUA)
+        now = time.time()
+
+        async def one(mk: MemoryKey, expected: Record | None, new: Record | None) -> bool:
+            if new is None:
+                args: list[bytes | int] = [b"" if expected is None else expected.to_bytes(), b"", 0]
+            else:
+                px = _ttl_ms(new, now)
+                if px is not None and px <= 0:
+                    return False  # an expired record replaces nothing
+                args = [b"" if expected is None else expected.to_bytes(), new.to_bytes(), px or 0]
+            return bool(await script(keys=[self.raw_key(mk)], args=args))
+
+        async with self._call("swap", items[0][0] if len(items) == 1 else None):
+            if len(items) == 1:
+                return [await one(*items[0])]
+            return list(await asyncio.gather(*(one(*item) for item in items)))
 
     async def _close(self) -> None:
         if self._identity is not None:

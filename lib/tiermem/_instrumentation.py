@@ -1,4 +1,7 @@
-"""Tracing, metrics and the in-process stats snapshot.
+"""The engine's own instrumentation: spans, metrics and the in-process stats snapshot (private).
+
+Wiring these to a backend is the application's job (or :mod:`tiermem.telemetry`, the public
+Azure Monitor helper for the edges).
 
 The library uses the OpenTelemetry *API* only (``pip install tiermem[otel]``); without an SDK
 (or without the package) spans are skipped entirely, so tracing costs nothing until an
