@@ -23,11 +23,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks._embedded import EmbeddedBench
 from benchmarks._harness import timer
 from benchmarks._hot import TTL, HotBench
 from benchmarks._payloads import small_message
 
-__all__ = ["ProfileResult", "profile_hot"]
+__all__ = ["ProfileResult", "profile_embedded", "profile_hot"]
 
 
 @dataclass(slots=True)
@@ -35,12 +36,18 @@ class ProfileResult:
     layers: list[tuple[str, float]] = field(default_factory=list)  # (layer, microseconds per get)
     pieces: list[tuple[str, float]] = field(default_factory=list)  # (piece, microseconds per call)
     profiles: dict[str, str] = field(default_factory=dict)  # operation -> profiler text
+    # The embedded default: title -> [(layer, microseconds per call)], from the raw call upwards.
+    embedded: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "layers_us": [{"layer": name, "us_per_get": round(us, 2)} for name, us in self.layers],
             "pieces_us": [{"piece": name, "us_per_call": round(us, 3)} for name, us in self.pieces],
             "profiles": self.profiles,
+            "embedded_us": {
+                title: [{"layer": name, "us_per_call": round(us, 2)} for name, us in layers]
+                for title, layers in self.embedded.items()
+            },
         }
 
 
@@ -217,6 +224,125 @@ async def _profile_ops(bench: HotBench, *, n: int) -> dict[str, str]:
                 unicode=False, color=False, show_all=False
             )
     return results
+
+
+async def _alternate(
+    layers: list[tuple[str, Callable[[int], Any]]], *, n: int, rounds: int
+) -> list[tuple[str, float]]:
+    """Median microseconds per call of each layer, the layers run alternately round by round.
+
+    A layer's callable takes the call number and returns an awaitable, or ``None`` for a
+    synchronous call that already ran.
+    """
+    samples: dict[str, list[float]] = {name: [] for name, _ in layers}
+    for _ in range(rounds):
+        for name, fn in layers:
+            start = timer()
+            for i in range(n):
+                pending = fn(i)
+                if pending is not None:
+                    await pending
+            samples[name].append((timer() - start) / n * 1e6)
+    return [(name, statistics.median(values)) for name, values in samples.items()]
+
+
+async def profile_embedded(result: ProfileResult, bench: EmbeddedBench, *, quick: bool) -> None:
+    """Where an embedded ``get``/``set`` spends its time: raw sqlite3, the adapter, the client."""
+    from tiermem import Tier, make_key
+
+    keys = bench.keys
+    count = len(keys)
+    values = [small_message(i) for i in range(count)]
+    warm_only = bench.warm_only
+    mks = [make_key(warm_only.tenant, warm_only.namespace, key) for key in keys]
+    records = [await bench.warm_store.get(mk) for mk in mks]
+    n, rounds = (20, 1) if quick else (400, 7)
+    raw_os, raw_fsync = bench.raw["os"], bench.raw["fsync"]
+    select = "SELECT data, etag FROM tiermem_items WHERE tenant=? AND ns=? AND key=?"
+    upsert = "INSERT OR REPLACE INTO tiermem_items VALUES (?,?,?,?,?,?)"
+    rows = [("t", "n", key, data, None, "e") for key, data in zip(keys, bench.encoded, strict=True)]
+
+    def raw_commit(conn: Any) -> Callable[[int], None]:
+        def run(i: int) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(upsert, rows[i % count])
+            conn.execute("COMMIT")
+
+        return run
+
+    stores = {d: c.tier_store(Tier.WARM) for d, c in bench.clients.items()}
+    writer: Any = bench.warm_store._writer
+    result.embedded["get"] = await _alternate(
+        [
+            (
+                "sqlite3 SELECT (raw, same process)",
+                lambda i: raw_os.execute(select, ("t", "n", keys[i % count])).fetchone() and None,
+            ),
+            (
+                "SqliteWarmMemory.get (inline read on the loop)",
+                lambda i: bench.warm_store.get(mks[i % count]),
+            ),
+            ("warm-only MemoryClient.get (+ client)", lambda i: warm_only.get(keys[i % count])),
+            ("embedded MemoryClient.get (hot hit)", lambda i: bench.clients["os"].get(keys[i % count])),
+        ],
+        n=n,
+        rounds=rounds,
+    )
+    result.embedded["set, durability=os"] = await _alternate(
+        [
+            ("sqlite3 insert+commit NORMAL (raw)", raw_commit(raw_os)),
+            (
+                "SqliteWarmMemory.set (inline commit)",
+                lambda i: stores["os"].set(mks[i % count], records[i % count]),
+            ),
+            (
+                "warm-only MemoryClient.set (+ client)",
+                lambda i: warm_only.set(keys[i % count], values[i % count]),
+            ),
+            (
+                "embedded MemoryClient.set (+ hot tier)",
+                lambda i: bench.clients["os"].set(keys[i % count], values[i % count]),
+            ),
+        ],
+        n=n,
+        rounds=rounds,
+    )
+    result.embedded["set, durability=fsync"] = await _alternate(
+        [
+            ("sqlite3 insert+commit FULL (raw)", raw_commit(raw_fsync)),
+            (
+                "SqliteWarmMemory.set (writer thread, group of one)",
+                lambda i: stores["fsync"].set(mks[i % count], records[i % count]),
+            ),
+            (
+                "embedded MemoryClient.set",
+                lambda i: bench.clients["fsync"].set(keys[i % count], values[i % count]),
+            ),
+        ],
+        n=max(5, n // 8),
+        rounds=rounds,
+    )
+    result.embedded["the writer thread alone"] = await _alternate(
+        [
+            ("round trip to the writer thread (no statement)", lambda i: writer.call(lambda conn: None)),
+            (
+                "empty group: BEGIN IMMEDIATE + COMMIT, no change",
+                lambda i: writer.submit(lambda conn: None, savepoint=False),
+            ),
+        ],
+        n=n,
+        rounds=rounds,
+    )
+    for name, body in (
+        ("warm-only get", lambda i: warm_only.get(keys[i % count])),
+        ("warm-only set, durability=os", lambda i: warm_only.set(keys[i % count], values[i % count])),
+    ):
+        profile = cProfile.Profile()
+        profile.enable()
+        for i in range(n * 2):
+            await body(i)
+        profile.disable()
+        result.profiles[f"{name} (cProfile, by own time)"] = _profile_text(profile, 14)
 
 
 async def profile_hot(bench: HotBench, *, quick: bool) -> ProfileResult:

@@ -166,6 +166,16 @@ def profile_tables(profile: ProfileResult) -> list[Any]:
     for name, us in profile.pieces:
         pieces.add_row(name, f"{us:.2f}")
     out: list[Any] = [layers, pieces]
+    for title, rows in profile.embedded.items():
+        table = Table(title=f"embedded {title}, by layer (median us per call)", title_justify="left")
+        table.add_column("layer")
+        table.add_column("us/call", justify="right")
+        table.add_column("added", justify="right")
+        previous = None
+        for name, us in rows:
+            table.add_row(name, f"{us:.1f}", "-" if previous is None else f"{us - previous:+.1f}")
+            previous = us
+        out.append(table)
     for name, text in profile.profiles.items():
         out.append(Text(f"\n-- profile: {name}", style="bold"))
         out.append(Text(text))

@@ -14,15 +14,15 @@ from typing import Any, Final
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import _codec, _collections, _durable, _hot, _tracing
+from benchmarks import _codec, _collections, _durable, _embedded, _hot, _tracing
 from benchmarks._harness import Row, Scenario, measure
-from benchmarks._profile import profile_hot
+from benchmarks._profile import profile_embedded, profile_hot
 from benchmarks._report import Report
 from benchmarks._services import Endpoints, describe_machine, local_services
 
 __all__ = ["GROUPS", "BenchConfig", "run"]
 
-GROUPS: Final = ("hot", "warm", "cold", "collections", "codec", "compression", "tracing")
+GROUPS: Final = ("hot", "embedded", "warm", "cold", "collections", "codec", "compression", "tracing")
 DEFAULT_ROUNDS: Final = 15
 
 
@@ -107,6 +107,8 @@ def _plan(config: BenchConfig, endpoints: Endpoints) -> int:
     count = 0
     if "hot" in groups:
         count += 3
+    if "embedded" in groups:
+        count += 4
     durable = bool(endpoints.redis_url and endpoints.cosmos_endpoint and endpoints.cosmos_key)
     if "warm" in groups and durable:
         count += 2
@@ -147,6 +149,13 @@ async def _run(config: BenchConfig, endpoints: Endpoints, report: Report, progre
             scenarios = [_hot.get_scenario(hot), _hot.mget_scenario(hot), _hot.mset_scenario(hot)]
             report.rows += await _measure_all(scenarios, config, progress)
 
+        embedded = None
+        if "embedded" in groups or config.profile:
+            progress.describe("embedded: loading keys")
+            embedded = await _embedded.open_embedded(stack, quick=quick)
+        if "embedded" in groups and embedded is not None:
+            report.rows += await _measure_all(_embedded.embedded_scenarios(embedded), config, progress)
+
         want_warm, want_cold = "warm" in groups, "cold" in groups
         if want_warm or want_cold:
             na = [row for row in _durable.unavailable_rows(endpoints) if row.group in groups]
@@ -184,6 +193,9 @@ async def _run(config: BenchConfig, endpoints: Endpoints, report: Report, progre
         if config.profile and hot is not None:
             progress.describe("profiling the hot path")
             report.profile = await profile_hot(hot, quick=quick)
+            if embedded is not None:
+                progress.describe("profiling the embedded tiers")
+                await profile_embedded(report.profile, embedded, quick=quick)
         progress.describe("closing")
 
 

@@ -29,6 +29,16 @@ ROW_IDS = {
     "hot.mset.raw",
     "hot.mset.aiocache",
     "hot.mset.cashews",
+    "embedded.set.diskcache",
+    "embedded.set.sqlite3.fsync",
+    "embedded.set.sqlite3.os",
+    "embedded.set.fsync.diskcache",
+    "embedded.get.diskcache",
+    "embedded.get.sqlite3",
+    "warm.sqlite.get.diskcache",
+    "warm.sqlite.adapter.get",
+    "warm.sqlite.set.diskcache",
+    "embedded.set.concurrent64",
     "warm.get.raw",
     "warm.mget.raw",
     "cold.set.1MiB",
@@ -47,7 +57,10 @@ ROW_IDS = {
     "coll.put.cosmos",
 }
 SERVICE_ROWS = {
-    row for row in ROW_IDS if row.startswith(("warm.", "cold.", "coll.list.cosmos", "coll.put.cosmos"))
+    row
+    for row in ROW_IDS
+    if row.startswith(("warm.", "cold.", "coll.list.cosmos", "coll.put.cosmos"))
+    and not row.startswith("warm.sqlite")
 }
 ENV = (
     "TIERMEM_REDIS_URL",
@@ -107,6 +120,10 @@ def test_quick_run_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.M
     assert all(rows[row_id]["status"] != "n/a" for row_id in measured)
     assert rows["hot.get.raw"]["baseline_name"] == "dict.get"
     assert rows["hot.get.raw"]["target"] is None  # Redis targets do not apply to a dict
+    assert rows["embedded.set.diskcache"]["target"] == "<= 1.5x"
+    assert rows["embedded.set.sqlite3.fsync"]["target"] == "<= 1.3x"
+    assert rows["warm.sqlite.get.diskcache"]["target"] == "<= 3x"
+    assert rows["embedded.set.concurrent64"]["target"] == ">= 8x throughput"
 
 
 @pytest.mark.redis

@@ -271,7 +271,7 @@ class MemoryBuilder:
         if isinstance(plan.warm, SqlitePlan):
             from tiermem.tiers.sqlite import SqliteWarmMemory
 
-            self.with_warm(SqliteWarmMemory(plan.warm.path))
+            self.with_warm(SqliteWarmMemory(plan.warm.path, durability=plan.warm.durability))
         else:
             cosmos: CosmosPlan = plan.warm
             auth: dict[str, Any] = (

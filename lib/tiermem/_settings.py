@@ -259,6 +259,10 @@ class MemorySettings(StrictSettings):
     local_dir: Path = Field(
         Path(".tiermem"), description="Where the embedded warm/cold tiers keep their files"
     )
+    sqlite_durability: Literal["fsync", "os"] = Field(
+        "fsync",
+        description="Embedded SQLite warm tier: fsync per commit group, or os (survives a process crash)",
+    )
     hot_max_items: int = Field(10_000, ge=1)
     hot_ttl: float | None = Field(300.0, gt=0)
     compress_min_bytes: int = Field(4096, ge=0)
@@ -329,6 +333,7 @@ class SqlitePlan:
     """Embedded warm tier: one SQLite file."""
 
     path: Path
+    durability: Literal["fsync", "os"] = "fsync"
 
 
 @dataclass(frozen=True, slots=True)
@@ -416,7 +421,7 @@ def resolve(settings: MemorySettings) -> SettingsPlan:
             settings.cosmos_endpoint, settings.cosmos_database, settings.cosmos_container, settings.cosmos_key
         )
     else:  # always a durable tier: a write that returns must have reached one
-        warm = SqlitePlan(settings.local_dir / "warm.db")
+        warm = SqlitePlan(settings.local_dir / "warm.db", settings.sqlite_durability)
     cold: FilesPlan | BlobPlan
     if settings.blob_connection_string is not None:
         cold = BlobPlan(None, settings.blob_container, settings.blob_connection_string)

@@ -26,6 +26,10 @@ def _sqlite(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
     return SqliteWarmMemory(tmp / "warm.db")
 
 
+def _sqlite_os(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
+    return SqliteWarmMemory(tmp / "warm.db", durability="os")  # small writes commit on the loop's thread
+
+
 def _files(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
     return FileColdMemory(tmp / "cold")
 
@@ -72,6 +76,7 @@ def _blob(request: pytest.FixtureRequest, tmp: Path) -> TierStore:
 IMPLEMENTATIONS: dict[str, tuple[Tier, Factory, tuple[pytest.MarkDecorator, ...]]] = {
     "local-hot": (Tier.HOT, _local_hot, ()),
     "sqlite-warm": (Tier.WARM, _sqlite, ()),
+    "sqlite-warm-os": (Tier.WARM, _sqlite_os, ()),
     "file-cold": (Tier.COLD, _files, ()),
     "redis-hot": (Tier.HOT, _redis, (pytest.mark.redis,)),
     "redis-cluster-hot": (Tier.HOT, _redis_cluster, (pytest.mark.redis,)),

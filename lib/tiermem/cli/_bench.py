@@ -22,7 +22,7 @@ from tiermem.cli._common import Exit, Options, error_exit_code
 
 __all__ = ["bench"]
 
-GROUPS: Final = ("hot", "warm", "cold", "collections", "codec", "compression", "tracing")
+GROUPS: Final = ("hot", "embedded", "warm", "cold", "collections", "codec", "compression", "tracing")
 
 # option name -> (environment variable, key in the tiermem group's overrides)
 _SOURCES: Final = {
@@ -136,7 +136,7 @@ def bench(
     only: tuple[str, ...],
     profile: bool,
 ) -> None:
-    """Measure tiermem against raw redis-py, Cosmos DB and Blob SDK calls, aiocache and cashews.
+    """Measure tiermem against raw redis-py, Cosmos DB, Blob and sqlite3 calls, aiocache, cashews, diskcache.
 
     Without endpoints it runs on the embedded default (in-process hot tier against a dict);
     --start-services starts local stand-ins. Targets are reported, never enforced: exit 0 unless

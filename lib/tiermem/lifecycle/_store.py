@@ -30,7 +30,7 @@ class StoredEntry:
         size: stored bytes (the envelope; a warm pointer counts its own bytes, not the cold value's).
         written_at: Unix time of the last write, when the tier records one.
         pointer: a warm item that points to a large value in cold.
-        marker: a hot tombstone or fence (not a value).
+        marker: a hot tombstone, fence or lease (not a value).
         expires_at: the value's expiry, when it has one.
         etag: the tier's version tag (warm key-value items), for conditional changes.
     """

@@ -54,7 +54,7 @@ class _BlobLike(_SdkAdapter, Protocol):
 __all__ = ["BlobScopeStore", "CosmosScopeStore", "RedisScopeStore"]
 
 _T = TypeVar("_T")
-_MARKERS: Final = frozenset({RecordKind.TOMBSTONE, RecordKind.FENCE})
+_MARKERS: Final = frozenset({RecordKind.TOMBSTONE, RecordKind.FENCE, RecordKind.LEASE})
 _HEAD_B64: Final = 24  # base64 characters that hold the 17-byte envelope header
 _ERASE_CONCURRENCY: Final = 16
 _KV_FIELDS: Final = "c.id, c.tenant, c.ns, LENGTH(c.v) AS len, SUBSTRING(c.v, 0, 24) AS head, c._ts, c._etag"

@@ -50,7 +50,7 @@ __all__ = ["FileScopeStore", "InProcessScopeStore", "SqliteScopeStore"]
 
 _T = TypeVar("_T")
 Runner = Callable[[str, Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
-_MARKERS: Final = frozenset({RecordKind.TOMBSTONE, RecordKind.FENCE})
+_MARKERS: Final = frozenset({RecordKind.TOMBSTONE, RecordKind.FENCE, RecordKind.LEASE})
 _ETAG_BYTES: Final = 8  # files: a per-write ETag precedes the envelope (tiers/files.py)
 
 
