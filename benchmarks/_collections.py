@@ -30,7 +30,7 @@ from benchmarks._hot import PREFIX_TIERMEM
 from benchmarks._payloads import small_message
 from benchmarks._services import Endpoints
 from tiermem import MemoryBuilder, SqliteWarmMemory
-from tiermem._codec import HEADER_SIZE
+from tiermem._codec import Record
 
 __all__ = ["collection_scenarios", "unavailable_rows"]
 
@@ -172,7 +172,7 @@ async def _embedded(stack: AsyncExitStack, items: int) -> list[Scenario]:
     def query() -> list[str]:
         rows = conn.execute(select, scope).fetchall()
         for _, data in rows:
-            orjson.loads(data[HEADER_SIZE:])
+            orjson.loads(Record.from_bytes(data).payload)  # the envelope's header has a variable size
         return [key.decode("utf-8") for key, _ in rows]
 
     def insert(key: str, value: Any, attrs: dict[str, Any]) -> None:
@@ -231,7 +231,7 @@ async def _stand_ins(stack: AsyncExitStack, endpoints: Endpoints, items: int) ->
             )
         ]
         for row in rows:
-            orjson.loads(base64.b64decode(row["v"])[HEADER_SIZE:])
+            orjson.loads(Record.from_bytes(base64.b64decode(row["v"])).payload)
         return [row["k"] for row in rows]
 
     async def raw_put(key: str, value: Any, attrs: dict[str, Any]) -> None:

@@ -76,9 +76,9 @@ async def test_sqlite_lists_newest_first_from_an_index_range(
     warm: Any = sqlite_memory.tier_store(next(iter(sqlite_memory.tiers)))
     store = warm.collection_store()
     statements: list[str] = []
-    await warm._run("trace", None, lambda conn: conn.set_trace_callback(statements.append))
+    await warm._exclusive("trace", lambda conn: conn.set_trace_callback(statements.append))
     reads = await check_bounded(coll, store)
-    await warm._run("trace", None, lambda conn: conn.set_trace_callback(None))
+    await warm._exclusive("trace", lambda conn: conn.set_trace_callback(None))
     listings = [s for s in statements if "FROM tiermem_collection_items" in s and "ORDER BY key" in s]
     assert listings
     with sqlite3.connect(tmp_path / "warm.db") as conn:
