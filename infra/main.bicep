@@ -78,6 +78,20 @@ param enableSweepJob bool = true
 @description('Cron expression (UTC) of the sweep job.')
 param sweepSchedule string = '30 3 * * *'
 
+@description('Deploy a daily Container Apps job that runs `tiermem maintain` (retention, orphaned versions, quota reconcile).')
+param enableMaintainJob bool = true
+
+@description('Cron expression (UTC) of the maintain job.')
+param maintainSchedule string = '0 3 * * *'
+
+@description('Move values not written for this many days from warm to cold (0: never). TIERMEM_ARCHIVE_AFTER_DAYS.')
+@minValue(0)
+param archiveAfterDays int = 0
+
+@description('Delete values not written for this many days (0: never). TIERMEM_EXPIRE_AFTER_DAYS.')
+@minValue(0)
+param expireAfterDays int = 0
+
 // ---------------------------------------------------------------------------------------------------
 // Hot tier (Azure Managed Redis)
 // ---------------------------------------------------------------------------------------------------
@@ -425,6 +439,10 @@ module service 'modules/containerapp.bicep' = {
     concurrentRequestsPerReplica: concurrentRequestsPerReplica
     enableSweepJob: enableSweepJob
     sweepSchedule: sweepSchedule
+    enableMaintainJob: enableMaintainJob
+    maintainSchedule: maintainSchedule
+    archiveAfterDays: archiveAfterDays
+    expireAfterDays: expireAfterDays
     sweepIdentityId: enableSweepJob ? sweepIdentity!.outputs.id : ''
     sweepIdentityClientId: enableSweepJob ? sweepIdentity!.outputs.clientId : ''
     monitorEntra: appInsightsDisableLocalAuth

@@ -113,6 +113,20 @@ param sweepIdentityId string = ''
 @description('Client ID of the sweep job identity (its AZURE_CLIENT_ID).')
 param sweepIdentityClientId string = ''
 
+@description('Run `tiermem maintain` (retention, orphaned cold versions, quota reconcile) daily as the service identity.')
+param enableMaintainJob bool = true
+
+@description('Cron expression (UTC) of the maintain job.')
+param maintainSchedule string = '0 3 * * *'
+
+@description('Value of TIERMEM_ARCHIVE_AFTER_DAYS for the maintain job: move values idle this long to cold (0: never).')
+@minValue(0)
+param archiveAfterDays int = 0
+
+@description('Value of TIERMEM_EXPIRE_AFTER_DAYS for the maintain job: delete values idle this long (0: never).')
+@minValue(0)
+param expireAfterDays int = 0
+
 @description('Export telemetry with the managed identity (Application Insights with local auth disabled).')
 param monitorEntra bool = true
 
@@ -363,6 +377,72 @@ resource appDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-previe
         enabled: true
       }
     ]
+  }
+}
+
+// Retention (docs/adr/0014): archive idle values warm -> cold, expire old ones, remove orphaned cold versions,
+// sweep expired blobs and reconcile quota counters. It changes warm items, so it runs as the service identity
+// with the service's settings; every change is conditional on the ETag it listed (safe beside the service).
+var maintainEnv = concat(baseEnv, [
+  {
+    name: 'TIERMEM_ARCHIVE_AFTER_DAYS'
+    value: archiveAfterDays > 0 ? string(archiveAfterDays) : ''
+  }
+  {
+    name: 'TIERMEM_EXPIRE_AFTER_DAYS'
+    value: expireAfterDays > 0 ? string(expireAfterDays) : ''
+  }
+])
+
+resource maintainJob 'Microsoft.App/jobs@2025-01-01' = if (enableMaintainJob) {
+  name: take('${appName}-maintain', 32)
+  location: location
+  tags: tags
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    environmentId: managedEnvironment.id
+    workloadProfileName: 'Consumption'
+    configuration: {
+      triggerType: 'Schedule'
+      replicaTimeout: 7200
+      replicaRetryLimit: 1
+      scheduleTriggerConfig: {
+        cronExpression: maintainSchedule
+        parallelism: 1
+        replicaCompletionCount: 1
+      }
+      registries: empty(registryServer) ? [] : [
+        {
+          server: registryServer
+          identity: identityId
+        }
+      ]
+    }
+    template: {
+      containers: [
+        {
+          name: 'tiermem-maintain'
+          image: image
+          command: [
+            'tiermem'
+          ]
+          args: [
+            'maintain'
+            '--json'
+          ]
+          env: maintainEnv
+          resources: {
+            cpu: json(cpu)
+            memory: memory
+          }
+        }
+      ]
+    }
   }
 }
 

@@ -22,6 +22,7 @@ from tiermem._errors import (
     InvalidScopeError,
     InvalidTTLError,
     InvalidValueError,
+    QuotaExceededError,
     ThrottledError,
     TierError,
     TierMemError,
@@ -36,6 +37,15 @@ from tiermem._settings import MemorySettings
 from tiermem._types import Entry
 from tiermem._version import __version__
 from tiermem.agents import AgentBuilder, AgentFactory, AgentHandle, MemoryAware
+from tiermem.lifecycle import (
+    ForgetReport,
+    MaintainReport,
+    Quota,
+    QuotaPolicy,
+    Retention,
+    RetentionPolicy,
+    UsageReport,
+)
 from tiermem.sessions import ConversationStore, SessionMetadata
 from tiermem.tiers.files import FileColdMemory
 from tiermem.tiers.memory import EvictionPolicy, LocalHotMemory
@@ -60,6 +70,7 @@ __all__ = [
     "Entry",
     "EvictionPolicy",
     "FileColdMemory",
+    "ForgetReport",
     "HotMemory",
     "InvalidInputError",
     "InvalidKeyError",
@@ -68,14 +79,20 @@ __all__ = [
     "InvalidValueError",
     "Item",
     "LocalHotMemory",
+    "MaintainReport",
     "MemoryAware",
     "MemoryBuilder",
     "MemoryClient",
     "MemoryKey",
     "MemorySettings",
     "Policy",
+    "Quota",
+    "QuotaExceededError",
+    "QuotaPolicy",
     "Record",
     "RecordKind",
+    "Retention",
+    "RetentionPolicy",
     "SessionMetadata",
     "SqliteWarmMemory",
     "Stats",
@@ -87,6 +104,7 @@ __all__ = [
     "TierOptions",
     "TierStore",
     "TierUnavailableError",
+    "UsageReport",
     "ValueTooLargeError",
     "WarmMemory",
     "WriteOutcomeUnknownError",

@@ -15,9 +15,11 @@ from tiermem._instrumentation import Telemetry
 from tiermem._keys import validate_user_scope
 from tiermem._lifecycle import Closable
 from tiermem._protocols import ColdMemory, HotMemory, Tier, TierStore, WarmMemory
+from tiermem.lifecycle import Governance
 
 if TYPE_CHECKING:
     from tiermem._settings import MemorySettings, SettingsPlan
+    from tiermem.lifecycle import QuotaPolicy, RetentionPolicy
     from tiermem.tiers.blob import BlobOptions
     from tiermem.tiers.cosmos import CosmosOptions
     from tiermem.tiers.redis import RedisOptions
@@ -57,6 +59,9 @@ class MemoryBuilder:
         self._tracer_provider: Any = None
         self._meter_provider: Any = None
         self._near_cache: dict[str, Any] | None = None
+        self._logger_provider: Any = None
+        self._retention: RetentionPolicy | None = None
+        self._quotas: QuotaPolicy | None = None
         self._built = False
 
     def _take(self, store: TierStore, owned: bool) -> None:
@@ -128,11 +133,18 @@ class MemoryBuilder:
         return self
 
     def with_telemetry(
-        self, *, tracer_provider: Any = None, meter_provider: Any = None, record_keys: bool | None = None
+        self,
+        *,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        logger_provider: Any = None,
+        record_keys: bool | None = None,
     ) -> Self:
-        """OTel providers to use instead of the global ones; ``record_keys`` puts raw keys in spans."""
+        """OTel providers to use instead of the global ones (``logger_provider``: audit events);
+        ``record_keys`` puts raw keys in spans and audit events."""
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
+        self._logger_provider = logger_provider
         if record_keys is not None:
             self._policy = replace(self._policy, record_keys=record_keys)
         return self
@@ -140,6 +152,16 @@ class MemoryBuilder:
     def with_clock(self, clock: Callable[[], float]) -> Self:
         """Wall-clock source (Unix seconds) for expiry; inject a fake one in tests."""
         self._clock = clock
+        return self
+
+    def with_retention(self, policy: RetentionPolicy) -> Self:
+        """What ``maintain()`` archives to cold or expires (``tiermem.RetentionPolicy``; docs/adr/0014)."""
+        self._retention = policy
+        return self
+
+    def with_quotas(self, policy: QuotaPolicy) -> Self:
+        """Per-tenant ``max_items``/``max_bytes`` enforced on writes (``tiermem.QuotaPolicy``)."""
+        self._quotas = policy
         return self
 
     def with_redis(self, url: str, **options: Unpack[RedisOptions]) -> Self:
@@ -237,6 +259,10 @@ class MemoryBuilder:
         )
 
         self.with_policy(**plan.policy).with_scope(tenant=plan.tenant, namespace=plan.namespace)
+        if plan.retention is not None:
+            self.with_retention(plan.retention)
+        if plan.quotas is not None:
+            self.with_quotas(plan.quotas)
         credential: Any = None
 
         def shared_credential() -> Any:
@@ -327,6 +353,12 @@ class MemoryBuilder:
                 record_keys=policy.record_keys,
                 tracer_provider=self._tracer_provider,
                 meter_provider=self._meter_provider,
+            ),
+            governance=Governance(
+                retention=self._retention,
+                quotas=self._quotas,
+                record_keys=policy.record_keys,
+                logger_provider=self._logger_provider,
             ),
         )
         return MemoryClient(core, tenant=self._tenant, namespace=self._namespace)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from tiermem._collection import Collection
+    from tiermem.lifecycle import ForgetReport, MaintainReport, RetentionPolicy, UsageReport
 
 __all__ = ["DEFAULT_TIER_OPTIONS", "Entry", "MemoryClient", "Policy", "TierOptions"]
 
@@ -362,3 +363,77 @@ class MemoryClient:
         from tiermem._collection._listing import kv_keys
 
         return kv_keys(self._core, self._tenant, self._namespace, prefix)
+
+    # -- data lifecycle and governance (tiermem.lifecycle; docs/adr/0014) -----------------------------
+
+    async def forget(
+        self, *, tenant: str | None = None, namespace: str | None = None, dry_run: bool = False
+    ) -> ForgetReport:
+        """Erase a scope from every tier: key-value items, collection items, sessions, large values and
+        their old versions, hot copies, tombstones and fences. Idempotent and resumable (rerun after a
+        crash to finish). With no arguments, erases this view's namespace; ``tenant=`` alone erases a
+        whole tenant; ``dry_run`` only counts.
+
+        Raises:
+            InvalidScopeError: a bad tenant/namespace, or another tenant on a tenant-locked view.
+        """
+        from tiermem.lifecycle._erasure import forget_scope
+
+        scope_tenant: str = self._tenant if tenant is None else validate_scope(tenant, "tenant")
+        scope_ns = namespace if tenant is not None or namespace is not None else self._namespace
+        if self._tenant_locked and scope_tenant != self._tenant:
+            raise InvalidScopeError("this memory view is locked to its tenant", operation="forget")
+        return await forget_scope(self._core, scope_tenant, scope_ns, dry_run=dry_run)
+
+    async def usage(self, *, tenant: str | None = None, namespace: str | None = None) -> UsageReport:
+        """Items and bytes per tier, collections and oldest/newest write, per tenant and namespace, read
+        from paged raw listings of every tier (an admin call: cross-partition on Cosmos). ``tenant=None``
+        on a root client reports every tenant; a tenant-locked view reports its own tenant only."""
+        from tiermem.lifecycle._usage import compute_usage
+
+        if self._tenant_locked and tenant not in (None, self._tenant):
+            raise InvalidScopeError("this memory view is locked to its tenant", operation="usage")
+        scope = self._tenant if self._tenant_locked or (not self._root and tenant is None) else tenant
+        return await compute_usage(self._core, scope, namespace)
+
+    async def maintain(
+        self,
+        *,
+        retention: RetentionPolicy | None = None,
+        now: float | None = None,
+        dry_run: bool = False,
+        sweep: bool = True,
+        orphan_grace: float = 3600.0,
+    ) -> MaintainReport:
+        """Apply retention (``archive_after``: warm -> cold behind a pointer; ``expire_after``: delete),
+        sweep expired cold objects and reconcile quota counters. Safe beside live writers: every change
+        is conditional on the ETag it listed. A tenant-locked view maintains its own tenant only.
+
+        Args:
+            retention: the rules (default: the client's, from the builder or settings).
+            now: the time to judge ages and expiry by (default: the client's clock).
+            sweep: also delete cold objects whose expiry has passed (``tiermem sweep``).
+            orphan_grace: delete cold versions no warm pointer names once they are this old (real clock).
+        """
+        from tiermem.lifecycle._maintain import run_maintenance
+
+        core = self._core
+        return await run_maintenance(
+            core,
+            retention=retention if retention is not None else core.governance.retention,
+            tenant=self._tenant if self._tenant_locked else None,
+            now=core.clock() if now is None else now,
+            dry_run=dry_run,
+            sweep=sweep and not self._tenant_locked,
+            orphan_grace=orphan_grace,
+        )
+
+    async def reconcile_quotas(self, *, tenant: str | None = None) -> bool:
+        """Recount a tenant's usage into its quota counters (default: this view's tenant); ``False`` if
+        another reconcile of that tenant is running."""
+        from tiermem.lifecycle._usage import reconcile
+
+        if self._tenant_locked and tenant not in (None, self._tenant):
+            raise InvalidScopeError("this memory view is locked to its tenant", operation="reconcile_quotas")
+        name = self._tenant if tenant is None else validate_scope(tenant, "tenant")
+        return await reconcile(self._core, name)

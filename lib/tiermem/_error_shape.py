@@ -16,6 +16,7 @@ from tiermem._errors import (
     ConflictError,
     CorruptValueError,
     InvalidInputError,
+    QuotaExceededError,
     ThrottledError,
     TierUnavailableError,
     ValueTooLargeError,
@@ -24,6 +25,7 @@ from tiermem._errors import (
 __all__ = ["error_body", "error_code"]
 
 _CODES: Final[tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...]] = (
+    (QuotaExceededError, "quota_exceeded"),
     (ValueTooLargeError, "value_too_large"),
     (InvalidInputError, "invalid_input"),
     (ConflictError, "conflict"),

@@ -12,6 +12,7 @@ caller opted into raw keys), and chains its cause with ``raise ... from exc``::
     |   +-- ValueTooLargeError               larger than every tier that could hold it
     +-- ConfigurationError                   the builder or settings cannot make a client
     +-- ClientClosedError                    use after ``aclose()``
+    +-- QuotaExceededError                   a write would take a tenant past max_items/max_bytes
     +-- TierError                            a tier was reached and answered with a failure
         +-- TierUnavailableError             the tier could not be reached (timeout, refused, open circuit)
         |   +-- CircuitOpenError             its circuit breaker is open: the call was not attempted
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTTLError",
     "InvalidValueError",
+    "QuotaExceededError",
     "ThrottledError",
     "TierError",
     "TierMemError",
@@ -197,3 +199,23 @@ class BatchWriteError(TierError):
             tier=tier,
             operation=operation,
         )
+
+
+class QuotaExceededError(TierMemError):
+    """A write would take a tenant past its ``max_items`` or ``max_bytes`` quota; nothing was written.
+
+    Attributes:
+        tenant: the tenant whose quota refused the write.
+        resource: ``"items"`` or ``"bytes"``.
+        used: the tenant's counted usage of that resource before the write.
+        limit: the quota.
+    """
+
+    def __init__(
+        self, message: str, *, tenant: str, resource: str, used: int, limit: int, operation: str | None = None
+    ) -> None:
+        self.tenant = tenant
+        self.resource = resource
+        self.used = used
+        self.limit = limit
+        super().__init__(message, operation=operation)

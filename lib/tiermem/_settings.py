@@ -30,6 +30,7 @@ from pydantic_settings import (
 
 from tiermem._errors import ConfigurationError
 from tiermem._net import is_loopback
+from tiermem.lifecycle._model import DAY, Quota, QuotaPolicy, Retention, RetentionPolicy
 
 __all__ = [
     "ENV_PREFIX",
@@ -268,6 +269,12 @@ class MemorySettings(StrictSettings):
     tenant: str = "default"
     namespace: str = "default"
 
+    # Data lifecycle (docs/adr/0014): retention run by `tiermem maintain`, quotas enforced on writes
+    archive_after_days: float | None = Field(None, gt=0, description="Move values idle this long to cold")
+    expire_after_days: float | None = Field(None, gt=0, description="Delete values idle this long")
+    quota_max_items: int | None = Field(None, ge=0, description="Default per-tenant item quota")
+    quota_max_bytes: int | None = Field(None, ge=0, description="Default per-tenant byte quota")
+
     applicationinsights_connection_string: SecretStr | None = Field(
         None, validation_alias=AliasChoices("APPLICATIONINSIGHTS_CONNECTION_STRING")
     )
@@ -367,6 +374,8 @@ class SettingsPlan:
     namespace: str
     azure_client_id: str | None
     key_vault_url: str | None
+    retention: RetentionPolicy | None = None
+    quotas: QuotaPolicy | None = None
 
     def local_paths(self) -> dict[str, Path]:
         """Tier name -> the local file or directory an embedded tier uses (absolute)."""
@@ -429,7 +438,27 @@ def resolve(settings: MemorySettings) -> SettingsPlan:
         namespace=settings.namespace,
         azure_client_id=settings.azure_client_id,
         key_vault_url=settings.key_vault_url,
+        retention=_retention(settings),
+        quotas=_quotas(settings),
     )
+
+
+def _retention(settings: MemorySettings) -> RetentionPolicy | None:
+    archive, expire = settings.archive_after_days, settings.expire_after_days
+    if archive is None and expire is None:
+        return None
+    return RetentionPolicy(
+        Retention(
+            archive_after=None if archive is None else archive * DAY,
+            expire_after=None if expire is None else expire * DAY,
+        )
+    )
+
+
+def _quotas(settings: MemorySettings) -> QuotaPolicy | None:
+    if settings.quota_max_items is None and settings.quota_max_bytes is None:
+        return None
+    return QuotaPolicy(Quota(settings.quota_max_items, settings.quota_max_bytes))
 
 
 def _redis_plan(settings: MemorySettings) -> RedisPlan:

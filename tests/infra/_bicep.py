@@ -70,6 +70,10 @@ EMITTED_METRICS = frozenset(
         "tiermem.circuit.state",
         "tiermem.dirty_keys",
         "tiermem.dirty_keys.overflows",
+        "tiermem.quota.refusals",
+        "tiermem.erasure.objects",
+        "tiermem.retention.items",
+        "tiermem.retention.bytes",
     }
 )
 _OPERATIONS = ("get", "set", "delete", "exists", "mget", "mset")
@@ -90,7 +94,27 @@ EMITTED_ATTRIBUTES = frozenset(
     }
 )
 EMITTED_EVENTS = frozenset({"tiermem.fallthrough"})
-EMITTED_NAMES = EMITTED_METRICS | EMITTED_SPANS | EMITTED_ATTRIBUTES | EMITTED_EVENTS
+# Audit events (tiermem.lifecycle._audit): the logger/event name and the attributes of every event.
+EMITTED_AUDIT = frozenset(
+    {
+        "tiermem.audit",
+        "tiermem.audit.time",
+        "tiermem.audit.operation",
+        "tiermem.audit.outcome",
+        "tiermem.audit.principal",
+        "tiermem.audit.keys",
+        "tiermem.audit.deleted",
+        "tiermem.audit.resource",
+        "tiermem.audit.used",
+        "tiermem.audit.limit",
+        "tiermem.tenant",
+        "tiermem.namespace",
+        "tiermem.key",
+        "tiermem.key_hash",
+        "tiermem.quota.resource",
+    }
+)
+EMITTED_NAMES = EMITTED_METRICS | EMITTED_SPANS | EMITTED_ATTRIBUTES | EMITTED_EVENTS | EMITTED_AUDIT
 
 Json = dict[str, Any]
 

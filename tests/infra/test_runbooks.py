@@ -24,15 +24,18 @@ EXPECTED_RUNBOOKS = {
     "tier-outage-degraded-mode.md",
     "region-failover-and-restore.md",
     "rotate-secrets.md",
+    "erasure-request.md",
+    "quota-incident.md",
 }
 SECTIONS = ("Symptom", "Confirm", "Mitigation", "Verification")
-CLI_COMMANDS = {"doctor", "stats", "init", "sweep", "serve"}
+CLI_COMMANDS = {"doctor", "stats", "init", "sweep", "serve", "forget", "usage", "maintain"}
 TIERMEM_ERRORS = {
     "TierUnavailableError",
     "ConflictError",
     "ThrottledError",
     "ValueTooLargeError",
     "CorruptValueError",
+    "QuotaExceededError",
 }
 # Azure Storage ResponseType values (metric dimension), not tiermem exceptions.
 AZURE_RESPONSE_TYPES = {

@@ -314,7 +314,7 @@ def test_app_insights_ingestion_needs_entra_by_default() -> None:
 def test_the_sweep_job_runs_as_an_identity_that_can_only_touch_the_cold_container() -> None:
     path = b.MODULES_DIR / "containerapp.bicep"
     template = b.parse(path)
-    (job,) = [r for r in b.resources(template, path) if r.type == "Microsoft.App/jobs"]
+    (job,) = [r for r in b.resources(template, path) if r.symbol == "sweepJob"]
     assert list(job.body["identity"]["userAssignedIdentities"]) == ["'${sweepIdentityId}'"]
     container = b.dig(job.body, "properties", "template", "containers", 0)
     assert container["env"] == "sweepEnv"
@@ -462,6 +462,22 @@ def test_network_is_created_only_with_private_endpoints() -> None:
     env = b.one_resource("Microsoft.App/managedEnvironments").body["properties"]
     vnet = b.conditional(env["vnetConfiguration"])
     assert vnet is not None and vnet[1] is None
+
+
+def test_the_maintain_job_runs_tiermem_maintain_as_the_service_identity_with_its_settings() -> None:
+    path = b.MODULES_DIR / "containerapp.bicep"
+    template = b.parse(path)
+    (job,) = [r for r in b.resources(template, path) if r.symbol == "maintainJob"]
+    assert list(job.body["identity"]["userAssignedIdentities"]) == ["'${identityId}'"]
+    container = b.dig(job.body, "properties", "template", "containers", 0)
+    assert container["args"] == ["maintain", "--json"]
+    assert b.references(container["env"], "maintainEnv")
+    names = {e["name"] for e in _var(template, "baseEnv")}
+    assert {"TIERMEM_REDIS_URL", "TIERMEM_COSMOS_ENDPOINT", "TIERMEM_BLOB_ACCOUNT_URL"} <= names
+    main = b.main()
+    params = b.body(main["modules"]["service"])["params"]
+    for name in ("enableMaintainJob", "maintainSchedule", "archiveAfterDays", "expireAfterDays"):
+        assert b.references(params[name], name)
 
 
 def test_cosmos_defaults_to_strong_consistency_for_the_coherence_bound() -> None:

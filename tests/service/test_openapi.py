@@ -47,6 +47,8 @@ EXPECTED_OPERATIONS = {
     ("get", "/v1/sessions/{session_id}/turns"),
     ("get", "/v1/sessions/{session_id}"),
     ("delete", "/v1/sessions/{session_id}"),
+    ("post", "/v1/admin/forget"),
+    ("get", "/v1/admin/usage"),
 }
 
 

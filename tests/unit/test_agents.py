@@ -137,7 +137,7 @@ DATA_IN_SCOPE = {
 }
 HARMLESS = {"tenant", "namespace", "policy", "tiers", "closed", "tenant_locked", "stats", "circuit_state"}
 LIFECYCLE = {"aclose", "setup", "ping"}
-GUARDED = {"scoped", "tier_store"}
+GUARDED = {"scoped", "tier_store", "forget", "usage", "maintain", "reconcile_quotas"}
 
 
 async def test_no_public_path_from_an_agent_leads_to_another_tenant(root: MemoryClient) -> None:
@@ -164,6 +164,18 @@ async def test_no_public_path_from_an_agent_leads_to_another_tenant(root: Memory
     assert await memory.collection("c").get("k") is None
     assert [name async for name in memory.collections()] == []
     assert "secret" not in [key async for key in memory.keys()]  # noqa: SIM118 - MemoryClient.keys
+
+    # Lifecycle calls reach only the view's tenant: another tenant is refused, listings stay inside.
+    for call in (
+        lambda: memory.forget(tenant="globex"),
+        lambda: memory.usage(tenant="globex"),
+        lambda: memory.reconcile_quotas(tenant="globex"),
+    ):
+        with pytest.raises(InvalidScopeError):
+            await call()
+    assert {s.tenant for s in (await memory.usage()).scopes} <= {"acme"}
+    await memory.forget(tenant="acme")
+    assert await other.get("secret") == "globex-only"
 
     # Views of a locked view may change the namespace, never the tenant, at any depth.
     with pytest.raises(InvalidScopeError):

@@ -44,6 +44,14 @@ REQUIRED = {
     "BatchWriteError",
     "Collection",
     "Item",
+    "QuotaExceededError",
+    "ForgetReport",
+    "UsageReport",
+    "MaintainReport",
+    "Quota",
+    "QuotaPolicy",
+    "Retention",
+    "RetentionPolicy",
 }
 
 INVALID_INPUT = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from tiermem._codec import Record, RecordKind, Value
@@ -216,7 +217,7 @@ class Collection:
         now = backend.engine.clock()
         record = self._encode(key, value, None if ttl_s is None else now + ttl_s)
         hmk = hot_key(self._scope, key)
-        async with backend.locks.hold((hmk,)):
+        async with backend.locks.hold((hmk,)), self._governed("put", [(key, record.size)]):
             etag = await self._guarded([hmk], self._put_durable(key, record, clean, now, if_match, if_absent))
             await self._invalidate("set", [hmk])
         return etag
@@ -260,9 +261,17 @@ class Collection:
                 operation="put_many",
             )
         hmks = [hot_key(self._scope, k) for k in prepared]
-        async with backend.locks.hold(hmks):
+        charged = [(k, rec.size) for k, (rec, _) in prepared.items()]
+        async with backend.locks.hold(hmks), self._governed("put_many", charged):
             await self._guarded(hmks, self._put_many_durable(prepared))
             await self._invalidate("mset", hmks)
+
+    def _governed(self, operation: str, writes: list[tuple[str, int]]) -> AbstractAsyncContextManager[None]:
+        """Quota reservation and audit event of a write (tiermem.lifecycle); nothing when not configured."""
+        governance = self._backend.engine.governance
+        if not governance.watching:
+            return nullcontext()
+        return governance.guard(operation, self._scope.tenant, self._scope.namespace, writes)
 
     async def _guarded(self, hmks: list[MemoryKey], write: Awaitable[_T]) -> _T:
         """Run a durable write; if its outcome is unknown it may still land, so hot is invalidated now
@@ -366,7 +375,7 @@ class Collection:
             return
         backend = self._backend
         hmks = [hot_key(self._scope, k) for k in wanted]
-        async with backend.locks.hold(hmks):
+        async with backend.locks.hold(hmks), self._governed("delete", [(k, 0) for k in wanted]):
             await self._remove(wanted, backend.engine.clock())
 
     async def _remove(self, keys: list[str], now: float) -> None:

@@ -17,6 +17,7 @@ from tiermem._instrumentation import Telemetry
 from tiermem._lifecycle import ClientState, Closable
 from tiermem._protocols import ColdMemory, HotMemory, TierStore, WarmMemory
 from tiermem._types import Clock, Tier
+from tiermem.lifecycle._governance import Governance
 
 __all__ = ["Engine"]
 
@@ -37,6 +38,7 @@ class Engine:
         owned: Sequence[Closable],
         clock: Clock,
         telemetry: Telemetry,
+        governance: Governance | None = None,
     ) -> None:
         self.policy = policy
         self.clock = clock
@@ -79,6 +81,10 @@ class Engine:
         large = LargeValues(warm_guard, cold_guard)
         self.reads = Reads(self.hot, durable, large, codec=self.codec, clock=clock, telemetry=telemetry)
         self.writes = Writes(self.hot, warm_guard, durable, large, codec=self.codec, telemetry=telemetry)
+        self.governance = (governance or Governance(record_keys=policy.record_keys)).bind(self)
+        self.governance.reconciler = self._reconcile
+        self.writes.governance = self.governance
+        self.writes.clock = clock
         telemetry.register_gauges(self)
 
     def _guard(self, tier: Tier, store: _S | None, options: Mapping[Tier, TierOptions]) -> Guard[_S] | None:
@@ -95,6 +101,11 @@ class Engine:
             if guard.tier is tier:
                 return guard
         return None
+
+    async def _reconcile(self, tenant: str) -> None:
+        from tiermem.lifecycle._usage import reconcile
+
+        await reconcile(self, tenant)
 
     # -- observability callbacks -------------------------------------------------------------------
 

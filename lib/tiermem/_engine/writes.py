@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import secrets
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from tiermem._codec import Codec, Record
 from tiermem._config import Policy
@@ -38,7 +40,10 @@ from tiermem._errors import (
 )
 from tiermem._instrumentation import Telemetry
 from tiermem._protocols import TierStore
-from tiermem._types import MemoryKey, Tier, Value
+from tiermem._types import Clock, MemoryKey, Tier, Value
+
+if TYPE_CHECKING:
+    from tiermem.lifecycle._governance import Governance
 
 __all__ = ["Layout", "Route", "Write", "Writes", "plan"]
 
@@ -163,6 +168,8 @@ class Writes:
         self._telemetry = telemetry
         # How long a request whose outcome is unknown may still land: invalidate hot again after it.
         self._settle_delay = durable.options.timeout if durable is not None else None
+        self.governance: Governance | None = None  # quotas and audit (tiermem.lifecycle), set by the engine
+        self.clock: Clock = time.time
 
     def encode(self, value: Value, expires_at: float | None, mk: MemoryKey) -> Record:
         """Encode (and maybe gzip) one value; invalid values name their key's hash."""
@@ -182,7 +189,16 @@ class Writes:
             ConflictError: the condition did not hold (and the item is not this write's own).
             WriteOutcomeUnknownError: the durable write may or may not have landed.
             TierUnavailableError: the durable tier refused to be called (the write did not happen).
+            QuotaExceededError: the tenant's quota refuses it (nothing was written).
         """
+        gov = self.governance
+        if gov is None or not gov.watching:
+            return await self._write(w, now, if_match, if_absent)
+        mk = w.mk
+        async with gov.guard("set", mk.tenant, mk.namespace, ((mk.key, w.record.size),), self._existing(mk)):
+            return await self._write(w, now, if_match, if_absent)
+
+    async def _write(self, w: Write, now: float, if_match: str | None, if_absent: bool) -> str | None:
         hot = self._hot
         mk = w.mk
         if w.route is Route.HOT_ONLY:
@@ -246,7 +262,36 @@ class Writes:
 
         Raises:
             BatchWriteError: some writes failed; ``written`` and ``failed`` say which.
+            QuotaExceededError: the tenant's quota refuses the batch (nothing was written).
         """
+        gov = self.governance
+        if gov is None or not gov.watching or not writes:
+            await self._write_many(writes, now)
+            return
+        first = writes[0].mk
+        charged = [(w.mk.key, w.record.size) for w in writes]
+        async with gov.guard("mset", first.tenant, first.namespace, charged, self._existing(first)):
+            await self._write_many(writes, now)
+
+    def _existing(self, scope: MemoryKey) -> Callable[[list[str]], Awaitable[AbstractSet[str]]]:
+        """Which keys of ``scope``'s namespace hold a live value (asked only when a quota refuses)."""
+
+        async def probe(keys: list[str]) -> AbstractSet[str]:
+            durable = self._durable
+            if durable is None:
+                return frozenset()
+            mks = [MemoryKey(scope.tenant, scope.namespace, k) for k in keys]
+            found = await durable.mget(mks)
+            now = self.clock()
+            return {
+                mk.key
+                for mk, rec in zip(mks, found, strict=True)
+                if rec is not None and not rec.is_expired(now)
+            }
+
+        return probe
+
+    async def _write_many(self, writes: Sequence[Write], now: float) -> None:
         try:
             await self._batches(writes, now)
         except asyncio.CancelledError:
@@ -298,6 +343,14 @@ class Writes:
         A delete that fails before it reached the durable tier leaves the key as it was for everyone
         (no tombstone goes first, ADR 0006); one whose outcome is unknown invalidates hot anyway.
         """
+        gov = self.governance
+        if gov is None or not gov.watching:
+            await self._delete(mk, now)
+            return
+        async with gov.guard("delete", mk.tenant, mk.namespace, ((mk.key, 0),)):
+            await self._delete(mk, now)
+
+    async def _delete(self, mk: MemoryKey, now: float) -> None:
         hot = self._hot
         guard = hot.guard
         if guard is not None and self._durable is None:

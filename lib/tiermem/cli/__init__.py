@@ -51,6 +51,9 @@ class _LazyGroup(click.Group):
             "serve": "tiermem.cli._serve:serve",
             "bench": "tiermem.cli._bench:bench",
             "coll": "tiermem.cli._coll:coll",
+            "forget": "tiermem.cli._lifecycle:forget",
+            "usage": "tiermem.cli._lifecycle:usage",
+            "maintain": "tiermem.cli._lifecycle:maintain",
         }
     )
 

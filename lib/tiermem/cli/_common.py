@@ -21,6 +21,7 @@ from tiermem._errors import (
     ConflictError,
     CorruptValueError,
     InvalidInputError,
+    QuotaExceededError,
     TierMemError,
     TierUnavailableError,
 )
@@ -54,11 +55,13 @@ class Exit(enum.IntEnum):
     CORRUPT = 7
     CONFIG = 8  # settings, missing extras, a service that cannot start with these settings
     ERROR = 9  # anything else: an unexpected tier error, a service that failed to start
+    QUOTA = 10  # a tenant's quota refused the write
 
 
 def error_exit_code(exc: BaseException) -> Exit:
     """Map a tiermem error to its exit code (most specific first)."""
     for kind, code in (
+        (QuotaExceededError, Exit.QUOTA),
         (InvalidInputError, Exit.INVALID_INPUT),
         (ConflictError, Exit.CONFLICT),
         (AuthenticationError, Exit.AUTH),

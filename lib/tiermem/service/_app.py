@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from tiermem._client import MemoryClient
 from tiermem._version import __version__
+from tiermem.service._admin_routes import admin_router
 from tiermem.service._auth import Authenticator, authenticator_from_settings, role_names
 from tiermem.service._collection_routes import collections_router
 from tiermem.service._errors import CatchAllMiddleware, install_error_handlers, logger
@@ -126,6 +127,7 @@ def create_app(
     app.include_router(ops_router(memory, guards, ready_timeout=settings.ready_timeout))
     app.include_router(memory_router(memory, guards, max_response_bytes=settings.max_response_bytes))
     app.include_router(collections_router(memory, guards, max_response_bytes=settings.max_response_bytes))
+    app.include_router(admin_router(memory, guards))
     app.include_router(
         sessions_router(memory, sessions if sessions is not None else ConversationStore, guards)
     )

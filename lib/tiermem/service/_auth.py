@@ -69,6 +69,7 @@ class Permission(enum.Enum):
     READ = "read"
     WRITE = "write"
     STATS = "stats"
+    ADMIN = "admin"  # erasure and usage of the caller's own tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ def role_names(settings: ServiceSettings) -> dict[Permission, str]:
         Permission.READ: settings.auth_read_role,
         Permission.WRITE: settings.auth_write_role,
         Permission.STATS: settings.auth_stats_role,
+        Permission.ADMIN: settings.auth_admin_role,
     }
 
 

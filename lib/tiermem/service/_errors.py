@@ -26,6 +26,7 @@ from tiermem._errors import (
     ConflictError,
     CorruptValueError,
     InvalidInputError,
+    QuotaExceededError,
     ThrottledError,
     TierMemError,
     TierUnavailableError,
@@ -91,6 +92,14 @@ def translate(exc: TierMemError, *, precondition: bool = False) -> ApiError:
     Args:
         precondition: the request carried ``If-Match``/``If-None-Match``, so a conflict is a 412.
     """
+    if isinstance(exc, QuotaExceededError):
+        # 507: the tenant's storage budget is used up; retrying will not help until it frees space.
+        return ApiError(
+            507,
+            error_code(exc),
+            exc.message,
+            extra={"resource": exc.resource, "used": exc.used, "limit": exc.limit},
+        )
     if isinstance(exc, ValueTooLargeError):
         return ApiError(413, error_code(exc), exc.message)
     if isinstance(exc, InvalidInputError):

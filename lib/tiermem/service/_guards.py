@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from tiermem.lifecycle._audit import set_principal
 from tiermem.service._auth import Authenticator, Permission, Principal, require
 from tiermem.service._gate import principal_from_scope
 
@@ -26,6 +27,7 @@ class Guards:
     read: Guard
     write: Guard
     stats: Guard
+    admin: Guard
 
 
 def make_guards(authenticator: Authenticator, roles: Mapping[Permission, str]) -> Guards:
@@ -48,6 +50,7 @@ def make_guards(authenticator: Authenticator, roles: Mapping[Permission, str]) -
                 if principal is None:
                     token = credentials.credentials if credentials is not None else None
                     principal = await authenticator.authenticate(token)
+                set_principal(principal.subject or f"tenant:{principal.tenant}")  # audit attribution
                 return require(principal, permission, roles)
 
             return check
@@ -56,8 +59,15 @@ def make_guards(authenticator: Authenticator, roles: Mapping[Permission, str]) -
 
         def guard(permission: Permission) -> Guard:
             async def check() -> Principal:
-                return require(await authenticator.authenticate(None), permission, roles)
+                principal = await authenticator.authenticate(None)
+                set_principal(principal.subject or f"tenant:{principal.tenant}")  # audit attribution
+                return require(principal, permission, roles)
 
             return check
 
-    return Guards(read=guard(Permission.READ), write=guard(Permission.WRITE), stats=guard(Permission.STATS))
+    return Guards(
+        read=guard(Permission.READ),
+        write=guard(Permission.WRITE),
+        stats=guard(Permission.STATS),
+        admin=guard(Permission.ADMIN),
+    )

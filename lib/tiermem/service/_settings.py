@@ -44,7 +44,8 @@ class ServiceSettings(StrictSettings):
         auth_jwks_url: the JWKS URL; when set, OpenID discovery is skipped.
         auth_accept_v1_tokens: also accept v1 tokens (issuer ``https://sts.windows.net/{tenant}/``).
         auth_tenant_claim: the claim that names the caller's tiermem tenant (default ``tid``).
-        auth_read_role / auth_write_role / auth_stats_role: app-role names in the ``roles`` claim.
+        auth_read_role / auth_write_role / auth_stats_role / auth_admin_role: app-role names in the
+            ``roles`` claim (admin: ``/v1/admin/forget`` and ``/v1/admin/usage`` of the own tenant).
         auth_leeway: seconds of clock skew allowed for ``exp``, ``nbf`` and ``iat``.
         auth_jwks_cache_seconds: how long fetched signing keys are used before a refresh.
         auth_jwks_min_refresh_seconds: least time between two refreshes caused by unknown ``kid`` values.
@@ -99,6 +100,9 @@ class ServiceSettings(StrictSettings):
     auth_read_role: str = Field("Memory.Read", description="TIERMEM_AUTH_READ_ROLE")
     auth_write_role: str = Field("Memory.Write", description="TIERMEM_AUTH_WRITE_ROLE")
     auth_stats_role: str = Field("Memory.Read", description="TIERMEM_AUTH_STATS_ROLE: needed for /v1/stats")
+    auth_admin_role: str = Field(
+        "Memory.Admin", description="TIERMEM_AUTH_ADMIN_ROLE: erasure and usage of the caller's tenant"
+    )
     auth_leeway: float = Field(60.0, ge=0, le=300, description="TIERMEM_AUTH_LEEWAY: clock skew (seconds)")
     auth_jwks_cache_seconds: float = Field(
         6 * 3600.0, gt=0, description="TIERMEM_AUTH_JWKS_CACHE_SECONDS: signing-key cache lifetime"

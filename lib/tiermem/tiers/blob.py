@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobProperties
     from azure.storage.blob.aio import BlobClient, ContainerClient
 
+    from tiermem.tiers.azure_lifecycle import BlobScopeStore
     from tiermem.tiers.cold_collections import ColdCollectionStore
 
 __all__ = [
@@ -630,3 +631,9 @@ class BlobColdMemory(TierAdapter):
                 yield parse_blob_key(name[len(prefix) :])
             except (ValueError, UnicodeDecodeError):
                 continue  # not a name tiermem writes
+
+    def lifecycle_store(self) -> BlobScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0014)."""
+        from tiermem.tiers.azure_lifecycle import BlobScopeStore
+
+        return BlobScopeStore(self)

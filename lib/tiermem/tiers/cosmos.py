@@ -51,6 +51,7 @@ from tiermem.tiers._cosmos_client import CosmosOptions, connection
 if TYPE_CHECKING:
     from azure.cosmos.aio import ContainerProxy
 
+    from tiermem.tiers.azure_lifecycle import CosmosScopeStore
     from tiermem.tiers.cosmos_collections import CosmosCollectionStore
 
 __all__ = ["CosmosOptions", "CosmosWarmMemory"]
@@ -658,6 +659,12 @@ class CosmosWarmMemory(TierAdapter):
                 self._container, self._sdk, self._sdk_or_none, self._clock, self._max_concurrency
             )
         return self._collections
+
+    def lifecycle_store(self) -> CosmosScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0014)."""
+        from tiermem.tiers.azure_lifecycle import CosmosScopeStore
+
+        return CosmosScopeStore(self)
 
 
 async def _discard(client: CosmosClient) -> None:

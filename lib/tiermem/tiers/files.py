@@ -26,6 +26,7 @@ from tiermem.tiers._file_sync import DirectoryLocks, DirectorySync
 
 if TYPE_CHECKING:
     from tiermem.tiers.cold_collections import ColdCollectionStore
+    from tiermem.tiers.embedded_lifecycle import FileScopeStore
 
 __all__ = ["FileColdMemory"]
 
@@ -337,3 +338,9 @@ class FileColdMemory(TierAdapter):
                 yield parse_file_key(tail)
             except (ValueError, UnicodeDecodeError):
                 continue  # not a name tiermem writes
+
+    def lifecycle_store(self) -> FileScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0014)."""
+        from tiermem.tiers.embedded_lifecycle import FileScopeStore
+
+        return FileScopeStore(self)

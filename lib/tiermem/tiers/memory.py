@@ -15,6 +15,7 @@ from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem.tiers._base import BatchOutcome, Clock, TierAdapter
 
 if TYPE_CHECKING:
+    from tiermem.tiers.embedded_lifecycle import InProcessScopeStore
     from tiermem.tiers.memory_collections import InProcessCollectionStore
 
 __all__ = ["EvictionPolicy", "LocalHotMemory"]
@@ -251,3 +252,9 @@ class LocalHotMemory(TierAdapter):
 
             self._collections = InProcessCollectionStore()
         return self._collections
+
+    def lifecycle_store(self) -> InProcessScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0014)."""
+        from tiermem.tiers.embedded_lifecycle import InProcessScopeStore
+
+        return InProcessScopeStore(self)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
     from tiermem.secrets import SecretSource
+    from tiermem.tiers.azure_lifecycle import RedisScopeStore
     from tiermem.tiers.memory_collections import InProcessCollectionStore
 
 try:
@@ -708,3 +709,9 @@ class RedisHotMemory(TierAdapter):
 
             self._collections = InProcessCollectionStore()
         return self._collections
+
+    def lifecycle_store(self) -> RedisScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0014)."""
+        from tiermem.tiers.azure_lifecycle import RedisScopeStore
+
+        return RedisScopeStore(self)

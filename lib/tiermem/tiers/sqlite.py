@@ -37,6 +37,7 @@ from tiermem.tiers._base import Clock, TierAdapter
 from tiermem.tiers._sqlite_writer import GroupCommitWriter
 
 if TYPE_CHECKING:
+    from tiermem.tiers.embedded_lifecycle import SqliteScopeStore
     from tiermem.tiers.sqlite_collections import SqliteCollectionStore
 
 __all__ = ["Durability", "SqliteWarmMemory"]
@@ -493,7 +494,13 @@ class SqliteWarmMemory(TierAdapter):
         for each in inline:
             each.close()
 
-    # -- collections (tiermem._collection): the one hook, sharing this adapter's writer and readers --
+    # -- collections and lifecycle: hooks that share this adapter's writer and readers ------------------
+
+    async def _exclusive(self, operation: str, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``fn`` on the writer thread's connection, in queue order and outside any transaction
+        (``fn`` manages its own): the lifecycle store uses it."""
+        await self._start(operation)
+        return await self._wait(operation, None, self._writer.call(fn))
 
     _collections: SqliteCollectionStore | None = None
 
@@ -516,6 +523,12 @@ class SqliteWarmMemory(TierAdapter):
                 new_etag=_new_etag,
             )
         return self._collections
+
+    def lifecycle_store(self) -> SqliteScopeStore:
+        """Listing and erasure of whole scopes on this tier (tiermem.lifecycle, docs/adr/0014)."""
+        from tiermem.tiers.embedded_lifecycle import SqliteScopeStore
+
+        return SqliteScopeStore(self._exclusive)
 
 
 def _checkpoint(conn: sqlite3.Connection) -> None:
