@@ -34,7 +34,7 @@ async def populate(memory: MemoryClient, tenant: str) -> dict[str, Any]:
     coll = app.collection("thread-1")
     await coll.put("c|001", {"step": 1}, attrs={"step": 1})
     await coll.put("c|002", BIG, attrs={"step": 2})
-    sessions = ConversationStore(app.scoped(namespace="sessions"))
+    sessions = ConversationStore(app)
     await sessions.append_turn("s1", {"role": "user", "content": f"hi from {tenant}"})
     await memory.scoped(tenant=tenant, namespace="other").set("o1", 1)
     return {"k1": {"tenant": tenant}, "big": BIG + tenant.encode() + b"-v2", "pinned": f"archived-{tenant}"}
@@ -45,7 +45,7 @@ async def assert_intact(memory: MemoryClient, tenant: str, expected: dict[str, A
     for key, value in expected.items():
         assert await app.get(key) == value
     assert await app.collection("thread-1").get("c|002") == BIG
-    turns = await ConversationStore(app.scoped(namespace="sessions")).load_turns("s1")
+    turns = await ConversationStore(app).load_turns("s1")
     assert turns == [{"role": "user", "content": f"hi from {tenant}"}]
     assert await memory.scoped(tenant=tenant, namespace="other").get("o1") == 1
 
@@ -102,7 +102,7 @@ async def test_view_forget_erases_only_its_namespace(rig: Rig) -> None:
     assert await app.get("k1") is None
     assert await app.collection("thread-1").count() == 0
     assert await memory.scoped(tenant="acme", namespace="other").get("o1") == 1
-    assert await ConversationStore(memory.scoped(tenant="acme", namespace="sessions")).load_turns("s1")
+    assert await ConversationStore(memory.scoped(tenant="acme")).load_turns("s1")
     usage = await memory.usage(tenant="acme")
     assert {s.namespace for s in usage.scopes} == {"other", "sessions"}
     with pytest.raises(InvalidScopeError):
