@@ -19,20 +19,10 @@ from benchmarks._harness import Row, Scenario, measure
 from benchmarks._profile import profile_embedded, profile_hot
 from benchmarks._report import Report
 from benchmarks._services import Endpoints, describe_machine, local_services
+from tiermem.cli._bench import GROUPS  # one list of scenario groups, shared with `tiermem bench`
 
 __all__ = ["GROUPS", "BenchConfig", "run"]
 
-GROUPS: Final = (
-    "hot",
-    "embedded",
-    "warm",
-    "cold",
-    "collections",
-    "codec",
-    "compression",
-    "tracing",
-    "langgraph",
-)
 DEFAULT_ROUNDS: Final = 15
 
 
