@@ -10,7 +10,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from tiermem import ConfigurationError, CorruptValueError, FileColdMemory, MemoryBuilder, SqliteWarmMemory
 from tiermem.langgraph import TierMemSaver
-from tiermem.langgraph._saver import _no_pickle
+from tiermem.langgraph._layout import _no_pickle
 
 
 def test_a_serializer_with_pickle_fallback_is_refused(tmp_path: Path) -> None:

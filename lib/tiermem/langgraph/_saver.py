@@ -22,7 +22,7 @@ import heapq
 import random
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -54,94 +54,28 @@ from tiermem._ordkey import (
     split_filter,
 )
 from tiermem._syncloop import SyncLoop
+from tiermem.langgraph._layout import (
+    _LIST_CHUNK,
+    _META_ATTR_FIRST,
+    MAX_BATCH,
+    META_KEY,
+    RUNS_COLLECTION,
+    THREAD_KIND,
+    _ckey,
+    _config,
+    _cprefix,
+    _hkey,
+    _no_pickle,
+    _pack,
+    _Record,
+    _unpack,
+    _vkey,
+    _wkey,
+    _wprefix,
+    _xkey,
+)
 
 __all__ = ["TierMemSaver"]
-
-THREAD_KIND: Final = "lg-cp"
-RUNS_COLLECTION: Final = "lg-runs"
-META_KEY: Final = "m"
-MAX_BATCH: Final = 90
-_META_ATTR_FIRST: Final = ("source", "step", "run_id")
-_IDX_OFFSET: Final = 100
-_LIST_CHUNK: Final = 16
-_NUL: Final = b"\x00"
-
-
-def _ckey(ns: str, cid: str) -> str:
-    return join("c", ns, cid)
-
-
-def _cprefix(ns: str | None) -> str:
-    return join("c", ns) + SEP if ns is not None else "c" + SEP
-
-
-def _hkey(ns: str) -> str:
-    return join("h", ns)
-
-
-def _vkey(ns: str, channel: str, version: str | int | float) -> str:
-    return join("v", ns, channel, str(version))
-
-
-def _wprefix(ns: str, cid: str) -> str:
-    return join("w", ns, cid) + SEP
-
-
-def _wkey(ns: str, cid: str, task_path: str, task_id: str, idx: int) -> str:
-    return _wprefix(ns, cid) + join(task_path, task_id, f"{idx + _IDX_OFFSET:010d}")
-
-
-def _xkey(ns: str, cid: str) -> str:
-    return join("x", ns, cid)
-
-
-def _pack(parts: Sequence[str], data: bytes) -> bytes:
-    """Frame ``parts`` (NUL-free strings) and the serializer's bytes into one stored value."""
-    for part in parts:
-        if "\x00" in part:
-            raise InvalidInputError("names stored by TierMemSaver must not contain NUL", operation="aput")
-    return _NUL.join(p.encode("utf-8") for p in parts) + _NUL + data
-
-
-def _unpack(value: object, nparts: int, key: str) -> tuple[list[str], bytes]:
-    if not isinstance(value, bytes):
-        raise CorruptValueError("checkpoint item is not bytes", operation="aget_tuple", key=key)
-    pieces = value.split(_NUL, nparts)
-    if len(pieces) != nparts + 1:
-        raise CorruptValueError("checkpoint item framing is damaged", operation="aget_tuple", key=key)
-    return [p.decode("utf-8") for p in pieces[:nparts]], pieces[nparts]
-
-
-def _config(thread_id: str, ns: str, cid: str) -> RunnableConfig:
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}}
-
-
-class _Record:
-    """A decoded checkpoint item."""
-
-    __slots__ = ("checkpoint", "cid", "metadata", "ns", "parent", "thread_id")
-
-    def __init__(
-        self,
-        thread_id: str,
-        ns: str,
-        checkpoint: dict[str, Any],
-        metadata: dict[str, Any],
-        parent: str | None,
-    ) -> None:
-        self.thread_id = thread_id
-        self.ns = ns
-        self.checkpoint = checkpoint
-        self.cid = cast(str, checkpoint["id"])
-        self.metadata = metadata
-        self.parent = parent
-
-
-def _no_pickle(kind: str, key: str) -> str:
-    """Stored data never reaches an unpickler, whatever the serializer allows (a planted "pickle" tag)."""
-    if kind == "pickle":
-        raise CorruptValueError("stored checkpoint data is tagged pickle: tiermem never unpickles", key=key)
-    return kind
 
 
 class TierMemSaver(BaseCheckpointSaver[str]):

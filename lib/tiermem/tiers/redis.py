@@ -39,6 +39,7 @@ from tiermem._keys import redis_key, validate_scope
 from tiermem._net import is_loopback_host
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem.tiers._base import BatchOutcome, TierAdapter, check_options, require_extra, retag_corrupt
+from tiermem.tiers._redis_scripts import SWAP_LUA
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -178,26 +179,6 @@ def _translate(exc: BaseException, operation: str, key: MemoryKey | None) -> Tie
         # connection, a rejected credential, or a server without cluster mode.
         return _translate(cause, operation, key)
     return TierError(f"Redis error: {text}", tier=Tier.HOT, operation=operation, key=raw_key)
-
-
-_SWAP_LUA: Final = """
-local cur = redis.call('GET', KEYS[1])
-if ARGV[1] == '' then
-  if cur then return 0 end
-elseif cur ~= ARGV[1] then
-  return 0
-end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-elseif ARGV[3] == '0' then
-  redis.call('SET', KEYS[1], ARGV[2])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return 1
-"""
-"""Compare-and-swap of one key (ADR 0006). ARGV: expected bytes ('' = absent), new bytes ('' = delete),
-PX milliseconds ('0' = no expiry). One key, so it runs on Redis Cluster and Azure Managed Redis."""
 
 
 def _ttl_ms(record: Record, now: float) -> int | None:
@@ -668,7 +649,7 @@ class RedisHotMemory(TierAdapter):
             return []
         script = self._swap_script
         if script is None:
-            script = self._swap_script = self._client.register_script(_SWAP_LUA)
+            script = self._swap_script = self._client.register_script(SWAP_LUA)
         now = time.time()
 
         async def one(mk: MemoryKey, expected: Record | None, new: Record | None) -> bool:
