@@ -267,8 +267,23 @@ class SqliteWarmMemory(TierAdapter):
             return await self._wait(operation, key, self._writer.call(fn))
         loop = asyncio.get_running_loop()
         return await self._sdk(
-            operation, key, lambda: loop.run_in_executor(self._readers, lambda: fn(self._reader()))
+            operation, key, lambda: loop.run_in_executor(self._readers, lambda: self._retry_busy(fn))
         )
+
+    def _retry_busy(self, fn: _Op[_T]) -> _T:
+        """Run a read on this reader thread's connection, again while SQLite answers busy without
+        waiting (another process switching the file to WAL or recovering it), up to ``busy_timeout``.
+        Reads change nothing, so running one again is safe."""
+        deadline = time.monotonic() + self._busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                return fn(self._reader())
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            threading.Event().wait(pause)  # this is a reader thread, never the event loop
+            pause = min(pause * 2, 0.05)
 
     def _inline_query(
         self, operation: str, key: MemoryKey, sql: str, params: tuple[object, ...]
