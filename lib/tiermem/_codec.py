@@ -22,7 +22,7 @@ import enum
 import math
 import struct
 import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -30,7 +30,7 @@ import orjson
 from tiermem._errors import CorruptValueError, InvalidValueError, ValueTooLargeError
 from tiermem._types import Value
 
-__all__ = ["Codec", "Record", "RecordKind", "Value"]
+__all__ = ["Codec", "Record", "RecordKind", "Value", "read_header"]
 
 _MAGIC: Final = b"TM"
 _VERSION: Final = 1
@@ -60,6 +60,10 @@ class RecordKind(enum.IntEnum):
 
 _VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
 _KINDS: Final = {kind.value: kind for kind in RecordKind}  # a dict lookup is ~10x cheaper than RecordKind(n)
+# CRC32 of the (kind, flags) prefix every checksum starts with, so a check hashes only the payload.
+_CRC_SEED: Final = {(kind, flags): zlib.crc32(bytes((kind, flags))) for kind in _KINDS for flags in (0, 1)}
+_JSON: Final = int(RecordKind.JSON)
+_JSON_SEED: Final = _CRC_SEED[_JSON, 0]
 _SAMPLE_BYTES: Final = 64 * 1024
 
 
@@ -138,29 +142,59 @@ class Record:
     def is_expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
+    # The copies below call the constructor directly: dataclasses.replace costs ~3x as much, and
+    # batches copy every record (hot fills, hot-only writes).
+
     def with_expiry(self, expires_at: float | None) -> Record:
         """The same record with another expiry (the header is not part of the checksum)."""
-        return replace(self, expires_at=expires_at, etag=None)
+        return Record(
+            self.kind, self.payload, self.compressed, expires_at, self.checksum, None, self.epoch, self.wid
+        )
 
     def with_write_id(self, wid: bytes) -> Record:
         """The same record carrying the id of the write that stores it (ADR 0006)."""
-        return replace(self, wid=wid, etag=None)
+        return Record(
+            self.kind, self.payload, self.compressed, self.expires_at, self.checksum, None, self.epoch, wid
+        )
 
     def for_hot(self, expires_at: float | None, epoch: int) -> Record:
         """The record as a hot copy: its own expiry, the epoch it was filled under, no write id."""
-        return replace(self, expires_at=expires_at, epoch=epoch, wid=b"", etag=None)
+        return Record(self.kind, self.payload, self.compressed, expires_at, self.checksum, None, epoch, b"")
+
+
+def read_header(data: bytes) -> tuple[int, int, float, int, int, int] | None:
+    """``(kind, flags, expires_at, checksum, epoch, payload offset)`` of an envelope (``expires_at``
+    0 = never), or ``None`` when it is not one (parse it with :meth:`Record.from_bytes` for the
+    error). One unpack, no objects: batch reads of hot copies classify and decode on these fields
+    (issue 17). The kind is not checked here."""
+    if len(data) >= HEADER_SIZE and data[2] == _VERSION_2:
+        magic, _, kind, flags, expiry, crc, epoch, _ = _HEADER_2.unpack_from(data)
+        start = HEADER_SIZE
+    elif len(data) >= MIN_HEADER_SIZE and data[2] == _VERSION:
+        magic, _, kind, flags, expiry, crc = _HEADER.unpack_from(data)
+        epoch, start = 0, MIN_HEADER_SIZE
+    else:
+        return None
+    if magic != _MAGIC:
+        return None
+    return kind, flags, expiry, crc, epoch, start
 
 
 def checksum(kind: RecordKind, compressed: bool, payload: bytes) -> int:
     """CRC32 over kind, compression flag and payload (expiry is left out: promotions rewrite it)."""
-    return zlib.crc32(payload, zlib.crc32(bytes((kind, _FLAG_GZIP if compressed else 0))))
+    return zlib.crc32(payload, _CRC_SEED[kind, _FLAG_GZIP if compressed else 0])
 
 
 def make_record(
-    kind: RecordKind, payload: bytes, *, compressed: bool = False, expires_at: float | None = None
+    kind: RecordKind,
+    payload: bytes,
+    *,
+    compressed: bool = False,
+    expires_at: float | None = None,
+    epoch: int = 0,
 ) -> Record:
     """Build a record, computing its checksum."""
-    return Record(kind, payload, compressed, expires_at, checksum(kind, compressed, payload))
+    return Record(kind, payload, compressed, expires_at, checksum(kind, compressed, payload), None, epoch)
 
 
 def fence(expires_at: float) -> Record:
@@ -251,8 +285,9 @@ class Codec:
             raise InvalidValueError("value contains NaN or Infinity, which JSON cannot represent")
         return RecordKind.JSON, payload
 
-    def encode(self, value: Value, *, expires_at: float | None = None) -> tuple[Record, int]:
-        """Encode ``value`` into a record; return it with the uncompressed payload size."""
+    def encode(self, value: Value, *, expires_at: float | None = None, epoch: int = 0) -> tuple[Record, int]:
+        """Encode ``value`` into a record (stamped with a hot ``epoch`` when given, ADR 0006);
+        return it with the uncompressed payload size."""
         kind, payload = self.serialize(value)
         raw_size = len(payload)
         if raw_size > self.max_value_bytes:
@@ -266,7 +301,7 @@ class Codec:
             packed = zlib.compress(payload, self.compress_level, wbits=_GZIP_WBITS)
             if len(packed) <= raw_size * (1.0 - self.min_saving):
                 payload, compressed = packed, True
-        return make_record(kind, payload, compressed=compressed, expires_at=expires_at), raw_size
+        return make_record(kind, payload, compressed=compressed, expires_at=expires_at, epoch=epoch), raw_size
 
     def _worth_trying(self, payload: bytes) -> bool:
         """For large payloads, compress a 64 KiB sample first: incompressible data (media, archives,
@@ -278,13 +313,16 @@ class Codec:
 
     def raw_payload(self, record: Record) -> bytes:
         """Verify the checksum and return the uncompressed payload."""
-        if checksum(record.kind, record.compressed, record.payload) != record.checksum:
+        return self._unpacked(record.kind, record.compressed, record.checksum, record.payload)
+
+    def _unpacked(self, kind: int, compressed: bool, crc: int, payload: bytes) -> bytes:
+        if zlib.crc32(payload, _CRC_SEED[kind, _FLAG_GZIP if compressed else 0]) != crc:
             raise CorruptValueError("stored value failed its CRC32 check")
-        if not record.compressed:
-            return record.payload
+        if not compressed:
+            return payload
         inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
         try:
-            data = inflater.decompress(record.payload, self.max_value_bytes + 1)
+            data = inflater.decompress(payload, self.max_value_bytes + 1)
         except zlib.error as exc:
             raise CorruptValueError(f"stored gzip stream is corrupt: {exc}") from exc
         if len(data) > self.max_value_bytes or inflater.unconsumed_tail:
@@ -295,17 +333,29 @@ class Codec:
 
     def decode(self, record: Record) -> Value:
         """Turn a value record back into the value; raise :class:`CorruptValueError` on any damage."""
-        if record.kind not in _VALUE_KINDS:
-            raise CorruptValueError(f"record of kind {record.kind.name} holds no value")
-        data = self.raw_payload(record)
-        if record.kind is RecordKind.BYTES:
-            return data
-        if record.kind is RecordKind.STR:
+        return self.value(record.kind, record.compressed, record.checksum, record.payload)
+
+    def value(self, kind: int, compressed: bool, crc: int, payload: bytes) -> Value:
+        """:meth:`decode` on a record's fields, for batch reads that never build the record."""
+        if kind == _JSON and not compressed:  # the common case, in one step
+            if zlib.crc32(payload, _JSON_SEED) != crc:
+                raise CorruptValueError("stored value failed its CRC32 check")
             try:
-                return data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise CorruptValueError("stored string is not valid UTF-8") from exc
+                return orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise CorruptValueError(f"stored JSON does not parse: {exc}") from exc
+        if kind not in _VALUE_KINDS:
+            name = _KINDS[kind].name if kind in _KINDS else str(kind)
+            raise CorruptValueError(f"record of kind {name} holds no value")
+        data = self._unpacked(kind, compressed, crc, payload)
+        if kind == RecordKind.JSON:
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise CorruptValueError(f"stored JSON does not parse: {exc}") from exc
+        if kind == RecordKind.BYTES:
+            return data
         try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise CorruptValueError(f"stored JSON does not parse: {exc}") from exc
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptValueError("stored string is not valid UTF-8") from exc

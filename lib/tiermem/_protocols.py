@@ -16,6 +16,7 @@ from tiermem._types import MemoryKey, Tier, TierInfo
 
 __all__ = [
     "ColdMemory",
+    "EnvelopeReader",
     "HotMemory",
     "MemoryKey",
     "Tier",
@@ -98,6 +99,18 @@ class HotMemory(TierStore, Protocol):
         """Compare-and-swap per key: where a key holds exactly ``expected`` (``None``: nothing), store
         ``new`` (``None``: delete it). Returns, per item, whether it swapped. Lease-guarded fills and
         stale-copy removal rest on it (docs/adr/0006-cross-process-coherence.md)."""
+        ...
+
+
+@runtime_checkable
+class EnvelopeReader(Protocol):
+    """A hot tier that stores records as :meth:`Record.to_bytes` envelopes (Redis) and can hand a batch
+    read the envelopes themselves: the hot cache then classifies and decodes each one from its header
+    fields without building a :class:`Record` per key (issue 17). Optional; ``mget`` is the default."""
+
+    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | None]:
+        """The stored envelopes of ``keys`` in input order (``None`` for misses), checked as the
+        tier checks what ``mget`` returns, in one round trip (one per slot on a cluster)."""
         ...
 
 

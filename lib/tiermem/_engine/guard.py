@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar, cast
 
 from tiermem._breaker import CircuitBreaker
 from tiermem._codec import Record, RecordKind
@@ -24,7 +24,7 @@ from tiermem._errors import (
 )
 from tiermem._instrumentation import _NO_SPAN, Telemetry, logger
 from tiermem._lifecycle import ClientState
-from tiermem._protocols import HotMemory, TierStore
+from tiermem._protocols import EnvelopeReader, HotMemory, TierStore
 from tiermem._types import MemoryKey, Tier
 
 __all__ = ["Guard", "HotGuard", "Lifecycle"]
@@ -221,6 +221,11 @@ class HotGuard(Guard[HotMemory]):
         await self._run(
             operation, self._store.mdelete(keys), keys[0] if len(keys) == 1 else None, nkeys=len(keys)
         )
+
+    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | None]:
+        """``store.mget_envelopes``: only for a store that is an :class:`EnvelopeReader`."""
+        store = cast("EnvelopeReader", self._store)
+        return await self._run("mget", store.mget_envelopes(keys), nkeys=len(keys))
 
     async def swap(
         self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]], *, operation: str = "swap"

@@ -21,18 +21,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from tiermem._codec import Codec, Record, RecordKind, lease, tombstone
+from tiermem._codec import Codec, Record, RecordKind, lease, read_header, tombstone
 from tiermem._config import Policy
 from tiermem._engine.epoch import HotEpoch
 from tiermem._engine.guard import HotGuard
 from tiermem._errors import CorruptValueError, InvalidInputError, TierError, TierMemError, key_digest
 from tiermem._instrumentation import Telemetry, logger
+from tiermem._protocols import EnvelopeReader
 from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["ABSENT", "MISS", "HotCache", "Leases", "classify"]
+__all__ = ["ABSENT", "LIVE", "MISS", "HotCache", "Leases", "classify", "judge"]
 
 
 class _Verdict:
@@ -49,27 +50,147 @@ MISS: Final = _Verdict("MISS")
 """Hot cannot answer (nothing there, expired, stale, leased, damaged or unreachable): read through."""
 ABSENT: Final = _Verdict("ABSENT")
 """Hot knows the key has no value (a cached miss): a definitive miss."""
+LIVE: Final = _Verdict("LIVE")
+"""A live value record: decode it (:func:`judge` only; :func:`classify` returns the record itself)."""
 
 _VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
+_LEASE: Final = int(RecordKind.LEASE)
+_FENCE: Final = int(RecordKind.FENCE)
+_TOMBSTONE: Final = int(RecordKind.TOMBSTONE)
 _TOKEN_BYTES: Final = 12
 PINNED_EPOCH: Final = 0xFFFFFFFF
 """The epoch of values stored only in hot (``tier=HOT``): not a copy of anything, so never stale."""
 
 
-def classify(record: Record | None, now: float, epoch: int) -> _Verdict | Record | None:
-    """The one rule every hot read applies: a live value record, :data:`ABSENT`, :data:`MISS`
-    (someone's lease: read through, do not fill), or ``None`` when the key may be leased (nothing
-    there, expired, or a stale copy: filled under an older ``epoch``, or a legacy fence)."""
-    if record is None or record.is_expired(now):
+def judge(kind: int, expires_at: float | None, record_epoch: int, now: float, epoch: int) -> _Verdict | None:
+    """The one rule every hot read applies, on a stored record's fields: :data:`LIVE` (a value),
+    :data:`ABSENT`, :data:`MISS` (someone's lease: read through, do not fill), or ``None`` when the
+    key may be leased (expired, or a stale copy: filled under an older ``epoch``, or a legacy fence)."""
+    if expires_at is not None and expires_at <= now:
         return None
-    kind = record.kind
-    if kind is RecordKind.LEASE:
+    if kind == _LEASE:
         return MISS
-    if record.epoch < epoch or kind is RecordKind.FENCE:
+    if record_epoch < epoch or kind == _FENCE:
         return None
-    if kind is RecordKind.TOMBSTONE:
+    if kind == _TOMBSTONE:
         return ABSENT
-    return record
+    return LIVE
+
+
+def classify(record: Record | None, now: float, epoch: int) -> _Verdict | Record | None:
+    """:func:`judge` on a whole record: the live record itself, :data:`ABSENT`, :data:`MISS` or ``None``."""
+    if record is None:
+        return None
+    found = judge(record.kind, record.expires_at, record.epoch, now, epoch)
+    return record if found is LIVE else found
+
+
+@dataclass(slots=True)
+class Scan:
+    """What one hot batch read found, besides the values it wrote into the caller's ``out``."""
+
+    pending: list[MemoryKey] = field(default_factory=list)
+    """Keys hot could not answer: read them from the durable tier."""
+    to_lease: list[tuple[MemoryKey, Record | None]] = field(default_factory=list)
+    """Pending keys that may be leased, with the copy the read saw (``None``: nothing live)."""
+    damaged: list[tuple[MemoryKey, CorruptValueError]] = field(default_factory=list)
+    hits: int = 0
+
+
+def _damaged(scan: Scan, mk: MemoryKey, exc: CorruptValueError) -> None:
+    scan.damaged.append((mk, CorruptValueError(exc.message, tier=Tier.HOT, operation="mget", key=mk.key)))
+    scan.pending.append(mk)
+
+
+def _not_an_envelope(data: bytes) -> CorruptValueError:
+    """Why ``data`` is not an envelope, in the words :meth:`Record.from_bytes` uses."""
+    try:
+        Record.from_bytes(data)
+    except CorruptValueError as exc:
+        return exc
+    return CorruptValueError("stored value is not a tiermem envelope")
+
+
+def scan_records(
+    scan: Scan,
+    mks: Sequence[MemoryKey],
+    records: Sequence[Record | None],
+    now: float,
+    epoch: int,
+    codec: Codec,
+    out: dict[str, Value],
+) -> None:
+    """Classify and decode what a batch read returned as records (the in-process tier, the near cache)."""
+    decode = codec.decode
+    for mk, rec in zip(mks, records, strict=True):
+        if rec is None:
+            scan.to_lease.append((mk, None))
+            scan.pending.append(mk)
+            continue
+        found = judge(rec.kind, rec.expires_at, rec.epoch, now, epoch)
+        if found is LIVE:
+            try:
+                out[mk.key] = decode(rec)
+            except CorruptValueError as exc:
+                _damaged(scan, mk, exc)
+            else:
+                scan.hits += 1
+        elif found is ABSENT:
+            scan.hits += 1
+        else:
+            if found is None:
+                scan.to_lease.append((mk, None if rec.is_expired(now) else rec))
+            scan.pending.append(mk)
+
+
+def scan_envelopes(
+    scan: Scan,
+    mks: Sequence[MemoryKey],
+    envelopes: Sequence[bytes | None],
+    now: float,
+    epoch: int,
+    codec: Codec,
+    out: dict[str, Value],
+) -> None:
+    """:func:`scan_records` on stored envelopes: one header unpack per key, the value decoded straight
+    from its payload; a :class:`Record` is built only for a stale copy a lease must replace."""
+    value = codec.value
+    pending = scan.pending
+    to_lease = scan.to_lease
+    hits = 0
+    for mk, data in zip(mks, envelopes, strict=True):
+        if data is None:
+            to_lease.append((mk, None))
+            pending.append(mk)
+            continue
+        header = read_header(data)
+        if header is None:
+            _damaged(scan, mk, _not_an_envelope(data))
+            continue
+        kind, flags, expires_at, crc, record_epoch, start = header
+        found = judge(kind, expires_at or None, record_epoch, now, epoch)
+        if found is LIVE:
+            try:
+                out[mk.key] = value(kind, bool(flags & 1), crc, data[start:])
+            except CorruptValueError as exc:
+                _damaged(scan, mk, exc)
+            else:
+                hits += 1
+            continue
+        if found is ABSENT:
+            hits += 1
+            continue
+        if found is None:
+            if expires_at and expires_at <= now:
+                to_lease.append((mk, None))
+            else:
+                try:
+                    to_lease.append((mk, Record.from_bytes(data)))
+                except CorruptValueError as exc:
+                    _damaged(scan, mk, exc)
+                    continue
+        pending.append(mk)
+    scan.hits += hits
 
 
 @dataclass(slots=True)
@@ -112,6 +233,8 @@ class HotCache:
         self._flushing = False
         self._bypass_until = 0.0
         self._later: set[asyncio.Task[None]] = set()
+        # Redis hands batch reads the envelopes: decoded from their header fields, no Record per key.
+        self._envelopes = guard is not None and isinstance(guard.store, EnvelopeReader)
 
     def _classify(self, record: Record | None, now: float) -> _Verdict | Record | None:
         return classify(record, now, self._epoch.current)
@@ -172,34 +295,27 @@ class HotCache:
         leases = Leases(self._epoch.current)
         if hot is None:
             return list(mks), leases
+        envelopes: list[bytes | None] | None = None
+        records: list[Record | None] = []
         try:
-            records = await hot.mget(mks)
+            if self._envelopes:
+                envelopes = await hot.mget_envelopes(mks)
+            else:
+                records = await hot.mget(mks)
         except TierError as exc:
             self._read_failed(exc, mks, "mget", span)
             return list(mks), leases
-        pending: list[MemoryKey] = []
-        to_lease: list[tuple[MemoryKey, Record | None]] = []
-        hits = 0
-        decode = self._codec.decode
-        for mk, rec in zip(mks, records, strict=True):
-            found = self._classify(rec, now)
-            if isinstance(found, Record):
-                try:
-                    out[mk.key] = decode(found)
-                    hits += 1
-                    continue
-                except CorruptValueError as exc:
-                    self._distrust(mk, exc)
-            elif found is ABSENT:
-                hits += 1
-                continue
-            elif found is None:
-                to_lease.append((mk, None if rec is None or rec.is_expired(now) else rec))
-            pending.append(mk)
-        self._telemetry.count_keys(Tier.HOT, hits, len(pending))
-        if to_lease and self._durable:
-            await self._lease(hot, leases, to_lease)
-        return pending, leases
+        scan = Scan()
+        if envelopes is not None:
+            scan_envelopes(scan, mks, envelopes, now, self._epoch.current, self._codec, out)
+        else:
+            scan_records(scan, mks, records, now, self._epoch.current, self._codec, out)
+        for mk, damage in scan.damaged:
+            self._distrust(mk, damage)
+        self._telemetry.count_keys(Tier.HOT, scan.hits, len(scan.pending))
+        if scan.to_lease and self._durable:
+            await self._lease(hot, leases, scan.to_lease)
+        return scan.pending, leases
 
     async def _lease(
         self, hot: HotGuard, leases: Leases, items: Sequence[tuple[MemoryKey, Record | None]]

@@ -13,7 +13,6 @@ Every redis-py exception is translated in one place, :func:`_translate`.
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import ssl
 import time
@@ -35,7 +34,7 @@ from tiermem._errors import (
     TierMemError,
     TierUnavailableError,
 )
-from tiermem._keys import redis_key, validate_scope
+from tiermem._keys import redis_key, redis_names, validate_scope
 from tiermem._net import is_loopback_host
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem.tiers._base import BatchOutcome, TierAdapter, check_options, require_extra, retag_corrupt
@@ -66,6 +65,7 @@ try:
         entra_provider,
         ignore_token_error,
     )
+    from tiermem.tiers._redis_batch import queue_sets, run_swaps, swap_args, ttl_ms
 except ImportError as exc:  # the [redis] extra is not installed; RedisHotMemory says so when used
     _MISSING_REDIS: ImportError | None = exc
     _FAILURES: tuple[type[BaseException], ...] = ()
@@ -179,13 +179,6 @@ def _translate(exc: BaseException, operation: str, key: MemoryKey | None) -> Tie
         # connection, a rejected credential, or a server without cluster mode.
         return _translate(cause, operation, key)
     return TierError(f"Redis error: {text}", tier=Tier.HOT, operation=operation, key=raw_key)
-
-
-def _ttl_ms(record: Record, now: float) -> int | None:
-    """Milliseconds until the record expires (rounded up); ``None`` when it never does."""
-    if record.expires_at is None:
-        return None
-    return math.ceil((record.expires_at - now) * 1000)
 
 
 def _default_port(host: str, tls: bool) -> int:
@@ -549,7 +542,7 @@ class RedisHotMemory(TierAdapter):
                 key=key.key,
             )
         raw = self.raw_key(key)
-        px = _ttl_ms(record, time.time())
+        px = ttl_ms(record, time.time())
         async with self._call("set", key):
             if px is not None and px <= 0:
                 if not if_absent:
@@ -571,7 +564,7 @@ class RedisHotMemory(TierAdapter):
         if not keys:
             self._ensure_open("mdelete")
             return
-        raws = list(dict.fromkeys(self.raw_key(mk) for mk in keys))
+        raws = list(dict.fromkeys(redis_names(keys, self._prefix)))
         async with self._call("mdelete"):
             await self._client.unlink(*raws)
 
@@ -585,21 +578,33 @@ class RedisHotMemory(TierAdapter):
         Raises:
             CorruptValueError: a stored value is not a tiermem envelope (the error names its key).
         """
+        envelopes = await self.mget_envelopes(keys)
+        return [
+            None if data is None else self._decode(data, "mget", mk)
+            for mk, data in zip(keys, envelopes, strict=True)
+        ]
+
+    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | None]:
+        """:meth:`mget` without parsing: the stored envelopes (the hot cache's batch reads decode
+        them from their header fields, issue 17)."""
         if not keys:
             self._ensure_open("mget")
             return []
-        raws = [self.raw_key(mk) for mk in keys]
+        names = redis_names(keys, self._prefix)
         async with self._call("mget"):
             if isinstance(self._client, RedisCluster):
                 # redis-py groups the keys by slot, pipelines one MGET per slot to each node and
                 # maps the replies back to the keys, so the order (and duplicates) survive.
-                values = await self._client.mget_nonatomic(raws)
+                values = await self._client.mget_nonatomic(names)
             else:
-                values = await self._client.mget(raws)
-        return [
-            None if data is None else self._decode(data, "mget", mk)
-            for mk, data in zip(keys, values, strict=True)
-        ]
+                values = await self._client.mget(names)
+        return self._opened(values)
+
+    def _opened(self, values: list[Any]) -> list[bytes | None]:
+        """The envelopes of a batch read as Redis returned them (bytes: ``__init__`` refuses clients
+        that decode responses). Every read of many envelopes passes here: the one place for a check
+        of each envelope against its key, such as a seal."""
+        return values
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
         """One non-transactional pipeline of ``SET PX [NX]``; with ``if_absent`` existing keys are skipped.
@@ -611,20 +616,9 @@ class RedisHotMemory(TierAdapter):
         self._ensure_open("mset")
         if not items:
             return
-        now = time.time()
         pipe = self._client.pipeline(transaction=False)
-        queued: list[tuple[MemoryKey, bool]] = []  # (key, is a SET whose reply says if it stored)
-        for mk, record in items:
-            raw = self.raw_key(mk)
-            px = _ttl_ms(record, now)
-            if px is not None and px <= 0:
-                if if_absent:
-                    continue  # an expired record neither blocks nor replaces anything
-                pipe.unlink(raw)
-                queued.append((mk, False))
-            else:
-                pipe.set(raw, record.to_bytes(), px=px, nx=if_absent)
-                queued.append((mk, True))
+        names = redis_names([mk for mk, _ in items], self._prefix)
+        queued = queue_sets(pipe, names, items, time.time(), if_absent=if_absent)
         if not queued:
             return
         async with self._call("mset"):
@@ -642,7 +636,8 @@ class RedisHotMemory(TierAdapter):
     async def swap(self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]]) -> list[bool]:
         """Compare-and-swap per key with a single-key script (runs on a cluster and on Azure
         Managed Redis): where the key holds exactly ``expected`` (``None``: nothing), store ``new``
-        (``None``: delete). The lease-guarded fills of ADR 0006 rest on this.
+        (``None``: delete). The lease-guarded fills of ADR 0006 rest on this. Many items go in one
+        pipeline (each script call atomic on its own key, as if sent alone).
         """
         self._ensure_open("swap")
         if not items:
@@ -651,21 +646,23 @@ class RedisHotMemory(TierAdapter):
         if script is None:
             script = self._swap_script = self._client.register_script(SWAP_LUA)
         now = time.time()
-
-        async def one(mk: MemoryKey, expected: Record | None, new: Record | None) -> bool:
-            if new is None:
-                args: list[bytes | int] = [b"" if expected is None else expected.to_bytes(), b"", 0]
-            else:
-                px = _ttl_ms(new, now)
-                if px is not None and px <= 0:
-                    return False  # an expired record replaces nothing
-                args = [b"" if expected is None else expected.to_bytes(), new.to_bytes(), px or 0]
-            return bool(await script(keys=[self.raw_key(mk)], args=args))
-
+        names = redis_names([mk for mk, _, _ in items], self._prefix)
+        argv = [swap_args(expected, new, now) for _, expected, new in items]
+        sent = [i for i, args in enumerate(argv) if args is not None]
+        done = [False] * len(items)
+        if not sent:
+            return done
         async with self._call("swap", items[0][0] if len(items) == 1 else None):
-            if len(items) == 1:
-                return [await one(*items[0])]
-            return list(await asyncio.gather(*(one(*item) for item in items)))
+            if len(sent) == 1:
+                (i,) = sent
+                done[i] = bool(await script(keys=[names[i]], args=argv[i]))
+                return done
+            swapped = await run_swaps(
+                self._client, script, [names[i] for i in sent], [a for a in argv if a is not None]
+            )
+        for i, ok in zip(sent, swapped, strict=True):
+            done[i] = ok
+        return done
 
     async def _close(self) -> None:
         if self._identity is not None:
