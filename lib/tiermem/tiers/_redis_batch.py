@@ -49,15 +49,22 @@ def swap_args(expected: Record | None, new: Record | None, now: float) -> SwapAr
 
 
 async def run_swaps(
-    client: Redis | RedisCluster, script: AsyncScript, names: Sequence[bytes], argv: Sequence[SwapArgs]
+    client: Redis | RedisCluster,
+    script: AsyncScript,
+    names: Sequence[bytes],
+    argv: Sequence[SwapArgs],
+    loaded: bool,
 ) -> list[bool]:
     """One pipeline of ``EVALSHA`` calls (one round trip; per node on a cluster): each call is the
     single-key script, atomic on its own, exactly as if sent alone; the pipeline is not a transaction.
-    Calls answered ``NOSCRIPT`` (the server lost its script cache) are sent again after loading it.
+    Unless ``loaded`` (a call of this script succeeded before), ``SCRIPT LOAD`` goes first; calls
+    answered ``NOSCRIPT`` (the server lost its script cache since) are sent again after loading it.
 
     Raises:
         redis.exceptions.RedisError: the first call that failed (the others may have swapped).
     """
+    if not loaded:
+        script.sha = await client.script_load(script.script)
     replies = await _evalsha_all(client, script.sha, names, argv)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:

@@ -241,6 +241,7 @@ class RedisHotMemory(TierAdapter):
         self._admission: asyncio.Semaphore | None = None
         self._pool_timeout = 0.0
         self._swap_script: Any = None  # redis-py's Script / AsyncScript, registered on first use
+        self._swap_loaded = False
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -645,6 +646,7 @@ class RedisHotMemory(TierAdapter):
         script = self._swap_script
         if script is None:
             script = self._swap_script = self._client.register_script(SWAP_LUA)
+            self._swap_loaded = False  # SCRIPT LOAD before the first pipeline of calls
         now = time.time()
         names = redis_names([mk for mk, _, _ in items], self._prefix)
         argv = [swap_args(expected, new, now) for _, expected, new in items]
@@ -657,9 +659,11 @@ class RedisHotMemory(TierAdapter):
                 (i,) = sent
                 done[i] = bool(await script(keys=[names[i]], args=argv[i]))
                 return done
+            sent_argv = [a for a in argv if a is not None]
             swapped = await run_swaps(
-                self._client, script, [names[i] for i in sent], [a for a in argv if a is not None]
+                self._client, script, [names[i] for i in sent], sent_argv, self._swap_loaded
             )
+            self._swap_loaded = True
         for i, ok in zip(sent, swapped, strict=True):
             done[i] = ok
         return done
