@@ -26,6 +26,8 @@ ROW_IDS = {
     "hot.mget.gets",
     "hot.mget.aiocache",
     "hot.mget.cashews",
+    "hot.mget.mixed.raw",
+    "hot.mget.leases.raw",
     "hot.mset.raw",
     "hot.mset.aiocache",
     "hot.mset.cashews",
@@ -67,7 +69,7 @@ SERVICE_ROWS = {
     if row.startswith(("warm.", "cold.", "coll.list.cosmos", "coll.put.cosmos"))
     and not row.startswith("warm.sqlite")
 }
-NEAR_ROWS = {"hot.near.raw", "hot.near.client"}  # a near cache needs Redis
+REDIS_ONLY_ROWS = {"hot.near.raw", "hot.near.client", "hot.mget.leases.raw"}  # near cache, leases
 ENV = (
     "TIERMEM_REDIS_URL",
     "TIERMEM_COSMOS_ENDPOINT",
@@ -120,9 +122,9 @@ def test_quick_run_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.M
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
     rows = _check_document(_run(tmp_path), mode="embedded")
-    for row_id in SERVICE_ROWS | NEAR_ROWS:
+    for row_id in SERVICE_ROWS | REDIS_ONLY_ROWS:
         assert rows[row_id]["status"] == "n/a"
-    measured = ROW_IDS - SERVICE_ROWS - NEAR_ROWS
+    measured = ROW_IDS - SERVICE_ROWS - REDIS_ONLY_ROWS
     assert all(rows[row_id]["status"] != "n/a" for row_id in measured)
     assert rows["hot.get.raw"]["baseline_name"] == "dict.get"
     assert rows["hot.get.raw"]["target"] is None  # Redis targets do not apply to a dict
