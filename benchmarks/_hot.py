@@ -448,7 +448,7 @@ def mset_scenario(bench: HotBench) -> Scenario:
             f"{label} vs {raw_name}",
             "tiermem",
             raw_name,
-            _raw_target(bench, Target("max_ratio", 1.5, "<= 1.5x")),
+            _raw_target(bench, Target("max_ratio", 1.3, "<= 1.3x")),
             note=_raw_note(bench) + ("; non-transactional pipeline" if bench.on_redis else ""),
         )
     ]
