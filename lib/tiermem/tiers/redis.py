@@ -599,12 +599,12 @@ class RedisHotMemory(TierAdapter):
                 values = await self._client.mget_nonatomic(names)
             else:
                 values = await self._client.mget(names)
-        return self._opened(values)
+        return self._opened(values, names)
 
-    def _opened(self, values: list[Any]) -> list[bytes | None]:
-        """The envelopes of a batch read as Redis returned them (bytes: ``__init__`` refuses clients
-        that decode responses). Every read of many envelopes passes here: the one place for a check
-        of each envelope against its key, such as a seal."""
+    def _opened(self, values: list[Any], names: Sequence[bytes]) -> list[bytes | None]:
+        """The envelopes of a batch read (``values[i]`` is stored under ``names[i]``) as Redis returned
+        them: bytes, as ``__init__`` refuses clients that decode responses. Every read of many
+        envelopes passes here: the one place for a check of each envelope against its key."""
         return values
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
