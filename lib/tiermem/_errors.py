@@ -145,7 +145,7 @@ class NotProvisionedError(ConfigurationError):
 
     A setup step is missing (``tiermem init``, :meth:`tiermem.MemoryClient.setup` or the Bicep
     deployment), not an outage: it is not retried and does not open the tier's circuit breaker
-    (ADR 0015). Carries the tier and operation that found it out.
+    (ADR 0017). Carries the tier and operation that found it out.
     """
 
 

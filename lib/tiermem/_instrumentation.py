@@ -377,7 +377,7 @@ class Telemetry:
         with self._lock:
             self.fallthroughs += 1
         # An open circuit is already reported once, when it opens, and rejected credentials at ERROR
-        # by the guard that opened it for them (ADR 0015); don't log every skipped call.
+        # by the guard that opened it for them (ADR 0017); don't log every skipped call.
         level = logging.DEBUG if isinstance(exc, CircuitOpenError | AuthenticationError) else logging.WARNING
         logger.log(
             level,

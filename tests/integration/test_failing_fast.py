@@ -1,5 +1,5 @@
 """Time to a clear error (issue 13, items 18-19): refused and hung endpoints, rejected credentials,
-missing containers, against real local services and real loopback sockets (ADR 0015).
+missing containers, against real local services and real loopback sockets (ADR 0017).
 
 A port with nothing listening is a refused endpoint; a listening socket that nobody accepts from
 is a hung one (the kernel completes the handshake, nothing ever answers). No test measures

@@ -1,4 +1,4 @@
-"""Which connection failures skip the Blob SDK's retry backoff (ADR 0015): real errors from real
+"""Which connection failures skip the Blob SDK's retry backoff (ADR 0017): real errors from real
 loopback sockets, classified by :func:`tiermem.tiers._azure.refused_at_connect`."""
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ class HotGuard(Guard[HotMemory]):
     def _rejected(self, operation: str, exc: AuthenticationError) -> None:
         """Rejected credentials on hot are a configuration bug that callers never see (reads fall
         through): open the circuit at once, so hot is skipped, and say so at ERROR, once per open
-        period instead of once per call (ADR 0015)."""
+        period instead of once per call (ADR 0017)."""
         self.breaker.trip()
         logger.error(
             "the hot tier rejected the credentials after %s (a configuration error, not an outage): "

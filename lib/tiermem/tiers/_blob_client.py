@@ -99,7 +99,7 @@ def _retry_class() -> type[Any]:
         identity, and azure-identity already retries the endpoint's transient failures.
 
         A connection refused at connect, or a host name that does not exist, is not retried either
-        (ADR 0015): with the defaults that took about 16 s of backoff before the error, for an
+        (ADR 0017): with the defaults that took about 16 s of backoff before the error, for an
         answer the network gave at once (a wrong endpoint, a service that is not running).
         Timeouts, resets, 408/500/503 and TLS failures keep the SDK's retries.
         """

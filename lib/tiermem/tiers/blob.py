@@ -19,7 +19,7 @@ stored bytes (CRC32, then gzip's own CRC) itself.
 
 Retries for 5xx, timeouts and connection errors are the SDK's own ``ExponentialRetry``, configured
 from the constructor, except for a connection refused at connect or a host name that does not exist,
-which fail at once (ADR 0015); this adapter adds no second retry loop. Every SDK exception is translated in
+which fail at once (ADR 0017); this adapter adds no second retry loop. Every SDK exception is translated in
 :func:`_translate`.
 """
 
@@ -236,7 +236,7 @@ def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, con
             return error(TierUnavailableError, detail)
         return error(TierError, detail)
     if isinstance(exc, TRANSPORT_FAILURES):
-        if refused_at_connect(exc):  # not retried (ADR 0015): say what to check
+        if refused_at_connect(exc):  # not retried (ADR 0017): say what to check
             return error(
                 TierUnavailableError,
                 f"blob unreachable: connection refused or unknown host name (check the account URL or "
@@ -274,7 +274,7 @@ class BlobColdMemory(TierAdapter):
         max_single_get_size: the first download request fetches at most this much (default 32 MiB).
         max_chunk_get_size: size of the range requests after the first (default 4 MiB).
         retry_total: SDK retry attempts for 5xx, 408, timeouts and connection errors (default 3);
-            a refused connection and an unknown host name are not retried (ADR 0015).
+            a refused connection and an unknown host name are not retried (ADR 0017).
         retry_backoff: seconds before the first retry (default 0.5).
         retry_backoff_base: retry ``n`` waits ``retry_backoff + retry_backoff_base ** n`` seconds,
             with jitter of ``retry_backoff / 2`` (the SDK's ``ExponentialRetry``; default 2.0).
