@@ -27,7 +27,7 @@ from tiermem._collection._model import (
 )
 from tiermem._collection._store import CollectionStore, HasCollections, PutOp
 from tiermem._engine.hot import Leases
-from tiermem._engine.large import LargeValues, cold_key, new_version, pointer, pointer_target
+from tiermem._engine.large import LargeValues
 from tiermem._errors import (
     CircuitOpenError,
     ConfigurationError,
@@ -38,6 +38,7 @@ from tiermem._errors import (
 )
 from tiermem._keys import validate_key, validate_ttl
 from tiermem._locks import StripedLocks
+from tiermem._pointers import cold_version, pointer_target
 from tiermem._types import MemoryKey, Tier
 
 if TYPE_CHECKING:
@@ -357,10 +358,9 @@ class Collection:
         """A new cold object for a large value, and the warm pointer that names it."""
         cold = self._backend.engine.guard(Tier.COLD)
         assert cold is not None
-        version = new_version()
-        target = cold_key(hot_key(self._scope, key), version)
+        target, ptr = cold_version(hot_key(self._scope, key), record)
         await cold.set(target, record)
-        return target, pointer(record, version)
+        return target, ptr
 
     def _target(self, key: str, ptr: Record) -> MemoryKey:
         return pointer_target(hot_key(self._scope, key), ptr)[0]
