@@ -50,8 +50,7 @@ class Reads:
         self._clock = clock
         self._telemetry = telemetry
 
-    def decode(self, record: Record, tier: Tier, mk: MemoryKey) -> Value:
-        """The value of ``record`` read from ``tier``; a corrupt one raises naming that tier and the key."""
+    def _decode(self, record: Record, tier: Tier, mk: MemoryKey) -> Value:
         try:
             return self._codec.decode(record)
         except CorruptValueError as exc:
@@ -80,7 +79,7 @@ class Reads:
                 rec = None
             else:
                 rec, value_rec, source = resolved
-                value = self.decode(value_rec, source, mk)
+                value = self._decode(value_rec, source, mk)
                 fill = value_rec.with_expiry(rec.expires_at)
                 if leases is not None and await hot.settle(leases, [(mk, fill)], now):
                     self._telemetry.annotate("tiermem.promoted", 1)
@@ -89,7 +88,7 @@ class Reads:
             if leases is not None:
                 await hot.settle(leases, [(mk, None)], now)
             return None
-        value = self.decode(rec, durable.tier, mk)
+        value = self._decode(rec, durable.tier, mk)
         if leases is not None and await hot.settle(leases, [(mk, rec)], now):
             self._telemetry.annotate("tiermem.promoted", 1)
         return Entry(value, durable.tier, rec.etag, rec.expires_at)
@@ -128,7 +127,7 @@ class Reads:
                 elif rec.kind is RecordKind.POINTER:
                     pointers.append((mk, rec))
                 else:
-                    out[mk.key] = self.decode(rec, durable.tier, mk)
+                    out[mk.key] = self._decode(rec, durable.tier, mk)
                     found.append((mk, rec))
             if pointers:
                 targets = await self._large.follow(pointers)
@@ -141,7 +140,12 @@ class Reads:
                             misses += 1
                             continue
                         ptr, crec, source = resolved
-                    out[mk.key] = self.decode(crec, source, mk)
+                    out[mk.key] = self._decode(crec, source, mk)
                     found.append((mk, crec.with_expiry(ptr.expires_at)))
             self._telemetry.count_keys(durable.tier, len(pending) - misses, misses)
         return await hot.settle(leases, found, now)
+
+    def decode(self, record: Record, tier: Tier, mk: MemoryKey) -> Value:
+        """The value of ``record`` read from ``tier``; a corrupt one raises naming that tier and the key
+        (for readers outside the cascade, such as collections)."""
+        return self._decode(record, tier, mk)
