@@ -15,7 +15,7 @@ from tiermem._codec import Record, RecordKind, make_record
 from tiermem._errors import CorruptValueError
 from tiermem._types import MemoryKey, Tier
 
-__all__ = ["cold_key", "cold_version", "new_version", "pointer", "pointer_size", "pointer_target"]
+__all__ = ["cold_key", "cold_version", "new_version", "pointer", "pointer_target"]
 
 
 def cold_key(mk: MemoryKey, version: str) -> MemoryKey:
@@ -48,15 +48,6 @@ def pointer_target(mk: MemoryKey, ptr: Record) -> tuple[MemoryKey, str | None]:
         ) from exc
     target = cold_key(mk, version) if isinstance(version, str) else mk
     return target, digest if isinstance(digest, str) else None
-
-
-def pointer_size(ptr: Record) -> int:
-    """The size a pointer promises (for the read's deadline); 0 when it does not say."""
-    try:
-        size = orjson.loads(ptr.payload).get("size")
-    except (orjson.JSONDecodeError, AttributeError):
-        return 0
-    return size if isinstance(size, int) and size > 0 else 0
 
 
 def cold_version(mk: MemoryKey, record: Record) -> tuple[MemoryKey, Record]:

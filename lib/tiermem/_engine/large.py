@@ -12,6 +12,8 @@ import hashlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
+import orjson
+
 from tiermem._codec import Record, RecordKind
 from tiermem._engine.guard import Guard
 from tiermem._errors import (
@@ -23,7 +25,7 @@ from tiermem._errors import (
     key_digest,
 )
 from tiermem._instrumentation import logger
-from tiermem._pointers import cold_key, new_version, pointer, pointer_size, pointer_target
+from tiermem._pointers import cold_key, new_version, pointer, pointer_target
 from tiermem._protocols import ColdMemory, TierStore, WarmMemory
 from tiermem._types import MemoryKey, Tier
 
@@ -37,6 +39,15 @@ and records the failures by logical key (see ``writes``)."""
 
 
 _RESOLVE_ATTEMPTS: Final = 5
+
+
+def _pointer_size(ptr: Record) -> int:
+    """The size a pointer promises (for the read's deadline); 0 when it does not say."""
+    try:
+        size = orjson.loads(ptr.payload).get("size")
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0
+    return size if isinstance(size, int) and size > 0 else 0
 
 
 class LargeValues:
@@ -60,9 +71,9 @@ class LargeValues:
         targets = [pointer_target(mk, ptr) for mk, ptr in pointers]
         keys = [target for target, _ in targets]
         if len(keys) == 1:
-            found = [await cold.get(keys[0], size_hint=pointer_size(pointers[0][1]))]
+            found = [await cold.get(keys[0], size_hint=_pointer_size(pointers[0][1]))]
         else:
-            found = await cold.mget(keys, size_hint=sum(pointer_size(ptr) for _, ptr in pointers))
+            found = await cold.mget(keys, size_hint=sum(_pointer_size(ptr) for _, ptr in pointers))
         out: list[Record | None] = []
         for (mk, _), (_, digest), rec in zip(pointers, targets, found, strict=True):
             if rec is None:
