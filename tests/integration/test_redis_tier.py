@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 from redis.crc import key_slot
 
-from tests.records import k, rec
+from tests.records import hot_bytes, k, rec
 from tests.services._process import ServiceUnavailableError, free_port
 from tests.services.entra_redis import EntraRedis
 from tests.services.fixtures import service_missing
@@ -170,9 +170,9 @@ async def test_raw_key_layout_is_literal_and_tenant_scoped(redis_url: str, raw: 
         found = {name.decode() for name in raw.scan_iter(match="tm:acme:*", count=1000)}
         assert found == {f"tm:acme:ns:{{}}{key}" for key in keys}
         assert {parse_redis_key(name) for name in found} == {k(key) for key in keys}
-        assert raw.get("tm:acme:ns:{}../x") == rec("../x").to_bytes()
-        assert raw.get("tm:other:ns:{}../x") == rec("other").to_bytes()
-        assert raw.get("app.v2:acme:ns:{}../x") == rec("custom").to_bytes()
+        assert raw.get("tm:acme:ns:{}../x") == hot_bytes("tm:acme:ns:{}../x", rec("../x"))
+        assert raw.get("tm:other:ns:{}../x") == hot_bytes("tm:other:ns:{}../x", rec("other"))
+        assert raw.get("app.v2:acme:ns:{}../x") == hot_bytes("app.v2:acme:ns:{}../x", rec("custom"))
         assert (await custom.get(k("../x"))) == rec("custom")
         assert (await store.get(k("*"))) == rec("*")  # glob characters are data, not patterns
     finally:
@@ -259,7 +259,8 @@ async def test_use_after_close_and_injected_client_stays_open(redis_url: str) ->
         with pytest.raises(ClientClosedError):
             await store.get(k("a"))
         await store.aclose()  # idempotent
-        assert await client.get("inj:acme:ns:{}a") == rec(1).to_bytes()  # still usable: not ours to close
+        # still usable: not ours to close
+        assert await client.get("inj:acme:ns:{}a") == hot_bytes("inj:acme:ns:{}a", rec(1))
     finally:
         await client.aclose()
 
@@ -458,7 +459,7 @@ async def test_tls_with_private_ca(tls_material: TlsMaterial) -> None:
             with pytest.raises(TierUnavailableError, match="certificate"):
                 await untrusted.ping()  # the session CA is not in the system trust store
             with redis.Redis(host=server.host, port=server.port) as plain:
-                assert plain.get("tm:acme:ns:{}a") == rec("over tls").to_bytes()
+                assert plain.get("tm:acme:ns:{}a") == hot_bytes("tm:acme:ns:{}a", rec("over tls"))
             with redis.Redis(host=server.host, port=tls_port, socket_timeout=2) as plain_on_tls:
                 with pytest.raises(redis.ConnectionError):
                     plain_on_tls.ping()  # the port speaks TLS only

@@ -73,7 +73,7 @@ def pointer_target(mk: MemoryKey, ptr: Record) -> tuple[MemoryKey, str | None]:
     return target, digest if isinstance(digest, str) else None
 
 
-def _pointer_size(ptr: Record) -> int:
+def pointer_size(ptr: Record) -> int:
     """The size a pointer promises (for the read's deadline); 0 when it does not say."""
     try:
         size = orjson.loads(ptr.payload).get("size")
@@ -103,9 +103,9 @@ class LargeValues:
         targets = [pointer_target(mk, ptr) for mk, ptr in pointers]
         keys = [target for target, _ in targets]
         if len(keys) == 1:
-            found = [await cold.get(keys[0], size_hint=_pointer_size(pointers[0][1]))]
+            found = [await cold.get(keys[0], size_hint=pointer_size(pointers[0][1]))]
         else:
-            found = await cold.mget(keys, size_hint=sum(_pointer_size(ptr) for _, ptr in pointers))
+            found = await cold.mget(keys, size_hint=sum(pointer_size(ptr) for _, ptr in pointers))
         out: list[Record | None] = []
         for (mk, _), (_, digest), rec in zip(pointers, targets, found, strict=True):
             if rec is None:
