@@ -147,6 +147,11 @@ class SealKeys:
             )
 
     @property
+    def keyed(self) -> bool:
+        """Whether records are sealed with a MAC key (a secret source always holds one)."""
+        return self._fixed is None or self._fixed.keyed
+
+    @property
     def fixed(self) -> HotSeal | None:
         """The seal when it never changes (no secret source): use it without awaiting."""
         return self._fixed

@@ -468,6 +468,11 @@ class RedisHotMemory(TierAdapter):
         return self._prefix
 
     @property
+    def mac_keyed(self) -> bool:
+        """Whether records are sealed with a MAC key (ADR 0015), not the unkeyed binding."""
+        return self._seals.keyed
+
+    @property
     def cluster(self) -> bool:
         """Whether this tier speaks the OSS Cluster protocol."""
         return self._cluster
