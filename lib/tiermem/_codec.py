@@ -12,8 +12,9 @@ The payload is orjson for JSON values, UTF-8 for ``str`` and the raw bytes for `
 flag bit 0 means the payload is a complete gzip stream. A binary header (not a JSON wrapper)
 avoids base64-ing bytes and double-encoding JSON, and gzip
 carries its own CRC of the original bytes, so corruption raises instead of returning garbage. The CRC32
-covers kind, flags and payload (not expiry, which promotions rewrite).
-Nothing is ever deserialized with pickle.
+covers kind, flags and payload (not expiry, which promotions rewrite). Flag bit 1 marks a hot record
+whose seal (a MAC over its Redis key and every envelope byte, :mod:`tiermem._seal`, ADR 0015) follows
+the payload; the CRC does not cover it. Nothing is ever deserialized with pickle.
 """
 
 from __future__ import annotations
