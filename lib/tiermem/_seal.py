@@ -51,10 +51,14 @@ class HotSeal:
         keys: derived MAC keys, current first; empty for the unkeyed binding.
     """
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_macs", "keyed")
 
     def __init__(self, keys: Sequence[bytes] = ()) -> None:
-        self._keys: tuple[bytes, ...] = tuple(keys) or (b"",)  # b"": BLAKE2b without a key
+        self.keyed = bool(keys)
+        # One keyed state per key, copied per record: cheaper than keying BLAKE2b again each time.
+        self._macs = tuple(
+            hashlib.blake2b(key=key, digest_size=TAG_BYTES, person=_PERSON) for key in keys or (b"",)
+        )  # b"": BLAKE2b without a key
 
     @classmethod
     def from_secrets(cls, current: SecretStr | None, previous: Sequence[SecretStr] = ()) -> HotSeal:
@@ -72,15 +76,11 @@ class HotSeal:
         keys += [_derive(old, "a previous hot MAC key") for old in previous]
         return cls(keys)
 
-    @property
-    def keyed(self) -> bool:
-        return bool(self._keys[0])
-
     def seal(self, name: bytes, record: Record) -> bytes:
         """The stored form of ``record`` under ``name``: envelope (sealed flag set), payload, tag."""
         head = record.header(FLAG_SEALED)
         payload = record.payload
-        return b"".join((head, payload, _tag(self._keys[0], name, head, payload)))
+        return b"".join((head, payload, _tag(self._macs[0], name, head, payload)))
 
     def open(self, name: bytes, data: bytes | memoryview) -> Record:
         """The record stored under ``name``, if its seal holds for any accepted key.
@@ -93,18 +93,17 @@ class HotSeal:
             raise CorruptValueError("hot record carries no seal (written by an earlier version, or planted)")
         view = memoryview(data)
         body, tag = view[:-TAG_BYTES], view[-TAG_BYTES:]
-        for key in self._keys:
-            if hmac.compare_digest(_tag(key, name, body), tag):
+        for mac in self._macs:
+            if hmac.compare_digest(_tag(mac, name, body), tag):
                 return Record.from_bytes(body)
         raise CorruptValueError(
             "hot record fails its seal: moved from another key, edited, or sealed with another MAC key"
         )
 
 
-def _tag(key: bytes, name: bytes, *parts: bytes | memoryview) -> bytes:
-    mac = hashlib.blake2b(key=key, digest_size=TAG_BYTES, person=_PERSON)
-    mac.update(len(name).to_bytes(4, "big"))
-    mac.update(name)
+def _tag(base: hashlib.blake2b, name: bytes, *parts: bytes | memoryview) -> bytes:
+    mac = base.copy()
+    mac.update(len(name).to_bytes(4, "big") + name)  # length first: name and body cannot run together
     for part in parts:
         mac.update(part)
     return mac.digest()
