@@ -21,9 +21,6 @@ import redis
 from pydantic import SecretStr
 
 from tests.records import rec
-from tests.services.identity import ManagedIdentityEndpoint
-from tests.services.keyvault import KeyVaultFake
-from tests.services.tls import TlsMaterial
 from tiermem import MemoryBuilder, MemoryClient, RecordKind, ResultTooLargeError, SqliteWarmMemory, Tier
 from tiermem._codec import Record, lease, make_record, tombstone
 from tiermem._engine.hot import PINNED_EPOCH
@@ -325,44 +322,3 @@ async def test_an_mget_past_its_budget_fails_typed_before_spending_the_memory(
         assert all(isinstance(v, bytes) and len(v) >= size for v in page.values())
         with pytest.raises(ResultTooLargeError):
             await memory.mget(keys[:2], max_bytes=size)  # a smaller budget for one call
-
-
-async def test_a_mac_key_from_key_vault_follows_rotation(
-    redis_url: str,
-    tmp_path: Path,
-    raw: redis.Redis,
-    key_vault: KeyVaultFake,
-    tls_material: TlsMaterial,
-    managed_identity_env: ManagedIdentityEndpoint,
-) -> None:
-    from azure.identity.aio import ManagedIdentityCredential
-
-    from tiermem.secrets import KeyVaultSecret
-
-    secret_name = f"hot-mac-{uuid.uuid4().hex[:8]}"
-    key_vault.set_secret(secret_name, MAC)
-    async with ManagedIdentityCredential() as credential:
-        secret = KeyVaultSecret(
-            key_vault.vault_url,
-            secret_name,
-            credential=credential,
-            refresh_after=0.0,
-            connection_verify=str(tls_material.ca_bundle),
-            verify_challenge_resource=False,
-        )
-        store = RedisHotMemory.from_url(redis_url, mac_key=secret)
-        builder = MemoryBuilder().with_hot(store).with_warm(SqliteWarmMemory(tmp_path / "warm.db"))
-        try:
-            async with builder.with_scope(tenant=tenant(), namespace="ns").build() as memory:
-                await memory.set("doc", "v1")
-                first = await filled(memory, raw, "doc")
-                assert HotSeal.from_secrets(SecretStr(MAC)).open(name(memory, "doc").encode(), first)
-                key_vault.set_secret(secret_name, "a-rotated-hot-mac-key-32-bytes-x")
-                entry = await memory.get_entry("doc")  # sealed with the value it replaced: still a hit
-                assert entry is not None and entry.tier is Tier.HOT and entry.value == "v1"
-                await memory.set("other", "v2")
-                data = await filled(memory, raw, "other")
-                rotated = HotSeal.from_secrets(SecretStr("a-rotated-hot-mac-key-32-bytes-x"))
-                assert rotated.open(name(memory, "other").encode(), data)  # new records: the new key
-        finally:
-            await secret.aclose()
