@@ -40,6 +40,16 @@ class DecodeBudget:
                 limit=self.limit,
             )
 
+    def take(self, nbytes: int) -> None:
+        """Count ``nbytes`` about to be decoded (a size inflating will verify).
+
+        Raises:
+            ResultTooLargeError: ``nbytes`` is more than what is left; nothing is counted.
+        """
+        if nbytes > self.left:
+            self.check(nbytes)
+        self.left -= nbytes
+
     def decode(self, codec: Codec, record: Record, *, limit: int | None = None) -> Value:
         """Count ``record``'s decoded size, then decode it (``limit``: as in :meth:`Codec.decode`).
 
@@ -47,8 +57,5 @@ class DecodeBudget:
             ResultTooLargeError: the value does not fit in what is left; it was not inflated.
             CorruptValueError: the record is damaged (or inflates past ``limit``).
         """
-        size = record.decoded_size
-        self.check(size)
-        value = codec.decode(record, limit=limit)
-        self.left -= size  # inflating verified the declared size (the gzip trailer's ISIZE)
-        return value
+        self.take(record.decoded_size)  # inflating verifies it (the gzip trailer's ISIZE)
+        return codec.decode(record, limit=limit)

@@ -165,11 +165,12 @@ class HotCache:
         """A hot value, inflated at most to ``hot_max_bytes`` (nothing larger is ever cached), so a
         planted gzip bomb costs that much memory at most; counted in ``budget`` when given."""
         limit = self._policy.hot_max_bytes
-        if record.decoded_size > limit:
+        size = record.decoded_size
+        if size > limit:
             raise CorruptValueError(f"hot record declares more than hot_max_bytes={limit} decoded bytes")
-        if budget is None:
-            return self._codec.decode(record, limit=limit)
-        return budget.decode(self._codec, record, limit=limit)
+        if budget is not None:
+            budget.take(size)
+        return self._codec.decode(record, limit=limit)
 
     # -- reads ------------------------------------------------------------------------------------
 

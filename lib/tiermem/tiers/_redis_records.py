@@ -55,12 +55,15 @@ def open_many(
     """
     records: list[Record | None] = []
     damaged: dict[MemoryKey, CorruptValueError] = {}
+    opened = seal.open  # the per-record loop of every MGET: no call layers beyond the seal itself
     for mk, name, data in zip(keys, names, values, strict=True):
         if data is None:
             records.append(None)
             continue
+        if isinstance(data, str):  # ruled out by the decode_responses check of the adapter
+            raise ConfigurationError("the Redis client decodes responses; use decode_responses=False")
         try:
-            records.append(open_one(seal, name, data, "mget", mk))
+            records.append(opened(name.encode("utf-8", "surrogatepass"), data))
         except CorruptValueError as exc:
             records.append(None)
             damaged[mk] = exc
