@@ -14,7 +14,7 @@ from tiermem._codec import Codec, Record, RecordKind
 from tiermem._engine.budget import DecodeBudget
 from tiermem._engine.guard import Guard
 from tiermem._engine.hot import ABSENT, HotCache, Leases
-from tiermem._engine.large import LargeValues, pointer_size
+from tiermem._engine.large import LargeValues
 from tiermem._errors import CorruptValueError
 from tiermem._instrumentation import Telemetry
 from tiermem._protocols import TierStore
@@ -140,7 +140,7 @@ class Reads:
                     out[mk.key] = self._decode(rec, durable.tier, mk, budget)
                     found.append((mk, rec))
             if pointers:
-                budget.check(sum(pointer_size(ptr) for _, ptr in pointers))
+                budget.check(self._large.promised_size(pointers))
                 targets = await self._large.follow(pointers)
                 for (mk, ptr), crec in zip(pointers, targets, strict=True):
                     source = Tier.COLD
@@ -155,3 +155,8 @@ class Reads:
                     found.append((mk, crec.with_expiry(ptr.expires_at)))
             self._telemetry.count_keys(durable.tier, len(pending) - misses, misses)
         return await hot.settle(leases, found, now)
+
+    def decode(self, record: Record, tier: Tier, mk: MemoryKey) -> Value:
+        """The value of ``record`` read from ``tier``; a corrupt one raises naming that tier and the key
+        (for readers outside the cascade, such as collections)."""
+        return self._decode(record, tier, mk)
