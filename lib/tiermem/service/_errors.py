@@ -27,6 +27,7 @@ from tiermem._errors import (
     CorruptValueError,
     InvalidInputError,
     QuotaExceededError,
+    ResultTooLargeError,
     ThrottledError,
     TierMemError,
     TierUnavailableError,
@@ -100,7 +101,7 @@ def translate(exc: TierMemError, *, precondition: bool = False) -> ApiError:
             exc.message,
             extra={"resource": exc.resource, "used": exc.used, "limit": exc.limit},
         )
-    if isinstance(exc, ValueTooLargeError):
+    if isinstance(exc, ValueTooLargeError | ResultTooLargeError):
         return ApiError(413, error_code(exc), exc.message)
     if isinstance(exc, InvalidInputError):
         return ApiError(400, error_code(exc), exc.message)
