@@ -26,6 +26,7 @@ from tiermem._errors import (
     ConflictError,
     CorruptValueError,
     InvalidInputError,
+    NotProvisionedError,
     QuotaExceededError,
     ResultTooLargeError,
     ThrottledError,
@@ -116,6 +117,15 @@ def translate(exc: TierMemError, *, precondition: bool = False) -> ApiError:
             503,
             "storage_auth_failed",
             "the service could not authenticate to its storage",
+            headers={"Retry-After": str(_STORAGE_AUTH_RETRY_AFTER)},
+        )
+    if isinstance(exc, NotProvisionedError):
+        # A missing container/database is the operator's setup step (ADR 0017), not the caller's fault.
+        logger.error("storage is not provisioned (run `tiermem init`): %s", exc)
+        return ApiError(
+            503,
+            "storage_not_provisioned",
+            "the service's storage is not provisioned",
             headers={"Retry-After": str(_STORAGE_AUTH_RETRY_AFTER)},
         )
     if isinstance(exc, BatchWriteError):
