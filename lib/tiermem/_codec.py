@@ -12,8 +12,9 @@ The payload is orjson for JSON values, UTF-8 for ``str`` and the raw bytes for `
 flag bit 0 means the payload is a complete gzip stream. A binary header (not a JSON wrapper)
 avoids base64-ing bytes and double-encoding JSON, and gzip
 carries its own CRC of the original bytes, so corruption raises instead of returning garbage. The CRC32
-covers kind, flags and payload (not expiry, which promotions rewrite).
-Nothing is ever deserialized with pickle.
+covers kind, flags and payload (not expiry, which promotions rewrite). Flag bit 1 marks a hot record
+whose seal (a MAC over its Redis key and every envelope byte, :mod:`tiermem._seal`, ADR 0015) follows
+the payload; the CRC does not cover it. Nothing is ever deserialized with pickle.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ import enum
 import math
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from tiermem._errors import CorruptValueError, InvalidValueError, ValueTooLargeError
 from tiermem._types import Value
 
-__all__ = ["Codec", "Record", "RecordKind", "Value", "read_header"]
+if TYPE_CHECKING:
+    from tiermem._types import MemoryKey, Tier
+
+__all__ = ["Codec", "CorruptBatchError", "Record", "RecordKind", "Value", "declared_size", "read_header"]
 
 _MAGIC: Final = b"TM"
 _VERSION: Final = 1
@@ -43,6 +48,11 @@ HEADER_SIZE: Final = _HEADER_2.size
 WRITE_ID_BYTES: Final = 8
 _NO_WID: Final = bytes(WRITE_ID_BYTES)
 _FLAG_GZIP: Final = 0x01
+FLAG_SEALED: Final = 0x02
+"""Header flag of a hot record whose seal (a MAC, ADR 0015) follows the payload; outside the CRC."""
+FLAGS_OFFSET: Final = 4
+"""Byte offset of the flags in every envelope version."""
+_GZIP_TRAILER: Final = 8  # CRC32 + ISIZE (uncompressed length mod 2**32, little-endian)
 _GZIP_WBITS: Final = 31  # zlib container = gzip (header + CRC32 + size trailer)
 
 
@@ -93,15 +103,19 @@ class Record:
 
     def to_bytes(self) -> bytes:
         """Header + payload, for tiers that store one opaque byte string."""
-        flags = _FLAG_GZIP if self.compressed else 0
+        return self.header() + self.payload
+
+    def header(self, extra_flags: int = 0) -> bytes:
+        """The envelope header alone; ``extra_flags`` sets flag bits the CRC does not cover
+        (:data:`FLAG_SEALED`: a seal follows the payload, ADR 0015)."""
+        flags = (_FLAG_GZIP if self.compressed else 0) | extra_flags
         expiry = self.expires_at if self.expires_at is not None else 0.0
         if self.epoch or self.wid:
             wid = self.wid or _NO_WID
-            header = _HEADER_2.pack(
+            return _HEADER_2.pack(
                 _MAGIC, _VERSION_2, self.kind, flags, expiry, self.checksum, self.epoch, wid
             )
-            return header + self.payload
-        return _HEADER.pack(_MAGIC, _VERSION, self.kind, flags, expiry, self.checksum) + self.payload
+        return _HEADER.pack(_MAGIC, _VERSION, self.kind, flags, expiry, self.checksum)
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview, *, etag: str | None = None) -> Record:
@@ -138,6 +152,17 @@ class Record:
     def size(self) -> int:
         """Stored size in bytes, header included."""
         return (HEADER_SIZE if self.epoch or self.wid else MIN_HEADER_SIZE) + len(self.payload)
+
+    @property
+    def decoded_size(self) -> int:
+        """Payload bytes once inflated, known without inflating: the gzip trailer's ISIZE for a
+        compressed payload (a claim until inflating checks it), else the payload's length."""
+        return declared_size(self.payload) if self.compressed else len(self.payload)
+
+    @property
+    def largest_size(self) -> int:
+        """The larger of the stored and the decoded size: what a size limit on a cached value checks."""
+        return max(self.size, self.decoded_size)
 
     def is_expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -178,6 +203,35 @@ def read_header(data: bytes) -> tuple[int, int, float, int, int, int] | None:
     if magic != _MAGIC:
         return None
     return kind, flags, expiry, crc, epoch, start
+
+
+class CorruptBatchError(CorruptValueError):
+    """Some records of a batch read are damaged (the message and key hash name the first one).
+
+    Attributes:
+        readable: every other key's record (or ``None``), so one bad record does not fail the
+            other keys' reads; the keys missing from it are the damaged ones.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        readable: Mapping[MemoryKey, Record | None],
+        tier: Tier | None = None,
+        operation: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, tier=tier, operation=operation, key=key)
+        self.readable = readable
+
+
+def declared_size(gzipped: bytes) -> int:
+    """The decoded size a gzip payload declares (its trailer's ISIZE; 0 when too short to hold
+    one): a claim until inflating checks it, known without inflating."""
+    if len(gzipped) < _GZIP_TRAILER:
+        return 0
+    return int.from_bytes(gzipped[-4:], "little")
 
 
 def checksum(kind: RecordKind, compressed: bool, payload: bytes) -> int:
@@ -311,31 +365,41 @@ class Codec:
         sample = zlib.compress(payload[:_SAMPLE_BYTES], self.compress_level)
         return len(sample) <= _SAMPLE_BYTES * (1.0 - self.min_saving)
 
-    def raw_payload(self, record: Record) -> bytes:
-        """Verify the checksum and return the uncompressed payload."""
-        return self._unpacked(record.kind, record.compressed, record.checksum, record.payload)
+    def raw_payload(self, record: Record, *, limit: int | None = None) -> bytes:
+        """Verify the checksum and return the uncompressed payload.
 
-    def _unpacked(self, kind: int, compressed: bool, crc: int, payload: bytes) -> bytes:
+        Args:
+            limit: refuse to inflate past this many bytes (default ``max_value_bytes``); hot reads
+                pass ``hot_max_bytes``, so a planted gzip bomb costs at most that much memory.
+        """
+        return self._unpacked(record.kind, record.compressed, record.checksum, record.payload, limit)
+
+    def _unpacked(self, kind: int, compressed: bool, crc: int, payload: bytes, limit: int | None) -> bytes:
         if zlib.crc32(payload, _CRC_SEED[kind, _FLAG_GZIP if compressed else 0]) != crc:
             raise CorruptValueError("stored value failed its CRC32 check")
         if not compressed:
             return payload
+        most = self.max_value_bytes if limit is None else limit
         inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
         try:
-            data = inflater.decompress(payload, self.max_value_bytes + 1)
+            data = inflater.decompress(payload, most + 1)
         except zlib.error as exc:
             raise CorruptValueError(f"stored gzip stream is corrupt: {exc}") from exc
-        if len(data) > self.max_value_bytes or inflater.unconsumed_tail:
-            raise CorruptValueError("stored gzip stream inflates beyond max_value_bytes")
+        if len(data) > most or inflater.unconsumed_tail:
+            name = "max_value_bytes" if limit is None else "its limit"
+            raise CorruptValueError(f"stored gzip stream inflates beyond {name} ({most} bytes)")
         if not inflater.eof or inflater.unused_data:
             raise CorruptValueError("stored gzip stream is truncated or has trailing data")
         return data
 
-    def decode(self, record: Record) -> Value:
-        """Turn a value record back into the value; raise :class:`CorruptValueError` on any damage."""
-        return self.value(record.kind, record.compressed, record.checksum, record.payload)
+    def decode(self, record: Record, *, limit: int | None = None) -> Value:
+        """Turn a value record back into the value; raise :class:`CorruptValueError` on any damage
+        (``limit``: as in :meth:`raw_payload`)."""
+        return self.value(record.kind, record.compressed, record.checksum, record.payload, limit=limit)
 
-    def value(self, kind: int, compressed: bool, crc: int, payload: bytes) -> Value:
+    def value(
+        self, kind: int, compressed: bool, crc: int, payload: bytes, *, limit: int | None = None
+    ) -> Value:
         """:meth:`decode` on a record's fields, for batch reads that never build the record."""
         if kind == _JSON and not compressed:  # the common case, in one step
             if zlib.crc32(payload, _JSON_SEED) != crc:
@@ -347,7 +411,7 @@ class Codec:
         if kind not in _VALUE_KINDS:
             name = _KINDS[kind].name if kind in _KINDS else str(kind)
             raise CorruptValueError(f"record of kind {name} holds no value")
-        data = self._unpacked(kind, compressed, crc, payload)
+        data = self._unpacked(kind, compressed, crc, payload, limit)
         if kind == RecordKind.JSON:
             try:
                 return orjson.loads(data)

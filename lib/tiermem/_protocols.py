@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from tiermem._codec import Record
+from tiermem._errors import CorruptValueError
 from tiermem._types import MemoryKey, Tier, TierInfo
 
 __all__ = [
@@ -108,9 +109,10 @@ class EnvelopeReader(Protocol):
     read the envelopes themselves: the hot cache then classifies and decodes each one from its header
     fields without building a :class:`Record` per key (issue 17). Optional; ``mget`` is the default."""
 
-    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | None]:
+    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | CorruptValueError | None]:
         """The stored envelopes of ``keys`` in input order (``None`` for misses), checked as the
-        tier checks what ``mget`` returns, in one round trip (one per slot on a cluster)."""
+        tier checks what ``mget`` returns (a seal verified and stripped), in one round trip (one per
+        slot on a cluster); a damaged record is its error in place, so it costs only its own key."""
         ...
 
 

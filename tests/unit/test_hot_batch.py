@@ -4,16 +4,27 @@ with the record path on every kind of stored record, and the pieces they use wit
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.records import CODEC, k
-from tiermem import CorruptValueError, MemoryKey, Record, RecordKind, make_key
+from tiermem import CorruptValueError, MemoryKey, Record, RecordKind, ResultTooLargeError, make_key
 from tiermem._codec import HEADER_SIZE, MIN_HEADER_SIZE, lease, make_record, read_header, tombstone
-from tiermem._engine.hot import PINNED_EPOCH, Scan, scan_envelopes, scan_records
+from tiermem._engine.budget import DecodeBudget
+from tiermem._engine.hot import (
+    PINNED_EPOCH,
+    UNBOUNDED,
+    Lifetimes,
+    Scan,
+    classify,
+    scan_envelopes,
+    scan_records,
+)
 from tiermem._keys import redis_key, redis_names
+from tiermem._seal import HotSeal
 from tiermem._types import Value
 
 NOW = 1_000_000.0
@@ -53,17 +64,90 @@ STORED: dict[str, Record | None] = {
 }
 
 
-def _scan_both(epoch: int) -> tuple[tuple[dict[str, Value], Scan], tuple[dict[str, Value], Scan]]:
-    mks = [k(name) for name in STORED]
-    records = list(STORED.values())
+# Records a process with bounded lifetimes (hot_ttl 120 s) never writes: they read as misses.
+BEYOND: dict[str, Record | None] = {
+    "value-beyond-hot-ttl": _value("planted", expires_at=NOW + 10_000),
+    "pinned-beyond-hot-ttl": _value("hot only, own TTL", expires_at=NOW + 10_000, epoch=PINNED_EPOCH),
+    "lease-beyond": lease(NOW + 10_000, b"token-123456"),
+    "tombstone-forever": make_record(RecordKind.TOMBSTONE, b"", epoch=3),
+    "within-slack": _value("clock skew", expires_at=NOW + 120.5),
+}
+BOUNDED = Lifetimes(value=120.0, tombstone=120.0, lease=120.0)
+
+
+def _scan_both(
+    epoch: int, stored: dict[str, Record | None] = STORED, lifetimes: Lifetimes = UNBOUNDED
+) -> tuple[tuple[dict[str, Value], Scan], tuple[dict[str, Value], Scan]]:
+    mks = [k(name) for name in stored]
+    records = list(stored.values())
     by_records: dict[str, Value] = {}
     scanned_records = Scan()
-    scan_records(scanned_records, mks, records, NOW, epoch, CODEC, by_records)
+    scan_records(scanned_records, mks, records, NOW, epoch, CODEC, by_records, lifetimes=lifetimes)
     by_envelopes: dict[str, Value] = {}
     scanned_envelopes = Scan()
     envelopes = [None if r is None else r.to_bytes() for r in records]
-    scan_envelopes(scanned_envelopes, mks, envelopes, NOW, epoch, CODEC, by_envelopes)
+    scan_envelopes(scanned_envelopes, mks, envelopes, NOW, epoch, CODEC, by_envelopes, lifetimes=lifetimes)
     return (by_records, scanned_records), (by_envelopes, scanned_envelopes)
+
+
+@pytest.mark.parametrize("epoch", [0, 3, 4])
+def test_both_scans_apply_the_lifetime_bounds_as_classify_does(epoch: int) -> None:
+    stored = STORED | BEYOND
+    (out_r, scan_r), (out_e, scan_e) = _scan_both(epoch, stored, BOUNDED)
+    assert out_e == out_r
+    assert (scan_e.hits, scan_e.pending, scan_e.to_lease) == (scan_r.hits, scan_r.pending, scan_r.to_lease)
+    for name, record in stored.items():  # the scans and classify are one rule
+        found = classify(record, NOW, epoch, BOUNDED)
+        assert (name in out_r) == (isinstance(found, Record) and name not in {"pointer", "crc-damaged"})
+    if epoch <= 3:
+        assert {"pinned-beyond-hot-ttl", "within-slack"} <= set(out_e)
+    leased = {mk.key for mk, _ in scan_e.to_lease}
+    assert {"value-beyond-hot-ttl", "lease-beyond", "tombstone-forever", "never-expires"} <= leased
+
+
+def _scan_one_way(
+    by_envelopes: bool, records: list[Record | None], found: Scan, out: dict[str, Value], **bounds: Any
+) -> None:
+    mks = [k(f"key-{i}") for i in range(len(records))]
+    if by_envelopes:
+        envelopes = [None if r is None else r.to_bytes() for r in records]
+        scan_envelopes(found, mks, envelopes, NOW, 3, CODEC, out, **bounds)
+    else:
+        scan_records(found, mks, records, NOW, 3, CODEC, out, **bounds)
+
+
+@pytest.mark.parametrize("by_envelopes", [False, True])
+def test_declared_sizes_are_checked_and_counted_before_inflating(by_envelopes: bool) -> None:
+    records: list[Record | None] = [_value({"big": "x" * 5000}), _value("fine")]  # gzip, declares 5 KB
+    found, out = Scan(), dict[str, Value]()
+    _scan_one_way(by_envelopes, records, found, out, limit=1000)
+    assert out == {"key-1": "fine"}
+    assert [mk.key for mk, _ in found.damaged] == ["key-0"]
+    assert "hot_max_bytes=1000" in str(found.damaged[0][1])
+    budget = DecodeBudget(100)
+    with pytest.raises(ResultTooLargeError):
+        _scan_one_way(by_envelopes, records, Scan(), {}, budget=budget)
+    assert budget.left == 100  # nothing counted, nothing inflated
+
+
+def test_a_damaged_envelope_costs_only_its_own_key() -> None:
+    seal = HotSeal([b"k" * 32])
+    names = redis_names([k("a"), k("b"), k("c")])
+    good = [seal.seal(name, _value(name.decode())) for name in names]
+    moved = good[0]  # a's record planted under b: the seal binds the name
+    stored = [good[0], moved, good[2]]
+    envelopes: list[bytes | CorruptValueError | None] = []
+    for name, data in zip(names, stored, strict=True):
+        try:
+            envelopes.append(seal.envelope(name, data))
+        except CorruptValueError as exc:
+            envelopes.append(exc)
+    scan, out = Scan(), dict[str, Value]()
+    scan_envelopes(scan, [k("a"), k("b"), k("c")], envelopes, NOW, 3, CODEC, out)
+    assert out == {"a": names[0].decode(), "c": names[2].decode()}
+    assert [mk.key for mk, _ in scan.damaged] == ["b"] and scan.pending == [k("b")]
+    assert "fails its seal" in str(scan.damaged[0][1])
+    assert scan.damaged[0][1].key_hash is not None
 
 
 @pytest.mark.parametrize("epoch", [0, 3, 4])

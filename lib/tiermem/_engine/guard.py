@@ -20,6 +20,7 @@ from tiermem._errors import (
     BatchWriteError,
     CircuitOpenError,
     ClientClosedError,
+    CorruptValueError,
     TierMemError,
     TierUnavailableError,
 )
@@ -250,7 +251,7 @@ class HotGuard(Guard[HotMemory]):
             operation, self._store.mdelete(keys), keys[0] if len(keys) == 1 else None, nkeys=len(keys)
         )
 
-    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | None]:
+    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | CorruptValueError | None]:
         """``store.mget_envelopes``: only for a store that is an :class:`EnvelopeReader`."""
         store = cast("EnvelopeReader", self._store)
         return await self._run("mget", store.mget_envelopes(keys), nkeys=len(keys))

@@ -21,8 +21,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from tiermem._codec import Codec, Record, RecordKind, lease, read_header, tombstone
+from tiermem._codec import (
+    Codec,
+    CorruptBatchError,
+    Record,
+    RecordKind,
+    declared_size,
+    lease,
+    read_header,
+    tombstone,
+)
 from tiermem._config import Policy
+from tiermem._engine.budget import DecodeBudget
 from tiermem._engine.epoch import HotEpoch
 from tiermem._engine.guard import HotGuard
 from tiermem._errors import CorruptValueError, InvalidInputError, TierError, TierMemError, key_digest
@@ -33,7 +43,7 @@ from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["ABSENT", "LIVE", "MISS", "HotCache", "Leases", "classify", "judge"]
+__all__ = ["ABSENT", "LIVE", "MISS", "UNBOUNDED", "HotCache", "Leases", "Lifetimes", "classify", "judge"]
 
 
 class _Verdict:
@@ -62,27 +72,94 @@ PINNED_EPOCH: Final = 0xFFFFFFFF
 """The epoch of values stored only in hot (``tier=HOT``): not a copy of anything, so never stale."""
 
 
-def judge(kind: int, expires_at: float | None, record_epoch: int, now: float, epoch: int) -> _Verdict | None:
+_CLOCK_SLACK: Final = 1.0
+"""Seconds a record's expiry may exceed its lifetime: clocks of the processes sharing hot differ."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    """The longest expiry a process of this configuration gives each kind of hot record (ADR 0015);
+    a record claiming more (or none) was not written by one, so it reads as a miss. ``None``: no bound.
+
+    Attributes:
+        value: ``hot_ttl`` when a durable tier backs hot (values pinned to hot keep their own TTL).
+        tombstone: ``negative_ttl`` (``tombstone_ttl`` when negative caching is off).
+        lease: ``tombstone_ttl``.
+    """
+
+    value: float | None = None
+    tombstone: float | None = None
+    lease: float | None = None
+
+    @classmethod
+    def of(cls, policy: Policy, *, durable: bool) -> Lifetimes:
+        return cls(
+            value=policy.hot_ttl if durable else None,
+            tombstone=policy.negative_ttl or policy.tombstone_ttl,
+            lease=policy.tombstone_ttl,
+        )
+
+
+UNBOUNDED: Final = Lifetimes()
+
+
+def _outlives(expires_at: float | None, now: float, lifetime: float | None) -> bool:
+    if lifetime is None:
+        return False
+    return expires_at is None or expires_at > now + lifetime + _CLOCK_SLACK
+
+
+def judge(
+    kind: int, expires_at: float | None, record_epoch: int, now: float, epoch: int, lifetimes: Lifetimes
+) -> _Verdict | None:
     """The one rule every hot read applies, on a stored record's fields: :data:`LIVE` (a value),
     :data:`ABSENT`, :data:`MISS` (someone's lease: read through, do not fill), or ``None`` when the
-    key may be leased (expired, or a stale copy: filled under an older ``epoch``, or a legacy fence)."""
+    key may be leased (expired, a stale copy: filled under an older ``epoch``, a legacy fence, or a
+    record whose expiry is missing or beyond its kind's ``lifetimes``; values pinned to hot keep
+    their own)."""
     if expires_at is not None and expires_at <= now:
         return None
     if kind == _LEASE:
-        return MISS
+        return None if _outlives(expires_at, now, lifetimes.lease) else MISS
     if record_epoch < epoch or kind == _FENCE:
         return None
     if kind == _TOMBSTONE:
-        return ABSENT
+        return None if _outlives(expires_at, now, lifetimes.tombstone) else ABSENT
+    if record_epoch != PINNED_EPOCH and _outlives(expires_at, now, lifetimes.value):
+        return None
     return LIVE
 
 
-def classify(record: Record | None, now: float, epoch: int) -> _Verdict | Record | None:
-    """:func:`judge` on a whole record: the live record itself, :data:`ABSENT`, :data:`MISS` or ``None``."""
+def classify(
+    record: Record | None, now: float, epoch: int, lifetimes: Lifetimes = UNBOUNDED
+) -> _Verdict | Record | None:
+    """:func:`judge` on a whole record: the live record itself, :data:`ABSENT`, :data:`MISS` or
+    ``None`` (also when there is no record)."""
     if record is None:
         return None
-    found = judge(record.kind, record.expires_at, record.epoch, now, epoch)
+    found = judge(record.kind, record.expires_at, record.epoch, now, epoch, lifetimes)
     return record if found is LIVE else found
+
+
+def _declares_too_much(limit: int) -> CorruptValueError:
+    return CorruptValueError(f"hot record declares more than hot_max_bytes={limit} decoded bytes")
+
+
+def hot_value(codec: Codec, record: Record, limit: int, budget: DecodeBudget | None) -> Value:
+    """A hot value, inflated at most to ``limit`` (``hot_max_bytes``: nothing larger is ever cached),
+    so a planted gzip bomb costs that much memory at most; its declared decoded size is checked and
+    counted in ``budget`` (when given) before anything is inflated.
+
+    Raises:
+        CorruptValueError: the record is damaged or declares more than ``limit`` decoded bytes.
+        ResultTooLargeError: the value does not fit in ``budget``.
+    """
+    size = record.decoded_size
+    if size > limit:
+        raise _declares_too_much(limit)
+    if budget is not None:
+        budget.take(size)
+    return codec.decode(record, limit=limit)
 
 
 @dataclass(slots=True)
@@ -119,18 +196,28 @@ def scan_records(
     epoch: int,
     codec: Codec,
     out: dict[str, Value],
+    *,
+    lifetimes: Lifetimes = UNBOUNDED,
+    limit: int | None = None,
+    budget: DecodeBudget | None = None,
 ) -> None:
-    """Classify and decode what a batch read returned as records (the in-process tier, the near cache)."""
-    decode = codec.decode
+    """Classify and decode what a batch read returned as records (the in-process tier, the near
+    cache), by :func:`judge` and :func:`hot_value` (``limit``: ``hot_max_bytes``, default
+    ``codec.max_value_bytes``).
+
+    Raises:
+        ResultTooLargeError: the values pass ``budget`` (``scan`` holds what was found before).
+    """
+    most = codec.max_value_bytes if limit is None else limit
     for mk, rec in zip(mks, records, strict=True):
         if rec is None:
             scan.to_lease.append((mk, None))
             scan.pending.append(mk)
             continue
-        found = judge(rec.kind, rec.expires_at, rec.epoch, now, epoch)
+        found = judge(rec.kind, rec.expires_at, rec.epoch, now, epoch, lifetimes)
         if found is LIVE:
             try:
-                out[mk.key] = decode(rec)
+                out[mk.key] = hot_value(codec, rec, most, budget)
             except CorruptValueError as exc:
                 _damaged(scan, mk, exc)
             else:
@@ -146,39 +233,60 @@ def scan_records(
 def scan_envelopes(
     scan: Scan,
     mks: Sequence[MemoryKey],
-    envelopes: Sequence[bytes | None],
+    envelopes: Sequence[bytes | CorruptValueError | None],
     now: float,
     epoch: int,
     codec: Codec,
     out: dict[str, Value],
+    *,
+    lifetimes: Lifetimes = UNBOUNDED,
+    limit: int | None = None,
+    budget: DecodeBudget | None = None,
 ) -> None:
-    """:func:`scan_records` on stored envelopes: one header unpack per key, the value decoded straight
-    from its payload; a :class:`Record` is built only for a stale copy a lease must replace."""
+    """:func:`scan_records` on stored envelopes (their seals already verified and stripped by the
+    tier; an error in place of an envelope is a damaged record, which costs only its own key): one
+    header unpack per key, the value decoded straight from its payload; a :class:`Record` is built
+    only for a stale copy a lease must replace.
+
+    Raises:
+        ResultTooLargeError: the values pass ``budget`` (``scan`` holds what was found before).
+    """
     value = codec.value
     pending = scan.pending
     to_lease = scan.to_lease
-    hits = 0
+    most = codec.max_value_bytes if limit is None else limit
     for mk, data in zip(mks, envelopes, strict=True):
         if data is None:
             to_lease.append((mk, None))
             pending.append(mk)
+            continue
+        if isinstance(data, CorruptValueError):
+            _damaged(scan, mk, data)
             continue
         header = read_header(data)
         if header is None:
             _damaged(scan, mk, _not_an_envelope(data))
             continue
         kind, flags, expires_at, crc, record_epoch, start = header
-        found = judge(kind, expires_at or None, record_epoch, now, epoch)
+        found = judge(kind, expires_at or None, record_epoch, now, epoch, lifetimes)
         if found is LIVE:
+            payload = data[start:]
+            compressed = bool(flags & 1)
+            size = declared_size(payload) if compressed else len(payload)
+            if size > most:
+                _damaged(scan, mk, _declares_too_much(most))
+                continue
+            if budget is not None:
+                budget.take(size)
             try:
-                out[mk.key] = value(kind, bool(flags & 1), crc, data[start:])
+                out[mk.key] = value(kind, compressed, crc, payload, limit=most)
             except CorruptValueError as exc:
                 _damaged(scan, mk, exc)
             else:
-                hits += 1
+                scan.hits += 1
             continue
         if found is ABSENT:
-            hits += 1
+            scan.hits += 1
             continue
         if found is None:
             if expires_at and expires_at <= now:
@@ -190,7 +298,6 @@ def scan_envelopes(
                     _damaged(scan, mk, exc)
                     continue
         pending.append(mk)
-    scan.hits += hits
 
 
 @dataclass(slots=True)
@@ -233,11 +340,16 @@ class HotCache:
         self._flushing = False
         self._bypass_until = 0.0
         self._later: set[asyncio.Task[None]] = set()
+        self._lifetimes = Lifetimes.of(policy, durable=durable)
         # Redis hands batch reads the envelopes: decoded from their header fields, no Record per key.
         self._envelopes = guard is not None and isinstance(guard.store, EnvelopeReader)
 
     def _classify(self, record: Record | None, now: float) -> _Verdict | Record | None:
-        return classify(record, now, self._epoch.current)
+        return classify(record, now, self._epoch.current, self._lifetimes)
+
+    def _decode(self, record: Record, budget: DecodeBudget | None) -> Value:
+        """A hot value by :func:`hot_value` (``hot_max_bytes``), counted in ``budget`` when given."""
+        return hot_value(self._codec, record, self._policy.hot_max_bytes, budget)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -260,7 +372,7 @@ class HotCache:
         found = self._classify(record, now)
         if isinstance(found, Record):
             try:
-                return Entry(self._codec.decode(found), Tier.HOT, None, found.expires_at)
+                return Entry(self._decode(found, None), Tier.HOT, None, found.expires_at)
             except CorruptValueError as exc:
                 self._distrust(mk, exc)
                 return leases
@@ -287,31 +399,67 @@ class HotCache:
         return ABSENT if found is ABSENT else MISS
 
     async def lookup_many(
-        self, mks: Sequence[MemoryKey], now: float, out: dict[str, Value], span: Span | None
+        self,
+        mks: Sequence[MemoryKey],
+        now: float,
+        out: dict[str, Value],
+        span: Span | None,
+        budget: DecodeBudget | None = None,
     ) -> tuple[list[MemoryKey], Leases]:
-        """One hot batch read: values go into ``out``; returns the keys to read from the durable tier
-        and the leases taken on them."""
+        """One hot batch read: values go into ``out`` (counted in ``budget``); returns the keys to
+        read from the durable tier and the leases taken on them.
+
+        Raises:
+            ResultTooLargeError: the values pass ``budget``.
+        """
         hot = await self._ready("mget")
         leases = Leases(self._epoch.current)
         if hot is None:
             return list(mks), leases
-        envelopes: list[bytes | None] | None = None
+        envelopes: list[bytes | CorruptValueError | None] | None = None
         records: list[Record | None] = []
         try:
             if self._envelopes:
                 envelopes = await hot.mget_envelopes(mks)
             else:
                 records = await hot.mget(mks)
+        except CorruptBatchError as exc:
+            records = self._salvage(exc, mks)
         except TierError as exc:
             self._read_failed(exc, mks, "mget", span)
             return list(mks), leases
         scan = Scan()
-        if envelopes is not None:
-            scan_envelopes(scan, mks, envelopes, now, self._epoch.current, self._codec, out)
-        else:
-            scan_records(scan, mks, records, now, self._epoch.current, self._codec, out)
-        for mk, damage in scan.damaged:
-            self._distrust(mk, damage)
+        epoch, lifetimes, limit = self._epoch.current, self._lifetimes, self._policy.hot_max_bytes
+        try:
+            if envelopes is not None:
+                scan_envelopes(
+                    scan,
+                    mks,
+                    envelopes,
+                    now,
+                    epoch,
+                    self._codec,
+                    out,
+                    lifetimes=lifetimes,
+                    limit=limit,
+                    budget=budget,
+                )
+            else:
+                scan_records(
+                    scan,
+                    mks,
+                    records,
+                    now,
+                    epoch,
+                    self._codec,
+                    out,
+                    lifetimes=lifetimes,
+                    limit=limit,
+                    budget=budget,
+                )
+        finally:  # a budget error still distrusts the damaged copies seen before it
+            for mk, damage in scan.damaged:
+                self._distrust(mk, damage)
         self._telemetry.count_keys(Tier.HOT, scan.hits, len(scan.pending))
         if scan.to_lease and self._durable:
             await self._lease(hot, leases, scan.to_lease)
@@ -354,7 +502,7 @@ class HotCache:
             if record is None:
                 if negative is not None:
                     swaps.append((mk, held, tombstone(now + negative).for_hot(now + negative, leases.epoch)))
-            elif record.size <= limit:
+            elif record.largest_size <= limit:
                 capped = self.cap(record, now)
                 swaps.append((mk, held, capped.for_hot(capped.expires_at, leases.epoch)))
                 values += 1
@@ -387,6 +535,14 @@ class HotCache:
         elif not self._durable:
             raise exc  # hot is the only tier: an outage is an error, never a miss
         self._telemetry.fell_through(Tier.HOT, operation, exc, span)
+
+    def _salvage(self, exc: CorruptBatchError, mks: Sequence[MemoryKey]) -> list[Record | None]:
+        """A batch read where only some records were damaged: distrust those, keep the others."""
+        readable = exc.readable
+        for mk in mks:
+            if mk not in readable:
+                self._distrust(mk, exc)
+        return [readable.get(mk) for mk in mks]
 
     def _distrust(self, mk: MemoryKey, exc: CorruptValueError) -> None:
         """A damaged hot copy: delete it before hot is read again (via the dirty keys) and read through."""

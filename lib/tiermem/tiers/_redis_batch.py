@@ -16,6 +16,8 @@ from redis.exceptions import NoScriptError
 
 from tiermem._codec import Record
 from tiermem._protocols import MemoryKey
+from tiermem._seal import HotSeal
+from tiermem.tiers._redis_records import sealed, ttl_ms
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -23,29 +25,26 @@ if TYPE_CHECKING:
     from redis.asyncio.cluster import ClusterPipeline, RedisCluster
     from redis.commands.core import AsyncScript
 
-__all__ = ["queue_sets", "run_swaps", "swap_args", "ttl_ms"]
+__all__ = ["queue_sets", "run_swaps", "swap_args"]
 
 SwapArgs = tuple[bytes, bytes, int]
-"""ARGV of the swap script: expected envelope (``b""``: nothing), new one (``b""``: delete), PX ms."""
+"""ARGV of the swap script: expected stored bytes (``b""``: nothing), new ones (``b""``: delete), PX ms."""
 
 
-def ttl_ms(record: Record, now: float) -> int | None:
-    """Milliseconds until the record expires (rounded up); ``None`` when it never does."""
-    if record.expires_at is None:
-        return None
-    return math.ceil((record.expires_at - now) * 1000)
-
-
-def swap_args(expected: Record | None, new: Record | None, now: float) -> SwapArgs | None:
-    """The swap script's arguments for one item, or ``None`` when ``new`` has already expired (an
-    expired record replaces nothing, so the item is not sent and reads as not swapped)."""
-    seen = b"" if expected is None else expected.to_bytes()
+def swap_args(
+    seal: HotSeal, name: bytes, expected: Record | None, new: Record | None, now: float
+) -> SwapArgs | None:
+    """The swap script's arguments for one item under the Redis key ``name``, or ``None`` when
+    ``new`` has already expired (an expired record replaces nothing, so the item is not sent and
+    reads as not swapped). Both records are sealed to ``name``: sealing is deterministic, so the
+    sealed bytes of ``expected`` are what the read found stored."""
+    seen = b"" if expected is None else sealed(seal, name, expected)
     if new is None:
         return seen, b"", 0
     px = ttl_ms(new, now)
     if px is not None and px <= 0:
         return None
-    return seen, new.to_bytes(), px or 0
+    return seen, sealed(seal, name, new), px or 0
 
 
 async def run_swaps(
@@ -91,25 +90,28 @@ async def _evalsha_all(
 
 def queue_sets(
     pipe: Pipeline | ClusterPipeline,
+    seal: HotSeal,
     names: Sequence[bytes],
     items: Sequence[tuple[MemoryKey, Record]],
     now: float,
     *,
     if_absent: bool,
 ) -> list[tuple[MemoryKey, bool]]:
-    """Queue ``SET name envelope [PX ms] [NX]`` per item (``UNLINK`` for a record that has already
-    expired, which is what writing it and letting it expire leaves; nothing with ``if_absent``, where
-    an expired record neither blocks nor replaces anything). Returns, per queued command, its key
-    and whether it is a ``SET`` (whose reply says if it stored)."""
+    """Queue ``SET name sealed-record [PX ms] [NX]`` per item, the record sealed to ``name`` (ADR
+    0015); ``UNLINK`` for a record that has already expired, which is what writing it and letting it
+    expire leaves; nothing with ``if_absent``, where an expired record neither blocks nor replaces
+    anything. Returns, per queued command, its key and whether it is a ``SET`` (whose reply says if
+    it stored)."""
     queued: list[tuple[MemoryKey, bool]] = []
     execute = pipe.execute_command
+    seal_as = seal.seal  # sealed(), inlined: names are already the bytes the seal binds
     for name, (mk, record) in zip(names, items, strict=True):
         expires_at = record.expires_at
         if expires_at is None:
             if if_absent:
-                execute("SET", name, record.to_bytes(), "NX")
+                execute("SET", name, seal_as(name, record), "NX")
             else:
-                execute("SET", name, record.to_bytes())
+                execute("SET", name, seal_as(name, record))
         else:
             px = math.ceil((expires_at - now) * 1000)  # ttl_ms, inlined: this loop runs per key
             if px <= 0:
@@ -119,8 +121,8 @@ def queue_sets(
                 queued.append((mk, False))
                 continue
             if if_absent:
-                execute("SET", name, record.to_bytes(), "PX", px, "NX")
+                execute("SET", name, seal_as(name, record), "PX", px, "NX")
             else:
-                execute("SET", name, record.to_bytes(), "PX", px)
+                execute("SET", name, seal_as(name, record), "PX", px)
         queued.append((mk, True))
     return queued

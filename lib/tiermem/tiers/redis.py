@@ -3,8 +3,9 @@
 ``RedisHotMemory`` speaks ``redis.asyncio`` (hiredis parser when installed) to one server or to an
 OSS Redis Cluster. Keys are ``{prefix}:{tenant}:{namespace}:{}{key}`` (the empty hash tag makes
 Redis Cluster hash the whole name, so braces in a key never pick its slot and a tenant's keys
-spread over every shard); values are :meth:`tiermem.Record.to_bytes` envelopes with a native
-``PX`` expiry equal to the envelope's. Authentication is Entra ID through ``redis-entraid`` or a
+spread over every shard); values are :meth:`tiermem.Record.to_bytes` envelopes sealed to their
+Redis key (:mod:`tiermem._seal`, ADR 0015: a keyed MAC with ``mac_key``) with a native ``PX``
+expiry equal to the envelope's. Authentication is Entra ID through ``redis-entraid`` or a
 password; TLS is required for every non-loopback endpoint.
 
 Every redis-py exception is translated in one place, :func:`_translate`.
@@ -37,7 +38,9 @@ from tiermem._errors import (
 from tiermem._keys import redis_key, redis_names, validate_scope
 from tiermem._net import is_loopback_host
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-from tiermem.tiers._base import BatchOutcome, TierAdapter, check_options, require_extra, retag_corrupt
+from tiermem._seal import HotSeal, SealKeys
+from tiermem.tiers._base import BatchOutcome, TierAdapter, check_options, require_extra
+from tiermem.tiers._redis_records import open_envelopes, open_one, records_of, sealed, ttl_ms
 from tiermem.tiers._redis_scripts import SWAP_LUA
 
 if TYPE_CHECKING:
@@ -65,7 +68,7 @@ try:
         entra_provider,
         ignore_token_error,
     )
-    from tiermem.tiers._redis_batch import queue_sets, run_swaps, swap_args, ttl_ms
+    from tiermem.tiers._redis_batch import queue_sets, run_swaps, swap_args
 except ImportError as exc:  # the [redis] extra is not installed; RedisHotMemory says so when used
     _MISSING_REDIS: ImportError | None = exc
     _FAILURES: tuple[type[BaseException], ...] = ()
@@ -124,6 +127,8 @@ class RedisOptions(TypedDict, total=False):
     socket_connect_timeout: float
     retries: int
     ssl_ca_certs: str | None
+    mac_key: SecretStr | str | SecretSource | None
+    mac_previous_keys: Sequence[SecretStr | str]
 
 
 def _require_redis() -> None:
@@ -203,17 +208,28 @@ class RedisHotMemory(TierAdapter):
     Args:
         client: a configured async Redis or RedisCluster client (``decode_responses=False``).
         prefix: first segment of every key, ``[A-Za-z0-9._-]{1,64}`` (default ``tm``).
+        mac_key: the key of the MAC that seals every record to its Redis key (ADR 0015); see
+            :meth:`from_url`. ``None``: an unkeyed seal (detects copies and edits, not forgeries).
+        mac_previous_keys: earlier MAC keys still accepted on reads while a rotation rolls out.
 
     Raises:
         ImportError: redis-py is not installed.
-        ConfigurationError: ``prefix`` is invalid or the client decodes responses to ``str``.
+        ConfigurationError: ``prefix`` or a MAC key is invalid, or the client decodes responses to ``str``.
     """
 
     tier = Tier.HOT
     failures = _FAILURES
 
-    def __init__(self, client: Redis | RedisCluster, *, prefix: str = "tm") -> None:
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        *,
+        prefix: str = "tm",
+        mac_key: SecretStr | str | SecretSource | None = None,
+        mac_previous_keys: Sequence[SecretStr | str] = (),
+    ) -> None:
         _require_redis()
+        self._seals = SealKeys(mac_key, mac_previous_keys)
         try:
             self._prefix = validate_scope(prefix, "prefix")
         except InvalidScopeError as exc:
@@ -284,6 +300,14 @@ class RedisHotMemory(TierAdapter):
             retries: retries after a connection error or timeout (exponential backoff with jitter);
                 rejected credentials are never retried.
             ssl_ca_certs: CA bundle that signs the server certificate (private CAs, tests).
+            mac_key: the secret (at least 16 bytes; use 32 random ones) of the keyed MAC that seals
+                every record to its Redis key, kind, expiry, epoch and payload (ADR 0015), so whoever
+                can write Redis without it cannot forge, move or edit records: a ``str``,
+                ``SecretStr`` or a :class:`tiermem.secrets.SecretSource` (Key Vault; on rotation the
+                previous value stays accepted for reads). Every process sharing the Redis needs the
+                same key. ``None``: an unkeyed seal (copies and edits are detected, forgeries not).
+            mac_previous_keys: earlier keys still accepted when reading (rotation: sign with the
+                new key, accept the old one until records sealed with it have expired, ``hot_ttl``).
 
         Raises:
             ImportError: redis-py (or, with ``credential``, redis-entraid) is not installed.
@@ -423,7 +447,12 @@ class RedisHotMemory(TierAdapter):
             )
             # The provider goes to the client too: that is what registers the pool for re-auth.
             client = Redis(connection_pool=pool, credential_provider=streaming)
-        self = cls(client, prefix=options.get("prefix", "tm"))
+        self = cls(
+            client,
+            prefix=options.get("prefix", "tm"),
+            mac_key=options.get("mac_key"),
+            mac_previous_keys=options.get("mac_previous_keys", ()),
+        )
         self._owns_client = True
         self._identity = identity
         self._streaming = streaming
@@ -440,6 +469,11 @@ class RedisHotMemory(TierAdapter):
     @property
     def prefix(self) -> str:
         return self._prefix
+
+    @property
+    def mac_keyed(self) -> bool:
+        """Whether records are sealed with a MAC key (ADR 0015), not the unkeyed binding."""
+        return self._seals.keyed
 
     @property
     def cluster(self) -> bool:
@@ -499,13 +533,9 @@ class RedisHotMemory(TierAdapter):
     ) -> TierMemError:
         return _translate(exc, operation, key)
 
-    def _decode(self, data: bytes | str, operation: str, key: MemoryKey) -> Record:
-        if isinstance(data, str):  # ruled out by the decode_responses check in __init__
-            raise ConfigurationError("the Redis client decodes responses; use decode_responses=False")
-        try:
-            return Record.from_bytes(data)
-        except CorruptValueError as exc:
-            raise retag_corrupt(exc, Tier.HOT, operation, key) from exc
+    async def _seal(self) -> HotSeal:
+        """The seal for this call (fixed, or from the MAC key's secret source)."""
+        return self._seals.fixed or await self._seals.current()
 
     async def setup(self) -> None:
         """Nothing to create in Redis; checks that the server answers."""
@@ -517,9 +547,11 @@ class RedisHotMemory(TierAdapter):
             await self._client.ping()
 
     async def get(self, key: MemoryKey) -> Record | None:
+        seal = await self._seal()
+        name = self.raw_key(key)
         async with self._call("get", key):
-            data = await self._client.get(self.raw_key(key))
-        return None if data is None else self._decode(data, "get", key)
+            data = await self._client.get(name)
+        return None if data is None else open_one(seal, name, data, "get", key)
 
     async def set(
         self, key: MemoryKey, record: Record, *, if_match: str | None = None, if_absent: bool = False
@@ -542,6 +574,7 @@ class RedisHotMemory(TierAdapter):
                 operation="set",
                 key=key.key,
             )
+        seal = await self._seal()
         raw = self.raw_key(key)
         px = ttl_ms(record, time.time())
         async with self._call("set", key):
@@ -551,7 +584,7 @@ class RedisHotMemory(TierAdapter):
                     return None
                 stored = not await self._client.exists(raw)
             else:
-                stored = bool(await self._client.set(raw, record.to_bytes(), px=px, nx=if_absent))
+                stored = bool(await self._client.set(raw, sealed(seal, raw, record), px=px, nx=if_absent))
         if not stored:
             raise ConflictError("key already exists", tier=Tier.HOT, operation="set", key=key.key)
         return None
@@ -577,20 +610,18 @@ class RedisHotMemory(TierAdapter):
         """One ``MGET`` (on a cluster one per hash slot, nodes in parallel); input order, ``None`` for misses.
 
         Raises:
-            CorruptValueError: a stored value is not a tiermem envelope (the error names its key).
+            CorruptValueError: a stored value fails its seal or is not a tiermem envelope (the error
+                names the first such key; its ``readable`` holds every other key's record).
         """
-        envelopes = await self.mget_envelopes(keys)
-        return [
-            None if data is None else self._decode(data, "mget", mk)
-            for mk, data in zip(keys, envelopes, strict=True)
-        ]
+        return records_of(keys, await self.mget_envelopes(keys))
 
-    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | None]:
-        """:meth:`mget` without parsing: the stored envelopes (the hot cache's batch reads decode
-        them from their header fields, issue 17)."""
+    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | CorruptValueError | None]:
+        """:meth:`mget` without parsing: the envelopes under their verified seals, a damaged record's
+        error in its place (the hot cache's batch reads decode them from their header fields, issue 17)."""
         if not keys:
             self._ensure_open("mget")
             return []
+        seal = await self._seal()
         names = redis_names(keys, self._prefix)
         async with self._call("mget"):
             if isinstance(self._client, RedisCluster):
@@ -599,13 +630,15 @@ class RedisHotMemory(TierAdapter):
                 values = await self._client.mget_nonatomic(names)
             else:
                 values = await self._client.mget(names)
-        return self._opened(values, names)
+        return self._opened(values, names, seal)
 
-    def _opened(self, values: list[Any], names: Sequence[bytes]) -> list[bytes | None]:
-        """The envelopes of a batch read (``values[i]`` is stored under ``names[i]``) as Redis returned
-        them: bytes, as ``__init__`` refuses clients that decode responses. Every read of many
-        envelopes passes here: the one place for a check of each envelope against its key."""
-        return values
+    def _opened(
+        self, values: list[Any], names: Sequence[bytes], seal: HotSeal
+    ) -> list[bytes | CorruptValueError | None]:
+        """The envelopes of a batch read (``values[i]`` is stored under ``names[i]``), each with its
+        seal verified against its key and stripped; a damaged one is its error in place, so it costs
+        only its own key. Every read of many envelopes passes here."""
+        return open_envelopes(seal, names, values)
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
         """One non-transactional pipeline of ``SET PX [NX]``; with ``if_absent`` existing keys are skipped.
@@ -617,9 +650,10 @@ class RedisHotMemory(TierAdapter):
         self._ensure_open("mset")
         if not items:
             return
+        seal = await self._seal()
         pipe = self._client.pipeline(transaction=False)
         names = redis_names([mk for mk, _ in items], self._prefix)
-        queued = queue_sets(pipe, names, items, time.time(), if_absent=if_absent)
+        queued = queue_sets(pipe, seal, names, items, time.time(), if_absent=if_absent)
         if not queued:
             return
         async with self._call("mset"):
@@ -647,9 +681,13 @@ class RedisHotMemory(TierAdapter):
         if script is None:
             script = self._swap_script = self._client.register_script(SWAP_LUA)
             self._swap_loaded = False  # SCRIPT LOAD before the first pipeline of calls
+        seal = await self._seal()
         now = time.time()
         names = redis_names([mk for mk, _, _ in items], self._prefix)
-        argv = [swap_args(expected, new, now) for _, expected, new in items]
+        argv = [
+            swap_args(seal, name, expected, new, now)
+            for name, (_, expected, new) in zip(names, items, strict=True)
+        ]
         sent = [i for i, args in enumerate(argv) if args is not None]
         done = [False] * len(items)
         if not sent:
