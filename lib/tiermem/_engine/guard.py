@@ -1,5 +1,7 @@
 """The one place every tier call goes through: breaker, deadline, child span and metrics.
 
+Deadlines come from one watchdog timer per guard (:mod:`.deadline`), not a timer per call.
+
 :class:`Guard` wraps a tier store and offers the same verbs (``get``, ``set``, ``mget``...), so the
 engine calls ``guard.get(key)`` where it would call ``store.get(key)``, and ``mypy --strict`` checks
 those calls against the tier Protocol the guard is generic over.
@@ -15,6 +17,7 @@ from typing import Any, Final, Generic, TypeVar
 from tiermem._breaker import CircuitBreaker
 from tiermem._codec import Record, RecordKind
 from tiermem._config import TierOptions
+from tiermem._engine.deadline import Watchdog
 from tiermem._errors import (
     BatchWriteError,
     CircuitOpenError,
@@ -55,7 +58,17 @@ class Guard(Generic[S]):
     through) counts against the breaker; any other answer from the tier closes it.
     """
 
-    __slots__ = ("_in_process", "_life", "_store", "_telemetry", "attrs", "breaker", "options", "tier")
+    __slots__ = (
+        "_in_process",
+        "_life",
+        "_store",
+        "_telemetry",
+        "_watch",
+        "attrs",
+        "breaker",
+        "options",
+        "tier",
+    )
 
     def __init__(
         self, tier: Tier, store: S, options: TierOptions, telemetry: Telemetry, life: Lifecycle
@@ -73,6 +86,7 @@ class Guard(Generic[S]):
             self.attrs["server.address"] = info.server_address
         self._telemetry = telemetry
         self._life = life
+        self._watch: Watchdog | None = None  # deadlines of the calls in flight (one timer per loop)
 
     @property
     def store(self) -> S:
@@ -165,8 +179,7 @@ class Guard(Generic[S]):
                 if timeout is None:
                     result = await call
                 else:
-                    async with asyncio.timeout(timeout):
-                        result = await call
+                    result = await self._within(call, timeout)
             except TimeoutError as exc:
                 self._failure(operation, exc)
                 telemetry.record(tier, operation, "error", time.perf_counter() - start)
@@ -200,6 +213,25 @@ class Guard(Generic[S]):
             if span is not None and outcome is not None and nkeys == 1:
                 span.set_attribute("tiermem.hit", kind == "hit")
             return result
+
+    async def _within(self, call: Coroutine[Any, Any, _T], seconds: float) -> _T:
+        """Await ``call``; raise :class:`TimeoutError` when it outlives ``seconds``."""
+        loop = asyncio.get_running_loop()
+        watch = self._watch
+        if watch is None or watch.loop is not loop:
+            watch = self._watch = Watchdog(loop)  # a client used from another loop gets its own
+        token = watch.arm(seconds)
+        try:
+            result = await call
+        except asyncio.CancelledError as exc:
+            if watch.disarm(token):
+                raise TimeoutError from exc  # our deadline cancelled it, not the caller
+            raise
+        except BaseException:
+            watch.disarm(token)
+            raise
+        watch.disarm(token)
+        return result
 
     def _failure(self, operation: str, exc: BaseException) -> None:
         if self.breaker.failure():
