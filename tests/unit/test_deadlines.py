@@ -49,7 +49,7 @@ class SlowWarm(WrappedStore):
     async def set(
         self, key: MemoryKey, record: Record, *, if_match: str | None = None, if_absent: bool = False
     ) -> str | None:
-        etag = await self.inner.set(key, record, if_match=if_match, if_absent=if_absent)
+        etag: str | None = await self.inner.set(key, record, if_match=if_match, if_absent=if_absent)
         await self._enter("set", [key])  # lands, then answers late
         return etag
 
@@ -58,7 +58,7 @@ def _client(tmp_path: Path) -> tuple[MemoryClient, SlowWarm]:
     warm = SlowWarm(SqliteWarmMemory(tmp_path / "w.db"))
     memory = (
         MemoryBuilder()
-        .with_warm(warm)  # type: ignore[arg-type]
+        .with_warm(warm)
         .with_resilience(Tier.WARM, timeout=_TIMEOUT, failure_threshold=100)
         .build()
     )
