@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 from tiermem._breaker import CircuitState
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
 from tiermem._engine.core import Engine
+from tiermem._engine.hot import ABSENT, MISS
 from tiermem._engine.writes import Write, plan
 from tiermem._errors import ClientClosedError, InvalidInputError, InvalidScopeError, TierMemError
 from tiermem._instrumentation import _NO_SPAN, Stats
@@ -148,8 +149,17 @@ class MemoryClient:
             CorruptValueError: the stored value failed its integrity check.
         """
         mk = self._key(key)
+        core = self._core
+        if not core.telemetry.tracing:  # no span to fill: an in-process hot hit needs no await
+            found = core.reads.cached(mk)
+            if found is ABSENT:
+                return default
+            if found is not MISS:
+                return found
+            entry = await core.reads.get(mk)
+            return default if entry is None else entry.value
         with self._span("tiermem.get", 1, key) as span:
-            entry = await self._core.reads.get(mk)
+            entry = await core.reads.get(mk)
             if span is not None:
                 span.set_attribute("tiermem.hit", entry is not None)
                 if entry is not None:

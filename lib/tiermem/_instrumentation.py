@@ -344,14 +344,37 @@ class Telemetry:
                 stats.errors += 1
             elif operation in ("set", "mset", "delete"):
                 stats.writes += count
-        if self.metrics:
-            cache_key = (tier.value, operation, outcome)
-            attrs = self._attrs.get(cache_key)
-            if attrs is None:  # attribute dicts are built once per (tier, op, outcome), then reused
-                base = {"tiermem.tier": tier.value, "tiermem.operation": operation}
-                attrs = self._attrs.setdefault(cache_key, ({**base, "tiermem.outcome": outcome}, base))
-            self._instruments["operations"].add(count, attrs[0])
-            self._instruments["duration"].record(seconds, attrs[1])
+        if self._metrics_on or self.metrics:
+            self._emit(tier, operation, outcome, seconds, count)
+
+    def _emit(self, tier: Tier, operation: str, outcome: str, seconds: float, count: int) -> None:
+        cache_key = (tier.value, operation, outcome)
+        attrs = self._attrs.get(cache_key)
+        if attrs is None:  # attribute dicts are built once per (tier, op, outcome), then reused
+            base = {"tiermem.tier": tier.value, "tiermem.operation": operation}
+            attrs = self._attrs.setdefault(cache_key, ({**base, "tiermem.outcome": outcome}, base))
+        self._instruments["operations"].add(count, attrs[0])
+        self._instruments["duration"].record(seconds, attrs[1])
+
+    def slot(self, tier: Tier, operation: str) -> tuple[TierStats, LatencyHistogram]:
+        """Where ``record`` counts ``tier``'s ``operation``: looked up once by a caller on a hot path."""
+        stats = self.tier_stats(tier)
+        with self._lock:
+            hist = stats.latency.get(operation)
+            if hist is None:
+                hist = stats.latency.setdefault(operation, LatencyHistogram())
+        return stats, hist
+
+    def record_hit(
+        self, slot: tuple[TierStats, LatencyHistogram], tier: Tier, operation: str, seconds: float
+    ) -> None:
+        """``record(tier, operation, "hit", seconds)`` for a caller that holds the :meth:`slot`."""
+        stats, hist = slot
+        with self._lock:
+            hist.record(seconds)
+            stats.hits += 1
+        if self._metrics_on or self.metrics:
+            self._emit(tier, operation, "hit", seconds, 1)
 
     def count_keys(self, tier: Tier, hits: int, misses: int) -> None:
         """Count per-key hits and misses of a batch read (its latency is recorded by ``record``)."""

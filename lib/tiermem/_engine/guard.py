@@ -25,9 +25,9 @@ from tiermem._errors import (
     TierMemError,
     TierUnavailableError,
 )
-from tiermem._instrumentation import _NO_SPAN, Telemetry, logger
+from tiermem._instrumentation import _NO_SPAN, LatencyHistogram, Telemetry, TierStats, logger
 from tiermem._lifecycle import ClientState
-from tiermem._protocols import HotMemory, TierStore
+from tiermem._protocols import HotMemory, InlineRead, TierStore
 from tiermem._types import MemoryKey, Tier
 
 __all__ = ["Guard", "HotGuard", "Lifecycle"]
@@ -245,9 +245,40 @@ class Guard(Generic[S]):
 
 
 class HotGuard(Guard[HotMemory]):
-    """The hot tier's guard: the common verbs plus the hot-only ones (batch delete, compare-and-swap)."""
+    """The hot tier's guard: the common verbs plus the hot-only ones (batch delete, compare-and-swap),
+    and for an in-process store a read without awaiting (:meth:`peek_now`)."""
 
-    __slots__ = ()
+    __slots__ = ("_get_now", "_get_slot")
+
+    def __init__(
+        self, tier: Tier, store: HotMemory, options: TierOptions, telemetry: Telemetry, life: Lifecycle
+    ) -> None:
+        super().__init__(tier, store, options, telemetry, life)
+        inline = self._in_process and isinstance(store, InlineRead)
+        self._get_now = store.get_now if inline else None  # type: ignore[attr-defined]
+        self._get_slot: tuple[TierStats, LatencyHistogram] | None = None  # where hits count, once known
+
+    @property
+    def inline(self) -> bool:
+        """Whether :meth:`peek_now` may be called now: an in-process store, open, breaker closed."""
+        return self._get_now is not None and self.breaker.closed and self._life.state is ClientState.OPEN
+
+    def peek_now(self, key: MemoryKey) -> Record | None:
+        """The in-process store's ``get`` without awaiting, not counted; see :meth:`count_hit`.
+
+        Only the client's hot-hit fast path calls it (when :attr:`inline`); anything but a hit is
+        read again through :meth:`get`, which counts it, so nothing is counted twice.
+        """
+        assert self._get_now is not None
+        record: Record | None = self._get_now(key)
+        return record
+
+    def count_hit(self, seconds: float) -> None:
+        """Count a :meth:`peek_now` that was a hit, as :meth:`get` would."""
+        slot = self._get_slot
+        if slot is None:
+            slot = self._get_slot = self._telemetry.slot(self.tier, "get")
+        self._telemetry.record_hit(slot, self.tier, "get", seconds)
 
     async def mdelete(self, keys: Sequence[MemoryKey], *, operation: str = "invalidate") -> None:
         await self._run(

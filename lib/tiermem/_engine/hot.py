@@ -118,6 +118,28 @@ class HotCache:
 
     # -- reads ------------------------------------------------------------------------------------
 
+    def answer_now(self, mk: MemoryKey, now: float) -> Value | _Verdict:
+        """The hot answer without awaiting, when the hot tier is in-process and nothing is pending:
+        the value, :data:`ABSENT`, or :data:`MISS` when :meth:`lookup` must run (a miss, a lease,
+        a stale or damaged copy, dirty keys to delete, an epoch to re-read, a closed or open breaker).
+        """
+        hot = self.guard
+        if hot is None or not hot.inline or self.dirty or self._bypass_until or not self._epoch.trusted():
+            return MISS
+        start = time.perf_counter()
+        found = classify(hot.peek_now(mk), now, self._epoch.current)
+        if isinstance(found, Record):
+            try:
+                value = self._codec.decode(found)
+            except CorruptValueError:
+                return MISS  # lookup reads it again and distrusts it
+        elif found is ABSENT:
+            value = ABSENT
+        else:
+            return MISS
+        hot.count_hit(time.perf_counter() - start)
+        return value
+
     async def lookup(self, mk: MemoryKey, now: float) -> Entry | _Verdict | Leases:
         """The hot answer for one key: an :class:`Entry`, :data:`ABSENT`, or the :class:`Leases` to
         fill after reading the durable tier (empty when this read may not fill).

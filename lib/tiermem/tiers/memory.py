@@ -159,6 +159,10 @@ class LocalHotMemory(TierAdapter):
     # -- TierStore -----------------------------------------------------------------------------
 
     async def get(self, key: MemoryKey) -> Record | None:
+        return self.get_now(key)
+
+    def get_now(self, key: MemoryKey) -> Record | None:
+        """``get`` without awaiting (``InlineRead``): the client's hot-hit fast path calls it."""
         self._ensure_open("get")
         entry = self._live(key)
         if entry is None:
