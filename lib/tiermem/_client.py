@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from tiermem._breaker import CircuitState
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from tiermem.lifecycle import ForgetReport, MaintainReport, RetentionPolicy, UsageReport
 
 __all__ = ["DEFAULT_TIER_OPTIONS", "Entry", "MemoryClient", "Policy", "TierOptions"]
+
+_KEY_CACHE_SIZE: Final = 1024
+"""Validated keys a view remembers before it starts over (bounds its memory, not correctness)."""
 
 
 class MemoryClient:
@@ -59,6 +62,7 @@ class MemoryClient:
         self._root = root
         self._tenant_locked = tenant_locked
         self._internal = internal
+        self._keys: dict[str, MemoryKey] = {}  # validated keys of this view (see _key)
 
     # -- scope --------------------------------------------------------------------------------------
 
@@ -124,8 +128,17 @@ class MemoryClient:
         )
 
     def _key(self, key: str) -> MemoryKey:
-        # Tenant and namespace were validated when this view was made; only the key is new.
-        return MemoryKey(self._tenant, self._namespace, validate_key(key))
+        # Tenant and namespace were validated when this view was made; only the key is new. Keys
+        # validated before are remembered (a bounded map), so a repeated key costs one dict lookup.
+        if type(key) is str:
+            mk = self._keys.get(key)
+            if mk is not None:
+                return mk
+        mk = MemoryKey(self._tenant, self._namespace, validate_key(key))
+        if len(self._keys) >= _KEY_CACHE_SIZE:
+            self._keys.clear()
+        self._keys[mk.key] = mk
+        return mk
 
     def _span(self, name: str, nkeys: int, key: str | None = None) -> AbstractContextManager[Span | None]:
         telemetry = self._core.telemetry

@@ -330,11 +330,30 @@ class Telemetry:
 
     def record(self, tier: Tier, operation: str, outcome: str, seconds: float, count: int = 1) -> None:
         """Count one tier call (outcome: hit, miss, ok, error) and its latency."""
+        self.record_in(self.slot(tier, operation), tier, operation, outcome, seconds, count)
+
+    def slot(self, tier: Tier, operation: str) -> tuple[TierStats, LatencyHistogram]:
+        """Where ``record`` counts ``tier``'s ``operation``: a caller on a hot path looks it up once
+        and passes it to :meth:`record_in`."""
         stats = self.tier_stats(tier)
         with self._lock:
             hist = stats.latency.get(operation)
             if hist is None:
                 hist = stats.latency.setdefault(operation, LatencyHistogram())
+        return stats, hist
+
+    def record_in(
+        self,
+        slot: tuple[TierStats, LatencyHistogram],
+        tier: Tier,
+        operation: str,
+        outcome: str,
+        seconds: float,
+        count: int = 1,
+    ) -> None:
+        """:meth:`record` for a caller that holds the :meth:`slot` of ``tier`` and ``operation``."""
+        stats, hist = slot
+        with self._lock:
             hist.record(seconds)
             if outcome == "hit":
                 stats.hits += count
@@ -355,26 +374,6 @@ class Telemetry:
             attrs = self._attrs.setdefault(cache_key, ({**base, "tiermem.outcome": outcome}, base))
         self._instruments["operations"].add(count, attrs[0])
         self._instruments["duration"].record(seconds, attrs[1])
-
-    def slot(self, tier: Tier, operation: str) -> tuple[TierStats, LatencyHistogram]:
-        """Where ``record`` counts ``tier``'s ``operation``: looked up once by a caller on a hot path."""
-        stats = self.tier_stats(tier)
-        with self._lock:
-            hist = stats.latency.get(operation)
-            if hist is None:
-                hist = stats.latency.setdefault(operation, LatencyHistogram())
-        return stats, hist
-
-    def record_hit(
-        self, slot: tuple[TierStats, LatencyHistogram], tier: Tier, operation: str, seconds: float
-    ) -> None:
-        """``record(tier, operation, "hit", seconds)`` for a caller that holds the :meth:`slot`."""
-        stats, hist = slot
-        with self._lock:
-            hist.record(seconds)
-            stats.hits += 1
-        if self._metrics_on or self.metrics:
-            self._emit(tier, operation, "hit", seconds, 1)
 
     def count_keys(self, tier: Tier, hits: int, misses: int) -> None:
         """Count per-key hits and misses of a batch read (its latency is recorded by ``record``)."""

@@ -61,6 +61,7 @@ class Guard(Generic[S]):
     __slots__ = (
         "_in_process",
         "_life",
+        "_slots",
         "_store",
         "_telemetry",
         "_watch",
@@ -87,6 +88,7 @@ class Guard(Generic[S]):
         self._telemetry = telemetry
         self._life = life
         self._watch: Watchdog | None = None  # deadlines of the calls in flight (one timer per loop)
+        self._slots: dict[str, tuple[TierStats, LatencyHistogram]] = {}  # operation -> where it counts
 
     @property
     def store(self) -> S:
@@ -163,7 +165,7 @@ class Guard(Generic[S]):
             raise ClientClosedError("MemoryClient is closed", operation=operation)
         if not breaker.allow():
             call.close()
-            telemetry.record(tier, operation, "error", 0.0)
+            self._record(operation, "error", 0.0)
             raise CircuitOpenError(
                 "circuit breaker open", tier=tier, operation=operation, key=key.key if key else None
             )
@@ -182,7 +184,7 @@ class Guard(Generic[S]):
                     result = await self._within(call, timeout)
             except TimeoutError as exc:
                 self._failure(operation, exc)
-                telemetry.record(tier, operation, "error", time.perf_counter() - start)
+                self._record(operation, "error", time.perf_counter() - start)
                 raise TierUnavailableError(
                     f"timed out after {timeout}s",
                     tier=tier,
@@ -191,25 +193,25 @@ class Guard(Generic[S]):
                 ) from exc
             except TierUnavailableError as exc:
                 self._failure(operation, exc)
-                telemetry.record(tier, operation, "error", time.perf_counter() - start)
+                self._record(operation, "error", time.perf_counter() - start)
                 raise
             except BatchWriteError as exc:
                 if exc.failed and all(isinstance(e, TierUnavailableError) for e in exc.failed.values()):
                     self._failure(operation, exc)  # nothing got through: an outage
                 else:
                     breaker.success()
-                telemetry.record(tier, operation, "error", time.perf_counter() - start)
+                self._record(operation, "error", time.perf_counter() - start)
                 raise
             except TierMemError:
                 breaker.success()  # the tier answered; the answer was a failure (conflict, corrupt...)
-                telemetry.record(tier, operation, "error", time.perf_counter() - start)
+                self._record(operation, "error", time.perf_counter() - start)
                 raise
             except BaseException:
                 breaker.release()
                 raise
             breaker.success()
             kind = outcome(result) if outcome is not None else "ok"
-            telemetry.record(tier, operation, kind, time.perf_counter() - start)
+            self._record(operation, kind, time.perf_counter() - start)
             if span is not None and outcome is not None and nkeys == 1:
                 span.set_attribute("tiermem.hit", kind == "hit")
             return result
@@ -233,6 +235,13 @@ class Guard(Generic[S]):
         watch.disarm(token)
         return result
 
+    def _record(self, operation: str, outcome: str, seconds: float) -> None:
+        """Count one call in the stats and metrics (``Telemetry.record`` with this guard's slots)."""
+        slot = self._slots.get(operation)
+        if slot is None:
+            slot = self._slots[operation] = self._telemetry.slot(self.tier, operation)
+        self._telemetry.record_in(slot, self.tier, operation, outcome, seconds)
+
     def _failure(self, operation: str, exc: BaseException) -> None:
         if self.breaker.failure():
             logger.warning(
@@ -248,7 +257,7 @@ class HotGuard(Guard[HotMemory]):
     """The hot tier's guard: the common verbs plus the hot-only ones (batch delete, compare-and-swap),
     and for an in-process store a read without awaiting (:meth:`peek_now`)."""
 
-    __slots__ = ("_get_now", "_get_slot")
+    __slots__ = ("_get_now",)
 
     def __init__(
         self, tier: Tier, store: HotMemory, options: TierOptions, telemetry: Telemetry, life: Lifecycle
@@ -256,7 +265,6 @@ class HotGuard(Guard[HotMemory]):
         super().__init__(tier, store, options, telemetry, life)
         inline = self._in_process and isinstance(store, InlineRead)
         self._get_now = store.get_now if inline else None  # type: ignore[attr-defined]
-        self._get_slot: tuple[TierStats, LatencyHistogram] | None = None  # where hits count, once known
 
     @property
     def inline(self) -> bool:
@@ -275,10 +283,7 @@ class HotGuard(Guard[HotMemory]):
 
     def count_hit(self, seconds: float) -> None:
         """Count a :meth:`peek_now` that was a hit, as :meth:`get` would."""
-        slot = self._get_slot
-        if slot is None:
-            slot = self._get_slot = self._telemetry.slot(self.tier, "get")
-        self._telemetry.record_hit(slot, self.tier, "get", seconds)
+        self._record("get", "hit", seconds)
 
     async def mdelete(self, keys: Sequence[MemoryKey], *, operation: str = "invalidate") -> None:
         await self._run(

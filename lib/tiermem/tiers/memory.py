@@ -143,7 +143,6 @@ class LocalHotMemory(TierAdapter):
                 operation="set",
                 key=mk.key,
             )
-        self._remove(mk)
         # Make room first, so the entry being admitted is never its own victim (LFU: it has freq 1).
         while self._entries and (len(self._entries) >= self.max_items or self._bytes + size > self.max_bytes):
             self._remove(self._victim())
