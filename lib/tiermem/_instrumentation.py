@@ -171,14 +171,22 @@ class Telemetry:
 
     Args:
         record_keys: put raw keys in span attributes (off by default: a stable hash is recorded).
+        detailed_spans: a child span per hot-tier call too (off: the call is an attribute of the
+            method span; durable-tier calls always get child spans). See docs/adr/0016.
         tracer_provider: use this provider instead of the global one (tests, multi-tenant hosts).
         meter_provider: use this provider instead of the global one.
     """
 
     def __init__(
-        self, *, record_keys: bool = False, tracer_provider: Any = None, meter_provider: Any = None
+        self,
+        *,
+        record_keys: bool = False,
+        detailed_spans: bool = False,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         self.record_keys = record_keys
+        self.detailed_spans = detailed_spans
         self._lock = threading.Lock()
         self.tiers: dict[str, TierStats] = {}
         self.promotions = 0

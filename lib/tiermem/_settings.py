@@ -266,6 +266,9 @@ class MemorySettings(StrictSettings):
     hot_max_items: int = Field(10_000, ge=1)
     hot_ttl: float | None = Field(300.0, gt=0)
     compress_min_bytes: int = Field(4096, ge=0)
+    detailed_spans: bool = Field(
+        False, description="A child span per hot-tier call too (default: attributes of the method span)"
+    )
     tenant: str = "default"
     namespace: str = "default"
 
@@ -433,7 +436,11 @@ def resolve(settings: MemorySettings) -> SettingsPlan:
         hot=hot,
         warm=warm,
         cold=cold,
-        policy={"hot_ttl": settings.hot_ttl, "compress_min_bytes": settings.compress_min_bytes},
+        policy={
+            "hot_ttl": settings.hot_ttl,
+            "compress_min_bytes": settings.compress_min_bytes,
+            "detailed_spans": settings.detailed_spans,
+        },
         tenant=settings.tenant,
         namespace=settings.namespace,
         azure_client_id=settings.azure_client_id,

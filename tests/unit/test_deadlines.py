@@ -27,7 +27,7 @@ from tiermem import (
 )
 from tiermem._engine.deadline import Watchdog
 
-_TIMEOUT = 0.05
+_TIMEOUT = 0.25
 
 
 class SlowWarm(WrappedStore):
@@ -55,7 +55,7 @@ class SlowWarm(WrappedStore):
 
 
 def _client(tmp_path: Path) -> tuple[MemoryClient, SlowWarm]:
-    warm = SlowWarm(SqliteWarmMemory(tmp_path / "w.db"))
+    warm = SlowWarm(SqliteWarmMemory(tmp_path / "w.db", durability="os"))
     memory = (
         MemoryBuilder()
         .with_warm(warm)

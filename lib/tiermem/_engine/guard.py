@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final, Generic, TypeVar
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from tiermem._breaker import CircuitBreaker
 from tiermem._codec import Record, RecordKind
@@ -29,6 +30,9 @@ from tiermem._instrumentation import _NO_SPAN, LatencyHistogram, Telemetry, Tier
 from tiermem._lifecycle import ClientState
 from tiermem._protocols import HotMemory, InlineRead, TierStore
 from tiermem._types import MemoryKey, Tier
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = ["Guard", "HotGuard", "Lifecycle"]
 
@@ -62,6 +66,7 @@ class Guard(Generic[S]):
         "_in_process",
         "_life",
         "_slots",
+        "_spans",
         "_store",
         "_telemetry",
         "_watch",
@@ -89,6 +94,9 @@ class Guard(Generic[S]):
         self._life = life
         self._watch: Watchdog | None = None  # deadlines of the calls in flight (one timer per loop)
         self._slots: dict[str, tuple[TierStats, LatencyHistogram]] = {}  # operation -> where it counts
+        # Child spans for this tier's calls? Hot-tier calls are method-span attributes unless
+        # detailed_spans (ADR 0016): a span costs more than an in-process or Redis hot hit.
+        self._spans = telemetry.detailed_spans or tier is not Tier.HOT
 
     @property
     def store(self) -> S:
@@ -170,51 +178,60 @@ class Guard(Generic[S]):
                 "circuit breaker open", tier=tier, operation=operation, key=key.key if key else None
             )
         start = time.perf_counter()
+        context: AbstractContextManager[Span | None] = _NO_SPAN
+        kind = "error"
+        note = False  # record the call as an attribute of the method span (ADR 0016)
         if telemetry.tracing:
-            attrs = self.attrs if nkeys == 1 else {**self.attrs, "tiermem.keys": nkeys}
-            context = telemetry.span(f"tiermem.{tier.value}.{operation}", attrs, client=True)
-        else:
-            context = _NO_SPAN
-        with context as span:
-            try:
-                timeout = None if self._in_process else self.options.deadline(nbytes)
-                if timeout is None:
-                    result = await call
-                else:
-                    result = await self._within(call, timeout)
-            except TimeoutError as exc:
-                self._failure(operation, exc)
-                self._record(operation, "error", time.perf_counter() - start)
-                raise TierUnavailableError(
-                    f"timed out after {timeout}s",
-                    tier=tier,
-                    operation=operation,
-                    key=key.key if key else None,
-                ) from exc
-            except TierUnavailableError as exc:
-                self._failure(operation, exc)
-                self._record(operation, "error", time.perf_counter() - start)
-                raise
-            except BatchWriteError as exc:
-                if exc.failed and all(isinstance(e, TierUnavailableError) for e in exc.failed.values()):
-                    self._failure(operation, exc)  # nothing got through: an outage
-                else:
-                    breaker.success()
-                self._record(operation, "error", time.perf_counter() - start)
-                raise
-            except TierMemError:
-                breaker.success()  # the tier answered; the answer was a failure (conflict, corrupt...)
-                self._record(operation, "error", time.perf_counter() - start)
-                raise
-            except BaseException:
-                breaker.release()
-                raise
-            breaker.success()
-            kind = outcome(result) if outcome is not None else "ok"
-            self._record(operation, kind, time.perf_counter() - start)
-            if span is not None and outcome is not None and nkeys == 1:
-                span.set_attribute("tiermem.hit", kind == "hit")
-            return result
+            if self._spans:
+                attrs = self.attrs if nkeys == 1 else {**self.attrs, "tiermem.keys": nkeys}
+                context = telemetry.span(f"tiermem.{tier.value}.{operation}", attrs, client=True)
+            else:
+                note = True
+        try:
+            with context as span:
+                try:
+                    timeout = None if self._in_process else self.options.deadline(nbytes)
+                    if timeout is None:
+                        result = await call
+                    else:
+                        result = await self._within(call, timeout)
+                except TimeoutError as exc:
+                    self._failure(operation, exc)
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise TierUnavailableError(
+                        f"timed out after {timeout}s",
+                        tier=tier,
+                        operation=operation,
+                        key=key.key if key else None,
+                    ) from exc
+                except TierUnavailableError as exc:
+                    self._failure(operation, exc)
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise
+                except BatchWriteError as exc:
+                    if exc.failed and all(isinstance(e, TierUnavailableError) for e in exc.failed.values()):
+                        self._failure(operation, exc)  # nothing got through: an outage
+                    else:
+                        breaker.success()
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise
+                except TierMemError:
+                    breaker.success()  # the tier answered; the answer was a failure (conflict, corrupt...)
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise
+                except BaseException:
+                    breaker.release()
+                    kind = "cancelled"
+                    raise
+                breaker.success()
+                kind = outcome(result) if outcome is not None else "ok"
+                self._record(operation, kind, time.perf_counter() - start)
+                if span is not None and outcome is not None and nkeys == 1:
+                    span.set_attribute("tiermem.hit", kind == "hit")
+                return result
+        finally:
+            if note:
+                telemetry.annotate(f"tiermem.{tier.value}.{operation}", kind)
 
     async def _within(self, call: Coroutine[Any, Any, _T], seconds: float) -> _T:
         """Await ``call``; raise :class:`TimeoutError` when it outlives ``seconds``."""
@@ -272,7 +289,7 @@ class HotGuard(Guard[HotMemory]):
         return self._get_now is not None and self.breaker.closed and self._life.state is ClientState.OPEN
 
     def peek_now(self, key: MemoryKey) -> Record | None:
-        """The in-process store's ``get`` without awaiting, not counted; see :meth:`count_hit`.
+        """The in-process store's ``get`` without awaiting, not counted; see :meth:`count_read`.
 
         Only the client's hot-hit fast path calls it (when :attr:`inline`); anything but a hit is
         read again through :meth:`get`, which counts it, so nothing is counted twice.
@@ -281,9 +298,9 @@ class HotGuard(Guard[HotMemory]):
         record: Record | None = self._get_now(key)
         return record
 
-    def count_hit(self, seconds: float) -> None:
-        """Count a :meth:`peek_now` that was a hit, as :meth:`get` would."""
-        self._record("get", "hit", seconds)
+    def count_read(self, record: Record | None, seconds: float) -> None:
+        """Count a :meth:`peek_now` that answered (a value or a cached miss), as :meth:`get` would."""
+        self._record("get", _hit_outcome(record), seconds)
 
     async def mdelete(self, keys: Sequence[MemoryKey], *, operation: str = "invalidate") -> None:
         await self._run(

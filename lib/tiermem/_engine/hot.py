@@ -127,7 +127,8 @@ class HotCache:
         if hot is None or not hot.inline or self.dirty or self._bypass_until or not self._epoch.trusted():
             return MISS
         start = time.perf_counter()
-        found = classify(hot.peek_now(mk), now, self._epoch.current)
+        record = hot.peek_now(mk)
+        found = classify(record, now, self._epoch.current)
         if isinstance(found, Record):
             try:
                 value = self._codec.decode(found)
@@ -136,8 +137,8 @@ class HotCache:
         elif found is ABSENT:
             value = ABSENT
         else:
-            return MISS
-        hot.count_hit(time.perf_counter() - start)
+            return MISS  # not counted here: lookup reads it again and counts it
+        hot.count_read(record, time.perf_counter() - start)
         return value
 
     async def lookup(self, mk: MemoryKey, now: float) -> Entry | _Verdict | Leases:
