@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from benchmarks._markdown import BEGIN, END, README_ROWS
 from tests.services.fixtures import BlobService, CosmosService, RedisService
 from tiermem.cli._bench import bench
 
@@ -118,7 +119,10 @@ def _check_document(document: dict[str, Any], *, mode: str) -> dict[str, dict[st
 def test_quick_run_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
-    rows = _check_document(_run(tmp_path), mode="embedded")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# intro\n\n{BEGIN}\nthe old table\n{END}\n\n## after\n", encoding="utf-8")
+    rows = _check_document(_run(tmp_path, "--markdown", str(readme)), mode="embedded")
+    _check_markdown(readme.read_text(encoding="utf-8"), rows)
     for row_id in SERVICE_ROWS | NEAR_ROWS | REDIS_ROWS:
         assert rows[row_id]["status"] == "n/a"
     measured = ROW_IDS - SERVICE_ROWS - NEAR_ROWS - REDIS_ROWS
@@ -165,6 +169,31 @@ def test_quick_run_against_the_local_services(
     assert rows["tracing.sdk"]["target"] == "<= +35%"
     assert cosmos_server.key not in json.dumps(document)  # secrets never reach the artifact
     assert "AccountKey" not in json.dumps(document)
+
+
+def _check_markdown(text: str, rows: dict[str, dict[str, Any]]) -> None:
+    """The README block replaced between its markers, one line per published row, nothing else touched."""
+    assert text.startswith("# intro\n\n" + BEGIN) and text.endswith(END + "\n\n## after\n")
+    assert "the old table" not in text
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    lines = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| path")]
+    assert len(lines) == len(README_ROWS)
+    for line, (row_id, title) in zip(lines, README_ROWS, strict=True):
+        assert line.startswith(f"| {title} |")
+        row = rows[row_id]
+        if row["status"] == "n/a":
+            assert "| n/a |" in line
+        else:
+            assert f"{row['ratio']:.2f}x" in line or "faster" in line
+
+
+def test_markdown_refuses_a_file_without_markers(tmp_path: Path) -> None:
+    target = tmp_path / "notes.md"
+    target.write_text("# my notes\n", encoding="utf-8")
+    result = CliRunner().invoke(bench, ["--quick", "--only", "codec", "--markdown", str(target)])
+    assert result.exit_code != 0
+    assert "markers" in result.output
+    assert target.read_text(encoding="utf-8") == "# my notes\n"
 
 
 def test_start_services_refuses_endpoints() -> None:
