@@ -127,7 +127,10 @@ class HotCache:
         if hot is None or not hot.inline or self.dirty or self._bypass_until or not self._epoch.trusted():
             return MISS
         start = time.perf_counter()
-        record = hot.peek_now(mk)
+        try:
+            record = hot.peek_now(mk)
+        except TierMemError:
+            return MISS  # lookup calls it again, through the guard, and handles the failure
         found = classify(record, now, self._epoch.current)
         if isinstance(found, Record):
             try:
