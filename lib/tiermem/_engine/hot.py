@@ -151,24 +151,27 @@ class HotCache:
         Raises:
             TierError: hot failed and there is no durable tier to fall back on.
         """
-        hot = await self._ready("get")
-        leases = Leases(self._epoch.current)
+        hot = self._ready_now()
         if hot is None:
-            return leases
+            hot = await self._ready("get")
+        if hot is None:
+            return Leases(self._epoch.current)
+        epoch = self._epoch.current  # the epoch known before the read (a lease is stamped with it)
         try:
             record = await hot.get(mk)
         except TierError as exc:
             self._read_failed(exc, (mk,), "get", None)
-            return leases
-        found = self._classify(record, now)
+            return Leases(epoch)
+        found = classify(record, now, self._epoch.current)
         if isinstance(found, Record):
             try:
                 return Entry(self._codec.decode(found), Tier.HOT, None, found.expires_at)
             except CorruptValueError as exc:
                 self._distrust(mk, exc)
-                return leases
+                return Leases(epoch)
         if found is ABSENT:
             return ABSENT
+        leases = Leases(epoch)
         if found is None and self._durable:
             await self._lease(
                 hot, leases, [(mk, None if record is None or record.is_expired(now) else record)]
@@ -388,6 +391,13 @@ class HotCache:
 
     def _bypassed(self) -> bool:
         return bool(self._bypass_until) and time.monotonic() < self._bypass_until
+
+    def _ready_now(self) -> HotGuard | None:
+        """The hot tier when it may be read with nothing to do first (the common case, no await);
+        ``None`` when :meth:`_ready` must decide (bypass, epoch refresh due, dirty keys, no hot)."""
+        if self._bypass_until or self.dirty or not self._epoch.trusted():
+            return None
+        return self.guard
 
     async def _ready(self, operation: str) -> HotGuard | None:
         """The hot tier if it may be read now: no bypass, a fresh epoch, pending deletions flushed."""

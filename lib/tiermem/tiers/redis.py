@@ -523,8 +523,15 @@ class RedisHotMemory(TierAdapter):
             await self._client.ping()
 
     async def get(self, key: MemoryKey) -> Record | None:
-        async with self._call("get", key):
-            data = await self._client.get(self.raw_key(key))
+        if self._admission is None:  # what _call does without admission, minus its context manager
+            self._ensure_open("get")
+            try:
+                data = await self._client.get(self.raw_key(key))
+            except _FAILURES as exc:
+                raise self._translate(exc, "get", key, None) from exc
+        else:
+            async with self._call("get", key):
+                data = await self._client.get(self.raw_key(key))
         return None if data is None else self._decode(data, "get", key)
 
     async def set(
