@@ -170,7 +170,7 @@ async def _open_cashews(redis_url: str | None, stack: AsyncExitStack) -> _Peer:
         cache.setup(redis_url, max_connections=64)
         name = "cashews redis://"
     else:
-        cache.setup("mem://")
+        cache.setup("mem://", size=100_000)  # the default (1,000) would evict the loaded keys
         name = "cashews mem://"
 
     async def close() -> None:
