@@ -174,9 +174,10 @@ class MemoryClient:
         with self._span("tiermem.get", 1, key) as span:
             entry = await core.reads.get(mk)
             if span is not None:
-                span.set_attribute("tiermem.hit", entry is not None)
-                if entry is not None:
-                    span.set_attribute("tiermem.tier", entry.tier.value)
+                if entry is None:
+                    span.set_attribute("tiermem.hit", False)
+                else:  # one call: each one takes the span's lock
+                    span.set_attributes({"tiermem.hit": True, "tiermem.tier": entry.tier.value})
         return default if entry is None else entry.value
 
     async def get_entry(self, key: str, *, consistent: bool = False) -> Entry | None:
