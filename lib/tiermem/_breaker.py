@@ -79,6 +79,13 @@ class CircuitBreaker:
         self._probing = False
         return not was_open and self._opened_at is not None
 
+    def trip(self) -> None:
+        """Open now, whatever the count: a failure that every call would meet alike (rejected
+        credentials), so there is nothing to wait for before skipping the tier."""
+        self._failures = max(self._failures, self.failure_threshold)
+        self._opened_at = self._clock()
+        self._probing = False
+
     def release(self) -> None:
         """The probe ended without telling us anything (e.g. cancelled): let another call probe."""
         self._probing = False

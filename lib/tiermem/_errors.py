@@ -11,6 +11,7 @@ caller opted into raw keys), and chains its cause with ``raise ... from exc``::
     |   +-- InvalidTTLError                  negative, zero, NaN or missing where required
     |   +-- ValueTooLargeError               larger than every tier that could hold it
     +-- ConfigurationError                   the builder or settings cannot make a client
+    |   +-- NotProvisionedError              a Blob container / Cosmos database or container is missing
     +-- ClientClosedError                    use after ``aclose()``
     +-- QuotaExceededError                   a write would take a tenant past max_items/max_bytes
     +-- TierError                            a tier was reached and answered with a failure
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTTLError",
     "InvalidValueError",
+    "NotProvisionedError",
     "QuotaExceededError",
     "ThrottledError",
     "TierError",
@@ -136,6 +138,15 @@ class ValueTooLargeError(InvalidInputError):
 
 class ConfigurationError(TierMemError):
     """The builder or the settings describe a client that cannot work; the message says what to change."""
+
+
+class NotProvisionedError(ConfigurationError):
+    """The configured Blob container or Cosmos database/container does not exist.
+
+    A setup step is missing (``tiermem init``, :meth:`tiermem.MemoryClient.setup` or the Bicep
+    deployment), not an outage: it is not retried and does not open the tier's circuit breaker
+    (ADR 0017). Carries the tier and operation that found it out.
+    """
 
 
 class ClientClosedError(TierMemError):

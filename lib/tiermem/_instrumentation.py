@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from tiermem._errors import key_digest
+from tiermem._errors import AuthenticationError, CircuitOpenError, key_digest
 from tiermem._version import __version__
 
 if TYPE_CHECKING:
@@ -429,8 +429,9 @@ class Telemetry:
         """A failing tier was skipped: count it, log a WARNING, add a span event. Never silent."""
         with self._lock:
             self.fallthroughs += 1
-        # An open circuit is already reported once, when it opens; don't log every skipped call.
-        level = logging.DEBUG if type(exc).__name__ == "CircuitOpenError" else logging.WARNING
+        # An open circuit is already reported once, when it opens, and rejected credentials at ERROR
+        # by the guard that opened it for them (ADR 0017); don't log every skipped call.
+        level = logging.DEBUG if isinstance(exc, CircuitOpenError | AuthenticationError) else logging.WARNING
         logger.log(
             level,
             "tier unavailable, falling through: tier=%s op=%s error=%s: %s",

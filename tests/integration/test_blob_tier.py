@@ -39,6 +39,7 @@ from tiermem import (
     ConflictError,
     CorruptValueError,
     MemoryBuilder,
+    NotProvisionedError,
     SqliteWarmMemory,
     Tier,
     TierError,
@@ -682,7 +683,7 @@ async def test_missing_container_is_an_error_not_a_miss(azurite: BlobService) ->
     )
     async with memory:
         for call in (memory.get(k("a")), memory.set(k("a"), rec(1)), memory.ping(), memory.exists(k("a"))):
-            with pytest.raises(TierError, match="setup") as info:
+            with pytest.raises(NotProvisionedError, match="tiermem init") as info:
                 await call
             assert not isinstance(info.value, TierUnavailableError)
         await memory.setup()

@@ -47,6 +47,7 @@ from tiermem import (
     CorruptValueError,
     LocalHotMemory,
     MemoryBuilder,
+    NotProvisionedError,
     ThrottledError,
     Tier,
     TierError,
@@ -566,10 +567,10 @@ async def test_missing_container_is_an_error_not_a_miss(
     cosmos_server: CosmosService, cosmos_database_name: str, store: CosmosWarmMemory
 ) -> None:
     async with make_store(cosmos_server, cosmos_database_name, "never-created") as ghost:
-        with pytest.raises(TierError, match=r"setup\(\)") as info:
+        with pytest.raises(NotProvisionedError, match="tiermem init") as info:
             await ghost.get(k("x"))
         assert not isinstance(info.value, TierUnavailableError)
-        with pytest.raises(TierError):
+        with pytest.raises(NotProvisionedError):
             await ghost.ping()
 
 

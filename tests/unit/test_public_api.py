@@ -33,6 +33,7 @@ REQUIRED = {
     "InvalidTTLError",
     "ValueTooLargeError",
     "ConfigurationError",
+    "NotProvisionedError",
     "ClientClosedError",
     "TierError",
     "TierUnavailableError",

@@ -20,6 +20,7 @@ from tiermem._codec import Record, RecordKind
 from tiermem._config import TierOptions
 from tiermem._engine.deadline import Watchdog
 from tiermem._errors import (
+    AuthenticationError,
     BatchWriteError,
     CircuitOpenError,
     ClientClosedError,
@@ -215,6 +216,10 @@ class Guard(Generic[S]):
                         breaker.success()
                     self._record(operation, "error", time.perf_counter() - start)
                     raise
+                except AuthenticationError as exc:
+                    self._rejected(operation, exc)
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise
                 except TierMemError:
                     breaker.success()  # the tier answered; the answer was a failure (conflict, corrupt...)
                     self._record(operation, "error", time.perf_counter() - start)
@@ -269,6 +274,10 @@ class Guard(Generic[S]):
                 self.options.reset_timeout,
             )
 
+    def _rejected(self, operation: str, exc: AuthenticationError) -> None:
+        """Rejected credentials: the tier answered, and every caller sees the error (durable tiers)."""
+        self.breaker.success()
+
 
 class HotGuard(Guard[HotMemory]):
     """The hot tier's guard: the common verbs plus the hot-only ones (batch delete, compare-and-swap),
@@ -301,6 +310,19 @@ class HotGuard(Guard[HotMemory]):
     def count_read(self, record: Record | None, seconds: float) -> None:
         """Count a :meth:`peek_now` that answered (a value or a cached miss), as :meth:`get` would."""
         self._record("get", _hit_outcome(record), seconds)
+
+    def _rejected(self, operation: str, exc: AuthenticationError) -> None:
+        """Rejected credentials on hot are a configuration bug that callers never see (reads fall
+        through): open the circuit at once, so hot is skipped, and say so at ERROR, once per open
+        period instead of once per call (ADR 0017)."""
+        self.breaker.trip()
+        logger.error(
+            "the hot tier rejected the credentials after %s (a configuration error, not an outage): "
+            "%s; reads fall through and hot is skipped for %ss",
+            operation,
+            exc,
+            self.options.reset_timeout,
+        )
 
     async def mdelete(self, keys: Sequence[MemoryKey], *, operation: str = "invalidate") -> None:
         await self._run(

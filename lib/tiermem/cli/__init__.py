@@ -21,7 +21,16 @@ except ImportError as exc:  # pragma: no cover - the console script needs the ex
 from tiermem._builder import MemoryBuilder
 from tiermem._client import MemoryClient
 from tiermem._protocols import Tier
-from tiermem.cli._common import Exit, Options, emit, output_options, progress, run_async, waiting
+from tiermem.cli._common import (
+    Exit,
+    Options,
+    emit,
+    log_to_stderr,
+    output_options,
+    progress,
+    run_async,
+    waiting,
+)
 from tiermem.cli._render import console, stats_table
 
 __all__ = ["cli", "main"]
@@ -105,6 +114,8 @@ def cli(
     if overrides.get("redis_cluster") is False:
         overrides["redis_cluster"] = None
     ctx.obj = Options(json_output=json_output, debug=debug, overrides=overrides, env_file=env_file)
+    if ctx.invoked_subcommand != "serve":  # serve logs through uvicorn's handlers
+        log_to_stderr(ctx)
 
 
 @cli.command()
@@ -270,7 +281,10 @@ def demo(options: Options, keep: bool) -> None:
 )
 @click.pass_obj
 def doctor(options: Options, per_tier: float) -> None:
-    """Check every tier: connectivity, auth, write/read/delete round trip, latency. Exit 0/1/2."""
+    """Check every tier: connectivity, auth, write/read/delete round trip, latency.
+
+    Exit 0 healthy, 1 degraded, 2 failed, 5 credentials rejected, 8 misconfigured (run `tiermem init`).
+    """
     from tiermem.cli._doctor import run_doctor
 
     with progress(options, "checking every tier..."):

@@ -6,6 +6,7 @@ import asyncio
 import enum
 import functools
 import json
+import logging
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
@@ -33,6 +34,7 @@ __all__ = [
     "emit",
     "error_exit_code",
     "fail",
+    "log_to_stderr",
     "output_options",
     "progress",
     "run_async",
@@ -101,6 +103,25 @@ class Options:
             ConfigurationError: an unknown ``TIERMEM_*`` name or a bad value (the message names it).
         """
         return MemorySettings(**{**self.overrides, **extra}, **self.env_file_argument())
+
+
+class _StderrLog(logging.Handler):
+    """tiermem's warnings and errors as lines on the command's stderr, marked like its own errors
+    (``error: the hot tier rejected the credentials ...``): a fall-through is never silent."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(f"{record.levelname.lower()}: {record.getMessage()}", err=True)
+        except (OSError, ValueError):  # a closed stderr must not break the command
+            self.handleError(record)
+
+
+def log_to_stderr(ctx: click.Context) -> None:
+    """Show tiermem's WARNING and ERROR log lines on stderr while this command runs."""
+    logger = logging.getLogger("tiermem")
+    handler = _StderrLog(logging.WARNING)
+    logger.addHandler(handler)
+    ctx.call_on_close(lambda: logger.removeHandler(handler))
 
 
 def _set_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from tiermem._codec import Codec
-from tiermem._errors import TierMemError
+from tiermem._errors import AuthenticationError, ConfigurationError, TierMemError
 from tiermem._instrumentation import Stats
 from tiermem._keys import make_key
 from tiermem._protocols import Tier
@@ -46,12 +46,23 @@ async def _check(store: Any, per_tier: float) -> dict[str, Any]:
         result["error"] = f"TimeoutError: no answer within {per_tier}s"
     except TierMemError as exc:
         result["error"] = f"{type(exc).__name__}: {exc}"
+        result["misconfigured"] = _misconfiguration(exc)
     else:
         if got is None or got.payload != record.payload:
             result["error"] = "read-back did not return what was written"
         else:
             result["ok"] = True
     return result
+
+
+def _misconfiguration(exc: TierMemError) -> str | None:
+    """What a failure says about the setup rather than the service: ``auth`` (credentials rejected),
+    ``config`` (e.g. a container that was never created), or ``None`` for an outage."""
+    if isinstance(exc, AuthenticationError):
+        return "auth"
+    if isinstance(exc, ConfigurationError):
+        return "config"
+    return None
 
 
 async def run_doctor(options: Options, *, per_tier: float) -> Exit:
@@ -73,8 +84,13 @@ async def run_doctor(options: Options, *, per_tier: float) -> Exit:
             report[tier.value] = check
     durable = Tier.WARM.value if Tier.WARM.value in report else Tier.COLD.value
     failed = [name for name, r in report.items() if not r["ok"]]
+    misconfigured = {r.get("misconfigured") for r in report.values()} - {None}
     if not failed:
         verdict, code = "healthy", Exit.OK
+    elif misconfigured:
+        # A setup mistake is not an outage, even on hot where reads would fall through: say so
+        # with the exit code of the error (5 credentials, 8 configuration such as a missing container).
+        verdict, code = "misconfigured", Exit.AUTH if "auth" in misconfigured else Exit.CONFIG
     elif durable in failed or (Tier.COLD.value in failed and Tier.WARM.value in report):
         verdict, code = "failed", Exit.USAGE  # 2: a durable tier cannot be used
     else:

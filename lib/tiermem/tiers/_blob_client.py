@@ -19,6 +19,7 @@ from pydantic import SecretStr
 from tiermem._errors import ConfigurationError
 from tiermem._net import is_loopback
 from tiermem._types import Clock
+from tiermem.tiers._azure import refused_at_connect
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -90,12 +91,17 @@ def _retry_class() -> type[Any]:
     from azure.storage.blob.aio import ExponentialRetry
 
     class _Retry(ExponentialRetry):
-        """The SDK's exponential retry, minus retrying a credential that could not get a token.
+        """The SDK's exponential retry, minus retrying what waiting does not fix.
 
         The storage retry policy sits before the bearer-token policy, so a ``ClientAuthenticationError``
         raised while fetching a token (``CredentialUnavailableError``, a managed-identity endpoint
         answering 400) would otherwise be retried with backoff; waiting does not fix a missing
         identity, and azure-identity already retries the endpoint's transient failures.
+
+        A connection refused at connect, or a host name that does not exist, is not retried either
+        (ADR 0017): with the defaults that took about 16 s of backoff before the error, for an
+        answer the network gave at once (a wrong endpoint, a service that is not running).
+        Timeouts, resets, 408/500/503 and TLS failures keep the SDK's retries.
         """
 
         def increment(
@@ -105,7 +111,9 @@ def _retry_class() -> type[Any]:
             response: Any = None,
             error: Any = None,
         ) -> bool:
-            if isinstance(error, ClientAuthenticationError):
+            if isinstance(error, ClientAuthenticationError) or (
+                error is not None and refused_at_connect(error)
+            ):
                 return False
             result: bool = super().increment(settings, request, response=response, error=error)
             return result

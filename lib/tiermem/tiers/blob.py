@@ -18,7 +18,8 @@ bounds the age of the container. Downloads use ``decompress=False`` so the clien
 stored bytes (CRC32, then gzip's own CRC) itself.
 
 Retries for 5xx, timeouts and connection errors are the SDK's own ``ExponentialRetry``, configured
-from the constructor; this adapter adds no second retry loop. Every SDK exception is translated in
+from the constructor, except for a connection refused at connect or a host name that does not exist,
+which fail at once (ADR 0017); this adapter adds no second retry loop. Every SDK exception is translated in
 :func:`_translate`.
 """
 
@@ -40,13 +41,15 @@ from tiermem._errors import (
     ConfigurationError,
     ConflictError,
     CorruptValueError,
+    NotProvisionedError,
     ThrottledError,
     TierError,
+    TierMemError,
     TierUnavailableError,
 )
 from tiermem._keys import blob_name, parse_blob_name, validate_scope
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-from tiermem.tiers._azure import SDK_FAILURES, TRANSPORT_FAILURES
+from tiermem.tiers._azure import SDK_FAILURES, TRANSPORT_FAILURES, refused_at_connect
 from tiermem.tiers._base import TierAdapter, brief, check_options, for_each, require_extra, retag_corrupt
 from tiermem.tiers._blob_client import (
     DEFAULT_CONNECTION_TIMEOUT,
@@ -194,10 +197,10 @@ def _error_code(exc: BaseException) -> str:
     return str(getattr(code, "value", code) or "")
 
 
-def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, container: str) -> TierError:
+def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, container: str) -> TierMemError:
     """The one place where SDK and transport exceptions become tiermem errors."""
 
-    def error(cls: type[TierError], message: str) -> TierError:
+    def error(cls: type[TierMemError], message: str) -> TierMemError:
         return cls(message, tier=Tier.COLD, operation=operation, key=key.key if key is not None else None)
 
     if isinstance(exc, ClientAuthenticationError):
@@ -222,7 +225,9 @@ def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, con
         if status == 404:
             if code == "ContainerNotFound":
                 return error(
-                    TierError, f"container {container!r} does not exist: run setup() or deploy it ({detail})"
+                    NotProvisionedError,
+                    f"blob container {container!r} does not exist: run `tiermem init` (or "
+                    f"MemoryClient.setup()) to create it, or deploy it with Bicep ({detail})",
                 )
             return error(TierError, f"blob not found ({detail})")
         if status == 429 or (status == 503 and code in ("ServerBusy", "")):
@@ -231,6 +236,12 @@ def _translate(exc: BaseException, *, operation: str, key: MemoryKey | None, con
             return error(TierUnavailableError, detail)
         return error(TierError, detail)
     if isinstance(exc, TRANSPORT_FAILURES):
+        if refused_at_connect(exc):  # not retried (ADR 0017): say what to check
+            return error(
+                TierUnavailableError,
+                f"blob unreachable: connection refused or unknown host name (check the account URL or "
+                f"connection string, and that the service runs): {brief(exc)}",
+            )
         return error(TierUnavailableError, f"blob unreachable: {type(exc).__name__}: {brief(exc)}")
     return error(TierError, f"blob: {type(exc).__name__}: {brief(exc)}")
 
@@ -262,7 +273,8 @@ class BlobColdMemory(TierAdapter):
         max_block_size: size of one staged block (default 4 MiB).
         max_single_get_size: the first download request fetches at most this much (default 32 MiB).
         max_chunk_get_size: size of the range requests after the first (default 4 MiB).
-        retry_total: SDK retry attempts for 5xx, 408, timeouts and connection errors (default 3).
+        retry_total: SDK retry attempts for 5xx, 408, timeouts and connection errors (default 3);
+            a refused connection and an unknown host name are not retried (ADR 0017).
         retry_backoff: seconds before the first retry (default 0.5).
         retry_backoff_base: retry ``n`` waits ``retry_backoff + retry_backoff_base ** n`` seconds,
             with jitter of ``retry_backoff / 2`` (the SDK's ``ExponentialRetry``; default 2.0).
@@ -315,7 +327,7 @@ class BlobColdMemory(TierAdapter):
 
     def _translate(
         self, exc: BaseException, operation: str, key: MemoryKey | None, size: int | None
-    ) -> TierError:
+    ) -> TierMemError:
         return _translate(exc, operation=operation, key=key, container=self.container)
 
     def _is_miss(self, exc: BaseException) -> bool:

@@ -34,6 +34,7 @@ from tiermem._errors import (
     ConfigurationError,
     ConflictError,
     CorruptValueError,
+    NotProvisionedError,
     ThrottledError,
     TierError,
     TierMemError,
@@ -167,9 +168,10 @@ def _translate(
                 operation=operation,
                 key=k,
             )
-        if status == 404:
-            return TierError(
-                f"{resource} does not exist: create it with setup() or Bicep ({detail})",
+        if status == 404:  # an item's 404 is a miss before it gets here (see _is_miss)
+            return NotProvisionedError(
+                f"{resource} does not exist: run `tiermem init` (or MemoryClient.setup()) to create "
+                f"it, or deploy it with Bicep ({detail})",
                 tier=Tier.WARM,
                 operation=operation,
                 key=k,
