@@ -8,10 +8,21 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from tiermem import MemoryKey, Record, Tier, TierInfo, TierUnavailableError
+from tiermem import (
+    LocalHotMemory,
+    MemoryBuilder,
+    MemoryClient,
+    MemoryKey,
+    Record,
+    SqliteWarmMemory,
+    Tier,
+    TierInfo,
+    TierUnavailableError,
+)
 
 
 class WrappedStore:
@@ -155,3 +166,15 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def clocked_memory(directory: Path, clock: FakeClock) -> MemoryClient:
+    """An embedded client (in-process hot, SQLite warm in ``directory``) whose tiers and expiry all
+    judge time by ``clock``, for tests that move time forward."""
+    return (
+        MemoryBuilder()
+        .with_clock(clock)
+        .with_hot(LocalHotMemory(clock=clock))
+        .with_warm(SqliteWarmMemory(directory / "w.db", clock=clock))
+        .build()
+    )

@@ -23,7 +23,7 @@ from tiermem._errors import ClientClosedError, InvalidInputError, InvalidScopeEr
 from tiermem._instrumentation import _NO_SPAN, Stats
 from tiermem._keys import validate_key, validate_scope, validate_ttl, validate_user_scope
 from tiermem._protocols import TierStore
-from tiermem._types import Entry, MemoryKey, Tier, Value
+from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
@@ -31,7 +31,15 @@ if TYPE_CHECKING:
     from tiermem._collection import Collection
     from tiermem.lifecycle import ForgetReport, MaintainReport, RetentionPolicy, UsageReport
 
-__all__ = ["DEFAULT_TIER_OPTIONS", "Entry", "MemoryClient", "Policy", "TierOptions"]
+__all__ = [
+    "DEFAULT_TIER_OPTIONS",
+    "Entry",
+    "MemoryClient",
+    "Policy",
+    "TierOptions",
+    "client_clock",
+    "internal_view",
+]
 
 _KEY_CACHE_SIZE: Final = 1024
 """Validated keys a view remembers before it starts over (bounds its memory, not correctness)."""
@@ -110,21 +118,6 @@ class MemoryClient:
             root=False,
             tenant_locked=self._tenant_locked or lock_tenant,
             internal=self._internal and tenant is None and namespace is None,
-        )
-
-    def _internal_view(self, namespace: str) -> MemoryClient:
-        """A view in ``namespace`` even if it is reserved: for tiermem's own structures only.
-
-        ``ConversationStore`` keeps its heads and chunks in the reserved ``sessions`` namespace this
-        way, where plain ``scoped`` views (and so the HTTP memory routes) cannot write.
-        """
-        return MemoryClient(
-            self._core,
-            tenant=self._tenant,
-            namespace=namespace,
-            root=False,
-            tenant_locked=self._tenant_locked,
-            internal=True,
         )
 
     def _key(self, key: str) -> MemoryKey:
@@ -461,3 +454,25 @@ class MemoryClient:
             raise InvalidScopeError("this memory view is locked to its tenant", operation="reconcile_quotas")
         name = self._tenant if tenant is None else validate_scope(tenant, "tenant")
         return await reconcile(self._core, name)
+
+
+def internal_view(memory: MemoryClient, namespace: str) -> MemoryClient:
+    """A view of ``memory`` in ``namespace`` even if it is reserved: for tiermem's own structures only.
+
+    ``ConversationStore`` keeps its heads and chunks in the reserved ``sessions`` namespace this
+    way, where plain ``scoped`` views (and so the HTTP memory routes) cannot write. A function of this
+    private module, not a method, so it is no part of the client's public surface.
+    """
+    return MemoryClient(
+        memory._core,
+        tenant=memory.tenant,
+        namespace=namespace,
+        root=False,
+        tenant_locked=memory.tenant_locked,
+        internal=True,
+    )
+
+
+def client_clock(memory: MemoryClient) -> Clock:
+    """The wall clock ``memory`` judges expiry by (``MemoryBuilder.with_clock``; ``time.time`` by default)."""
+    return memory._core.clock

@@ -20,17 +20,20 @@ from tiermem._protocols import MemoryKey
 __all__ = [
     "MAX_KEY_BYTES",
     "MAX_TTL_SECONDS",
+    "b64_name",
     "blob_name",
     "check_file_path",
     "cosmos_id",
     "file_parts",
     "file_scope_parts",
     "make_key",
+    "parse_b64_name",
     "parse_blob_name",
     "parse_cosmos_id",
     "parse_file_parts",
     "parse_redis_key",
     "redis_key",
+    "unpercent",
     "validate_key",
     "validate_scope",
     "validate_ttl",
@@ -165,14 +168,16 @@ def parse_redis_key(raw: str, prefix: str = "tm") -> MemoryKey:
 # --- Cosmos: id == pk == "{tenant}:{namespace}:{base64url(key)}": ASCII, no / \ ? #, <= 819 chars.
 
 
-def _b64(key: str) -> str:
+def b64_name(key: str) -> str:
+    """``key`` as unpadded base64url: ASCII without ``/``, for Cosmos ids and long blob names."""
     return base64.urlsafe_b64encode(key.encode("utf-8")).rstrip(b"=").decode("ascii")
 
 
 _B64_RE: Final = re.compile(r"[A-Za-z0-9_-]*")
 
 
-def _unb64(text: str) -> str:
+def parse_b64_name(text: str) -> str:
+    """The key :func:`b64_name` encoded; ``InvalidKeyError`` for text it would not write."""
     # Strict: the decoder silently drops characters outside the alphabet, which would make
     # two different names parse to the same key.
     if not _B64_RE.fullmatch(text) or len(text) % 4 == 1:
@@ -185,14 +190,14 @@ def _unb64(text: str) -> str:
 
 def cosmos_id(mk: MemoryKey) -> str:
     """The item id, also used as the partition key value (one logical partition per key)."""
-    return f"{mk.tenant}:{mk.namespace}:{_b64(mk.key)}"
+    return f"{mk.tenant}:{mk.namespace}:{b64_name(mk.key)}"
 
 
 def parse_cosmos_id(item_id: str) -> MemoryKey:
     """The key an item id encodes; ``InvalidKeyError`` for ids tiermem would not write."""
     tenant, _, rest = item_id.partition(":")
     namespace, _, encoded = rest.partition(":")
-    mk = make_key(tenant, namespace, _unb64(encoded))
+    mk = make_key(tenant, namespace, parse_b64_name(encoded))
     if cosmos_id(mk) != item_id:
         raise InvalidKeyError("not a tiermem item id")
     return mk
@@ -210,7 +215,8 @@ def _percent(text: str, safe: frozenset[int], hex_format: str) -> str:
     return "".join(chr(b) if b in safe else hex_format % b for b in text.encode("utf-8"))
 
 
-def _unpercent(text: str) -> str:
+def unpercent(text: str) -> str:
+    """Undo percent-encoding strictly: a stray ``%`` is ``InvalidKeyError``, bad UTF-8 ``ValueError``."""
     if re.search(r"%(?![0-9A-Fa-f]{2})", text):
         raise InvalidKeyError("malformed percent-encoding")
     return unquote(text, errors="strict")
@@ -222,7 +228,7 @@ def blob_name(mk: MemoryKey) -> str:
     prefix = f"{mk.tenant}/{mk.namespace}/"
     encoded = _percent(mk.key, _BLOB_SAFE, "%%%02X")
     if len(prefix) + len(encoded) > _BLOB_NAME_MAX:
-        encoded = "~" + _b64(mk.key)
+        encoded = "~" + b64_name(mk.key)
     return prefix + encoded
 
 
@@ -231,7 +237,7 @@ def parse_blob_name(name: str) -> MemoryKey:
     tenant, _, rest = name.partition("/")
     namespace, _, encoded = rest.partition("/")
     try:
-        key = _unb64(encoded[1:]) if encoded.startswith("~") else _unpercent(encoded)
+        key = parse_b64_name(encoded[1:]) if encoded.startswith("~") else unpercent(encoded)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidKeyError("not a tiermem blob name") from exc
     mk = _stored_key(tenant, namespace, key)
@@ -300,7 +306,7 @@ def parse_file_parts(parts: tuple[str, ...]) -> MemoryKey:
     if len(parts) < 3:
         raise InvalidKeyError("not a tiermem file path")
     try:
-        tenant, namespace = _unpercent(parts[0]), _unpercent(parts[1])
+        tenant, namespace = unpercent(parts[0]), unpercent(parts[1])
         tail = parts[2:]
         if tail[0].startswith("~"):
             if not tail[-1].endswith("~"):
@@ -308,7 +314,7 @@ def parse_file_parts(parts: tuple[str, ...]) -> MemoryKey:
             b32 = "".join(tail)[1:-1].upper()
             key = base64.b32decode(b32 + "=" * (-len(b32) % 8)).decode("utf-8")
         elif len(tail) == 1:
-            key = _unpercent(tail[0])
+            key = unpercent(tail[0])
         else:
             raise InvalidKeyError("not a tiermem file path")
     except (ValueError, UnicodeDecodeError) as exc:  # binascii.Error is a ValueError

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from tiermem._client import MemoryClient
+from tiermem._client import MemoryClient, internal_view
 from tiermem._codec import Codec
 from tiermem._errors import (
     ConfigurationError,
@@ -181,7 +181,7 @@ class ConversationStore:
             inline_turn_bytes = max_chunk_bytes // 4
         if not 1 <= inline_turn_bytes <= max_chunk_bytes:
             raise ConfigurationError("inline_turn_bytes must be between 1 and max_chunk_bytes")
-        self._memory = memory._internal_view(namespace)
+        self._memory = internal_view(memory, namespace)
         self._chunk_turns = chunk_turns
         self._recent_turns = recent_turns
         self._max_chunk_bytes = max_chunk_bytes

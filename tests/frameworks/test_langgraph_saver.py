@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.base import empty_checkpoint
 
-from tests.doubles import FakeClock
+from tests.doubles import FakeClock, clocked_memory
 from tests.frameworks import graph_app
 from tests.frameworks.conftest import MakeMemory
 from tiermem import (
@@ -47,13 +47,7 @@ async def _put(saver: TierMemSaver, thread: str, parent: Any, values: dict[str, 
 
 async def test_idle_thread_expires_as_a_whole_but_live_data_never_does(tmp_path: Path) -> None:
     clock = FakeClock()
-    memory = (
-        MemoryBuilder()
-        .with_clock(clock)
-        .with_hot(LocalHotMemory(clock=clock))
-        .with_warm(SqliteWarmMemory(tmp_path / "w.db", clock=clock))
-        .build()
-    )
+    memory = clocked_memory(tmp_path, clock)
     async with memory:
         saver = TierMemSaver(memory, ttl=100)
         first = await _put(saver, "t1", None, {"a": "written at step 1"}, 1)

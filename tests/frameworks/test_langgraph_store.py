@@ -12,9 +12,9 @@ import pytest
 from langgraph.store.base import BaseStore, GetOp, PutOp
 from langgraph.store.memory import InMemoryStore
 
-from tests.doubles import FakeClock
+from tests.doubles import FakeClock, clocked_memory
 from tests.frameworks.conftest import CONFIGS, MakeMemory
-from tiermem import InvalidInputError, LocalHotMemory, MemoryBuilder, SqliteWarmMemory
+from tiermem import InvalidInputError, MemoryBuilder, SqliteWarmMemory
 from tiermem.langgraph import TierMemStore
 
 FILTERS: list[dict[str, Any] | None] = [
@@ -89,13 +89,7 @@ async def test_scripted_sequence_matches_in_memory_store(make_memory: MakeMemory
 
 async def test_items_expire_and_reads_refresh_the_ttl(tmp_path: Any) -> None:
     clock = FakeClock()
-    memory = (
-        MemoryBuilder()
-        .with_clock(clock)
-        .with_hot(LocalHotMemory(clock=clock))
-        .with_warm(SqliteWarmMemory(tmp_path / "w.db", clock=clock))
-        .build()
-    )
+    memory = clocked_memory(tmp_path, clock)
     async with memory:
         store = TierMemStore(memory, ttl={"default_ttl": 1.0, "refresh_on_read": True})
         await store.aput(("a",), "kept", {"v": 1})

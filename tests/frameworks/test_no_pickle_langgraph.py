@@ -10,7 +10,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
 from tiermem import ConfigurationError, CorruptValueError, FileColdMemory, MemoryBuilder, SqliteWarmMemory
 from tiermem.langgraph import TierMemSaver
-from tiermem.langgraph._layout import _no_pickle
+from tiermem.langgraph._layout import no_pickle
 
 
 def test_a_serializer_with_pickle_fallback_is_refused(tmp_path: Path) -> None:
@@ -27,5 +27,5 @@ def test_a_serializer_with_pickle_fallback_is_refused(tmp_path: Path) -> None:
 
 def test_a_stored_pickle_tag_is_corrupt_never_loaded() -> None:
     with pytest.raises(CorruptValueError):
-        _no_pickle("pickle", "c|x")
-    assert _no_pickle("msgpack", "c|x") == "msgpack"
+        no_pickle("pickle", "c|x")
+    assert no_pickle("msgpack", "c|x") == "msgpack"

@@ -24,7 +24,7 @@ import pytest
 
 from tests.integration.test_azure_monitor import _Ingestion
 from tiermem import make_key
-from tiermem._keys import _b64, blob_name
+from tiermem._keys import b64_name, blob_name
 
 pytestmark = [pytest.mark.blob, pytest.mark.timeout(180)]
 
@@ -110,7 +110,7 @@ def _spellings(key: str) -> list[str]:
     out: set[str] = set()
     for variant in (key, key + ":cold", key + ":missing"):
         name = blob_name(make_key("acme", "notes", variant)).split("/")[-1]
-        out |= {variant, _b64(variant), name, quote(name), quote(quote(name, safe=""), safe="")}
+        out |= {variant, b64_name(variant), name, quote(name), quote(quote(name, safe=""), safe="")}
     out |= {quote(s, safe="") for s in out} | {json.dumps(s)[1:-1] for s in out}
     return sorted(out)
 
@@ -135,4 +135,4 @@ def test_record_keys_keeps_the_urls(ingestion: ThreadingHTTPServer, azurite: Any
     name = blob_name(make_key("acme", "notes", SECRET_KEY + ":cold")).split("/")[-1]
     # The opt-in really exports the URLs, so the test above can fail: the blob URL and the item URL.
     assert quote(name, safe="") in wire
-    assert _b64(SECRET_KEY) in wire
+    assert b64_name(SECRET_KEY) in wire

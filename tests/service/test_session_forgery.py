@@ -27,6 +27,7 @@ from tiermem import (
     SqliteWarmMemory,
     Tier,
 )
+from tiermem._client import internal_view
 from tiermem.service import build_service_app
 
 _PAGE = 64  # sessions._PAGE_KEYS
@@ -105,7 +106,7 @@ async def test_a_planted_head_costs_a_page_and_never_opens_the_shared_breaker(
 ) -> None:
     svc, warm = counted
     # Planted below the API, as a writer with tier access could: the routes refuse it (above).
-    tenant_a = svc.memory.scoped(tenant=TENANT_A)._internal_view("sessions")
+    tenant_a = internal_view(svc.memory.scoped(tenant=TENANT_A), "sessions")
     await tenant_a.set("h:x", _forged(turns=turns, chunks=chunks))
     for _ in range(4):  # more than the breaker's threshold of 2
         before = sum(warm.mget_sizes)

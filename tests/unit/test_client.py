@@ -36,7 +36,7 @@ from tiermem import (
     make_key,
 )
 from tiermem._engine.epoch import EPOCH_KEY
-from tiermem._engine.large import pointer_target as _pointer_meta
+from tiermem._pointers import pointer_target as _pointer_meta
 
 
 @dataclass

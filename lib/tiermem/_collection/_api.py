@@ -27,7 +27,7 @@ from tiermem._collection._model import (
 )
 from tiermem._collection._store import CollectionStore, HasCollections, PutOp
 from tiermem._engine.hot import Leases
-from tiermem._engine.large import LargeValues, cold_key, new_version, pointer, pointer_target
+from tiermem._engine.large import LargeValues
 from tiermem._errors import (
     CircuitOpenError,
     ConfigurationError,
@@ -38,6 +38,7 @@ from tiermem._errors import (
 )
 from tiermem._keys import validate_key, validate_ttl
 from tiermem._locks import StripedLocks
+from tiermem._pointers import cold_version, pointer_target
 from tiermem._types import MemoryKey, Tier
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from tiermem._engine.guard import Guard
     from tiermem._protocols import TierStore
 
-__all__ = ["Collection", "CollectionBackend", "backend_for"]
+__all__ = ["Collection", "CollectionBackend", "backend_for", "check_prefix"]
 
 _T = TypeVar("_T")
 
@@ -72,7 +73,7 @@ class CollectionBackend:
 
     def call(self, operation: str, coro: Coroutine[Any, Any, _T], *, nkeys: int = 1) -> Awaitable[_T]:
         """One store call through the tier's guard."""
-        return self.guard._run(operation, coro, nkeys=nkeys)
+        return self.guard.run(operation, coro, nkeys=nkeys)
 
 
 _BACKENDS: weakref.WeakKeyDictionary[Engine, CollectionBackend] = weakref.WeakKeyDictionary()
@@ -118,7 +119,8 @@ def _check_bound(bound: object, what: str) -> str | None:
     return None if bound is None else validate_key(bound)
 
 
-def _check_prefix(prefix: object) -> str:
+def check_prefix(prefix: object) -> str:
+    """A listing prefix: ``""`` (everything) or a valid key; a non-str is ``InvalidInputError``."""
     if not isinstance(prefix, str):
         raise InvalidInputError(f"prefix must be a str, not {type(prefix).__name__}")
     return "" if prefix == "" else validate_key(prefix)
@@ -356,10 +358,9 @@ class Collection:
         """A new cold object for a large value, and the warm pointer that names it."""
         cold = self._backend.engine.guard(Tier.COLD)
         assert cold is not None
-        version = new_version()
-        target = cold_key(hot_key(self._scope, key), version)
+        target, ptr = cold_version(hot_key(self._scope, key), record)
         await cold.set(target, record)
-        return target, pointer(record, version)
+        return target, ptr
 
     def _target(self, key: str, ptr: Record) -> MemoryKey:
         return pointer_target(hot_key(self._scope, key), ptr)[0]
@@ -495,11 +496,11 @@ class Collection:
                 value_rec = targets.get(hmk.key)
                 if value_rec is None:
                     continue  # a pointer without its object: a miss (logged by follow)
-                value = reads._decode(value_rec, Tier.COLD, hmk)
+                value = reads.decode(value_rec, Tier.COLD, hmk)
                 value_rec = value_rec.with_expiry(s.record.expires_at)
             else:
                 value_rec = s.record
-                value = reads._decode(value_rec, tier, hmk)
+                value = reads.decode(value_rec, tier, hmk)
             fills.append((hmk, value_rec))
             items.append(Item(s.key, value, s.attrs, s.etag, s.record.expires_at))
         return items, fills
@@ -524,7 +525,7 @@ class Collection:
         """
         query = ItemQuery(
             now=0.0,
-            prefix=_check_prefix(prefix),
+            prefix=check_prefix(prefix),
             after=_check_bound(after, "after"),
             before=_check_bound(before, "before"),
             reverse=bool(reverse),
@@ -557,7 +558,7 @@ class Collection:
     async def count(self, *, prefix: str = "", where: Mapping[str, Any] | None = None) -> int:
         """How many live items match (counted by the durable tier)."""
         backend = self._backend
-        query = ItemQuery(backend.engine.clock(), prefix=_check_prefix(prefix), where=validate_where(where))
+        query = ItemQuery(backend.engine.clock(), prefix=check_prefix(prefix), where=validate_where(where))
         return await backend.call("count", backend.store.count(self._scope, query))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from tiermem._collection._api import _check_prefix, backend_for
+from tiermem._collection._api import backend_for, check_prefix
 from tiermem._errors import ConfigurationError
 from tiermem._types import Tier
 
@@ -17,7 +17,7 @@ __all__ = ["collection_names", "kv_keys"]
 
 def collection_names(engine: Engine, tenant: str, namespace: str, prefix: str) -> AsyncIterator[str]:
     """Names of the namespace's collections that hold at least one item (validated before any I/O)."""
-    clean = _check_prefix(prefix)
+    clean = check_prefix(prefix)
     backend = backend_for(engine)
     return backend.store.names(tenant, namespace, clean)
 
@@ -31,7 +31,7 @@ async def _filtered(source: AsyncIterator[Any], prefix: str) -> AsyncIterator[st
 def kv_keys(engine: Engine, tenant: str, namespace: str, prefix: str) -> AsyncIterator[str]:
     """Key-value keys of the namespace from the durable tier's ``scan`` (collection items never appear:
     they live in their own table, partitions or names)."""
-    clean = _check_prefix(prefix)
+    clean = check_prefix(prefix)
     durable = engine.guard(Tier.WARM) or engine.guard(Tier.COLD)
     if durable is None:
         raise ConfigurationError(

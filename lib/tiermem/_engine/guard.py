@@ -153,6 +153,12 @@ class Guard(Generic[S]):
     async def ping(self) -> None:
         await self._run("ping", self._store.ping())
 
+    def run(
+        self, operation: str, call: Coroutine[Any, Any, _T], *, nkeys: int = 1
+    ) -> Coroutine[Any, Any, _T]:
+        """Guard a store call this class has no method for (a collection store's): breaker, timeout, span."""
+        return self._run(operation, call, nkeys=nkeys)
+
     # -- around every call --------------------------------------------------------------------------
 
     async def _run(

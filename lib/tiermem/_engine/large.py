@@ -9,13 +9,12 @@ lifecycle rule are the backstop). Reads follow the pointer and check the object'
 from __future__ import annotations
 
 import hashlib
-import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 import orjson
 
-from tiermem._codec import Record, RecordKind, make_record
+from tiermem._codec import Record, RecordKind
 from tiermem._engine.guard import Guard
 from tiermem._errors import (
     ConfigurationError,
@@ -26,10 +25,11 @@ from tiermem._errors import (
     key_digest,
 )
 from tiermem._instrumentation import logger
+from tiermem._pointers import cold_key, new_version, pointer, pointer_target
 from tiermem._protocols import ColdMemory, TierStore, WarmMemory
 from tiermem._types import MemoryKey, Tier
 
-__all__ = ["BatchPut", "LargeValues", "cold_key", "pointer", "pointer_target"]
+__all__ = ["BatchPut", "LargeValues"]
 
 BatchPut = Callable[
     [Guard[TierStore] | None, list[tuple[MemoryKey, MemoryKey, Record]]], Awaitable[list[MemoryKey]]
@@ -39,38 +39,6 @@ and records the failures by logical key (see ``writes``)."""
 
 
 _RESOLVE_ATTEMPTS: Final = 5
-
-
-def cold_key(mk: MemoryKey, version: str) -> MemoryKey:
-    """Where one version of a large value lives in cold. The NUL separator cannot occur in a valid key,
-    so versions never collide with user keys, and every write gets a fresh object: a write that
-    loses its warm precondition can never destroy the committed version (ADR 0005)."""
-    return MemoryKey(mk.tenant, mk.namespace, f"{mk.key}\x00{version}")
-
-
-def new_version() -> str:
-    return secrets.token_hex(8)
-
-
-def pointer(record: Record, version: str) -> Record:
-    """The warm record that names a cold version: its size, sha256, CRC and version."""
-    digest = hashlib.sha256(record.payload).hexdigest()
-    body = orjson.dumps({"size": len(record.payload), "sha256": digest, "crc": record.checksum, "v": version})
-    return make_record(RecordKind.POINTER, body, expires_at=record.expires_at)
-
-
-def pointer_target(mk: MemoryKey, ptr: Record) -> tuple[MemoryKey, str | None]:
-    """The cold key a warm pointer refers to, and the sha256 it promises."""
-    try:
-        meta = orjson.loads(ptr.payload)
-        version = meta.get("v")
-        digest = meta.get("sha256")
-    except (orjson.JSONDecodeError, AttributeError) as exc:
-        raise CorruptValueError(
-            "warm pointer does not parse", tier=Tier.WARM, operation="get", key=mk.key
-        ) from exc
-    target = cold_key(mk, version) if isinstance(version, str) else mk
-    return target, digest if isinstance(digest, str) else None
 
 
 def _pointer_size(ptr: Record) -> int:

@@ -149,3 +149,8 @@ class Reads:
                     found.append((mk, crec.with_expiry(ptr.expires_at)))
             self._telemetry.count_keys(durable.tier, len(pending) - misses, misses)
         return await hot.settle(leases, found, now)
+
+    def decode(self, record: Record, tier: Tier, mk: MemoryKey) -> Value:
+        """The value of ``record`` read from ``tier``; a corrupt one raises naming that tier and the key
+        (for readers outside the cascade, such as collections)."""
+        return self._decode(record, tier, mk)

@@ -84,6 +84,16 @@ def _too_large(mk: MemoryKey, size: int, limit: int, tier: Tier, why: str) -> Va
     )
 
 
+async def _invalidate(hot: HotCache, mk: MemoryKey) -> None:
+    """Invalidate ``mk`` in hot after its durable write; a cancelled invalidation is queued instead
+    (the durable write landed, so hot must not keep the old value)."""
+    try:
+        await hot.invalidate([mk])
+    except asyncio.CancelledError:
+        hot.invalidate_later([mk], None)
+        raise
+
+
 def plan(
     mk: MemoryKey,
     record: Record,
@@ -241,11 +251,7 @@ class Writes:
         except asyncio.CancelledError:
             hot.invalidate_later([mk], self._settle_delay)  # it may still land
             raise
-        try:
-            await hot.invalidate([mk])
-        except asyncio.CancelledError:
-            hot.invalidate_later([mk], None)
-            raise
+        await _invalidate(hot, mk)
         return etag
 
     async def _confirm(self, mk: MemoryKey, wid: bytes) -> str | None:
@@ -369,8 +375,4 @@ class Writes:
         except asyncio.CancelledError:
             hot.invalidate_later([mk], self._settle_delay)
             raise
-        try:
-            await hot.invalidate([mk])
-        except asyncio.CancelledError:
-            hot.invalidate_later([mk], None)
-            raise
+        await _invalidate(hot, mk)

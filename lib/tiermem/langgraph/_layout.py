@@ -15,41 +15,41 @@ THREAD_KIND: Final = "lg-cp"
 RUNS_COLLECTION: Final = "lg-runs"
 META_KEY: Final = "m"
 MAX_BATCH: Final = 90
-_META_ATTR_FIRST: Final = ("source", "step", "run_id")
+META_ATTR_FIRST: Final = ("source", "step", "run_id")
 _IDX_OFFSET: Final = 100
-_LIST_CHUNK: Final = 16
+LIST_CHUNK: Final = 16
 _NUL: Final = b"\x00"
 
 
-def _ckey(ns: str, cid: str) -> str:
+def ckey(ns: str, cid: str) -> str:
     return join("c", ns, cid)
 
 
-def _cprefix(ns: str | None) -> str:
+def cprefix(ns: str | None) -> str:
     return join("c", ns) + SEP if ns is not None else "c" + SEP
 
 
-def _hkey(ns: str) -> str:
+def hkey(ns: str) -> str:
     return join("h", ns)
 
 
-def _vkey(ns: str, channel: str, version: str | int | float) -> str:
+def vkey(ns: str, channel: str, version: str | int | float) -> str:
     return join("v", ns, channel, str(version))
 
 
-def _wprefix(ns: str, cid: str) -> str:
+def wprefix(ns: str, cid: str) -> str:
     return join("w", ns, cid) + SEP
 
 
-def _wkey(ns: str, cid: str, task_path: str, task_id: str, idx: int) -> str:
-    return _wprefix(ns, cid) + join(task_path, task_id, f"{idx + _IDX_OFFSET:010d}")
+def wkey(ns: str, cid: str, task_path: str, task_id: str, idx: int) -> str:
+    return wprefix(ns, cid) + join(task_path, task_id, f"{idx + _IDX_OFFSET:010d}")
 
 
-def _xkey(ns: str, cid: str) -> str:
+def xkey(ns: str, cid: str) -> str:
     return join("x", ns, cid)
 
 
-def _pack(parts: Sequence[str], data: bytes) -> bytes:
+def pack(parts: Sequence[str], data: bytes) -> bytes:
     """Frame ``parts`` (NUL-free strings) and the serializer's bytes into one stored value."""
     for part in parts:
         if "\x00" in part:
@@ -57,7 +57,7 @@ def _pack(parts: Sequence[str], data: bytes) -> bytes:
     return _NUL.join(p.encode("utf-8") for p in parts) + _NUL + data
 
 
-def _unpack(value: object, nparts: int, key: str) -> tuple[list[str], bytes]:
+def unpack(value: object, nparts: int, key: str) -> tuple[list[str], bytes]:
     if not isinstance(value, bytes):
         raise CorruptValueError("checkpoint item is not bytes", operation="aget_tuple", key=key)
     pieces = value.split(_NUL, nparts)
@@ -66,11 +66,11 @@ def _unpack(value: object, nparts: int, key: str) -> tuple[list[str], bytes]:
     return [p.decode("utf-8") for p in pieces[:nparts]], pieces[nparts]
 
 
-def _config(thread_id: str, ns: str, cid: str) -> RunnableConfig:
+def run_config(thread_id: str, ns: str, cid: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": cid}}
 
 
-class _Record:
+class CheckpointRecord:
     """A decoded checkpoint item."""
 
     __slots__ = ("checkpoint", "cid", "metadata", "ns", "parent", "thread_id")
@@ -91,7 +91,7 @@ class _Record:
         self.parent = parent
 
 
-def _no_pickle(kind: str, key: str) -> str:
+def no_pickle(kind: str, key: str) -> str:
     """Stored data never reaches an unpickler, whatever the serializer allows (a planted "pickle" tag)."""
     if kind == "pickle":
         raise CorruptValueError("stored checkpoint data is tagged pickle: tiermem never unpickles", key=key)

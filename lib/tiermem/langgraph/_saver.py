@@ -38,7 +38,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from tiermem._client import MemoryClient
+from tiermem._client import MemoryClient, client_clock
 from tiermem._collection import Collection
 from tiermem._errors import ConfigurationError, CorruptValueError, InvalidInputError, InvalidTTLError
 from tiermem._ordkey import (
@@ -55,24 +55,24 @@ from tiermem._ordkey import (
 )
 from tiermem._syncloop import SyncLoop
 from tiermem.langgraph._layout import (
-    _LIST_CHUNK,
-    _META_ATTR_FIRST,
+    LIST_CHUNK,
     MAX_BATCH,
+    META_ATTR_FIRST,
     META_KEY,
     RUNS_COLLECTION,
     THREAD_KIND,
-    _ckey,
-    _config,
-    _cprefix,
-    _hkey,
-    _no_pickle,
-    _pack,
-    _Record,
-    _unpack,
-    _vkey,
-    _wkey,
-    _wprefix,
-    _xkey,
+    CheckpointRecord,
+    ckey,
+    cprefix,
+    hkey,
+    no_pickle,
+    pack,
+    run_config,
+    unpack,
+    vkey,
+    wkey,
+    wprefix,
+    xkey,
 )
 
 __all__ = ["TierMemSaver"]
@@ -114,7 +114,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         self._indexed: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._written: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self._sync = SyncLoop("TierMemSaver")
-        self._clock = memory._core.clock  # the clock the client judges expiry by
+        self._clock = client_clock(memory)  # the clock the client judges expiry by
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -136,22 +136,22 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         kind, data = self.serde.dumps_typed(
             {"checkpoint": checkpoint, "metadata": metadata, "parent": parent}
         )
-        return _pack([thread_id, ns, kind], data)
+        return pack([thread_id, ns, kind], data)
 
-    def _decode_record(self, value: object, key: str) -> _Record:
-        (thread_id, ns, kind), data = _unpack(value, 3, key)
-        body = self.serde.loads_typed((_no_pickle(kind, key), data))
+    def _decode_record(self, value: object, key: str) -> CheckpointRecord:
+        (thread_id, ns, kind), data = unpack(value, 3, key)
+        body = self.serde.loads_typed((no_pickle(kind, key), data))
         if not isinstance(body, dict) or "checkpoint" not in body:
             raise CorruptValueError("checkpoint record has no checkpoint", operation="aget_tuple", key=key)
-        return _Record(thread_id, ns, body["checkpoint"], body["metadata"], body["parent"])
+        return CheckpointRecord(thread_id, ns, body["checkpoint"], body["metadata"], body["parent"])
 
     def _encode_value(self, value: object, parts: Sequence[str] = ()) -> bytes:
         kind, data = self.serde.dumps_typed(value)
-        return _pack([*parts, kind], data)
+        return pack([*parts, kind], data)
 
     def _decode_value(self, value: object, key: str, nparts: int = 0) -> tuple[list[str], Any]:
-        parts, data = _unpack(value, nparts + 1, key)
-        return parts[:nparts], self.serde.loads_typed((_no_pickle(parts[nparts], key), data))
+        parts, data = unpack(value, nparts + 1, key)
+        return parts[:nparts], self.serde.loads_typed((no_pickle(parts[nparts], key), data))
 
     def _meta_items(self, thread_id: str) -> list[tuple[str, object]]:
         """Without a TTL the liveness item rides along in every batch (no extra round trip)."""
@@ -194,12 +194,12 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         ns = conf.get("checkpoint_ns", "") or ""
         cid = get_checkpoint_id(config)
         coll = self._coll(thread_id)
-        key = _ckey(ns, cid) if cid else _hkey(ns)
+        key = ckey(ns, cid) if cid else hkey(ns)
         got = await coll.get_many([key, META_KEY])
         raw = got.get(key)
         if raw is None and not cid:
             # No head (older data or a head removed by a delete): fall back to the newest record.
-            async for item in coll.list(prefix=_cprefix(ns), reverse=True, limit=1):
+            async for item in coll.list(prefix=cprefix(ns), reverse=True, limit=1):
                 raw = item.value
         if await self._expired(coll, thread_id, got.get(META_KEY), raw is not None) or raw is None:
             return None
@@ -208,32 +208,32 @@ class TierMemSaver(BaseCheckpointSaver[str]):
             self._remember(self._heads, (thread_id, ns), record.cid)
         return (await self._tuples(coll, [record]))[0]
 
-    async def _tuples(self, coll: Collection, records: Sequence[_Record]) -> list[CheckpointTuple]:
+    async def _tuples(self, coll: Collection, records: Sequence[CheckpointRecord]) -> list[CheckpointTuple]:
         """Build tuples for records of one thread: one ``get_many`` for all values and markers."""
         keys: list[str] = []
         for r in records:
-            keys.extend(_vkey(r.ns, ch, ver) for ch, ver in r.checkpoint["channel_versions"].items())
-            keys.append(_xkey(r.ns, r.cid))
+            keys.extend(vkey(r.ns, ch, ver) for ch, ver in r.checkpoint["channel_versions"].items())
+            keys.append(xkey(r.ns, r.cid))
         got = await coll.get_many(list(dict.fromkeys(keys))) if keys else {}
         # Marker 0: written with the checkpoint, no writes yet. Missing (a copy in progress, data
         # from elsewhere): list to be sure. Only checkpoints with writes cost a listing.
-        with_writes = [r for r in records if got.get(_xkey(r.ns, r.cid)) != 0]
+        with_writes = [r for r in records if got.get(xkey(r.ns, r.cid)) != 0]
         writes = await asyncio.gather(*(self._writes(coll, r.ns, r.cid) for r in with_writes))
         by_cid = dict(zip([r.cid for r in with_writes], writes, strict=True))
         out: list[CheckpointTuple] = []
         for r in records:
             values: dict[str, Any] = {}
             for ch, ver in r.checkpoint["channel_versions"].items():
-                vk = _vkey(r.ns, ch, ver)
+                vk = vkey(r.ns, ch, ver)
                 raw = got.get(vk)
                 if raw is not None:
                     values[ch] = self._decode_value(raw, vk)[1]
             out.append(
                 CheckpointTuple(
-                    config=_config(r.thread_id, r.ns, r.cid),
+                    config=run_config(r.thread_id, r.ns, r.cid),
                     checkpoint=cast(Checkpoint, {**r.checkpoint, "channel_values": values}),
                     metadata=cast(CheckpointMetadata, r.metadata),
-                    parent_config=_config(r.thread_id, r.ns, r.parent) if r.parent else None,
+                    parent_config=run_config(r.thread_id, r.ns, r.parent) if r.parent else None,
                     pending_writes=by_cid.get(r.cid, []),
                 )
             )
@@ -241,8 +241,8 @@ class TierMemSaver(BaseCheckpointSaver[str]):
 
     async def _writes(self, coll: Collection, ns: str, cid: str) -> list[PendingWrite]:
         out: list[PendingWrite] = []
-        async for item in coll.list(prefix=_wprefix(ns, cid)):
-            task_id = split(item.key[len(_wprefix(ns, cid)) :])[1]
+        async for item in coll.list(prefix=wprefix(ns, cid)):
+            task_id = split(item.key[len(wprefix(ns, cid)) :])[1]
             (channel,), value = self._decode_value(item.value, item.key, 1)
             out.append((task_id, channel, value))
         return out
@@ -295,9 +295,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
                     self._forget(thread_id)
             return
         if cid is not None:
-            keys = (
-                [_ckey(ns, cid)] if ns is not None else [_ckey(n, cid) for n in await self._namespaces(coll)]
-            )
+            keys = [ckey(ns, cid)] if ns is not None else [ckey(n, cid) for n in await self._namespaces(coll)]
             got = await coll.get_many(keys)
             records = [self._decode_record(v, k) for k, v in got.items() if v is not None]
             records = [r for r in records if matches(r.metadata, flt)]
@@ -307,15 +305,15 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         before_id = get_checkpoint_id(before) if before else None
         namespaces = [ns] if ns is not None else await self._namespaces(coll)
         streams = [self._records(coll, n, before_id, flt, limit) for n in namespaces]
-        merged: AsyncIterator[_Record] = streams[0] if len(streams) == 1 else _merge_desc(streams)
+        merged: AsyncIterator[CheckpointRecord] = streams[0] if len(streams) == 1 else _merge_desc(streams)
         count = 0
-        chunk: list[_Record] = []
+        chunk: list[CheckpointRecord] = []
         async for record in merged:
             chunk.append(record)
             count += 1
             if limit is not None and count >= limit:
                 break
-            if len(chunk) >= _LIST_CHUNK:
+            if len(chunk) >= LIST_CHUNK:
                 for tup in await self._tuples(coll, chunk):
                     yield tup
                 chunk = []
@@ -328,10 +326,10 @@ class TierMemSaver(BaseCheckpointSaver[str]):
 
     async def _records(
         self, coll: Collection, ns: str, before_id: str | None, flt: dict[str, Any] | None, limit: int | None
-    ) -> AsyncIterator[_Record]:
+    ) -> AsyncIterator[CheckpointRecord]:
         """Matching records of one namespace, newest first, filtered by the tier where it can."""
-        prefix = _cprefix(ns)
-        bound = _ckey(ns, before_id) if before_id else None
+        prefix = cprefix(ns)
+        bound = ckey(ns, before_id) if before_id else None
         where, exact = split_filter(flt, prefix="m_")
         page = limit if exact else None
         main = coll.list(prefix=prefix, before=bound, reverse=True, where=where or None, limit=page)
@@ -365,9 +363,9 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         values = cast(dict[str, Any], body.pop("channel_values"))
         md = get_checkpoint_metadata(config, metadata)
         record = self._encode_record(thread_id, ns, body, md, parent)
-        attrs = scalar_attrs(cast(Mapping[str, object], md), prefix="m_", first=_META_ATTR_FIRST)
+        attrs = scalar_attrs(cast(Mapping[str, object], md), prefix="m_", first=META_ATTR_FIRST)
         value_items: list[tuple[str, object]] = [
-            (_vkey(ns, ch, ver), self._encode_value(values[ch]))
+            (vkey(ns, ch, ver), self._encode_value(values[ch]))
             for ch, ver in new_versions.items()
             if ch in values
         ]
@@ -380,7 +378,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         await self._touch(coll, thread_id)
         head: list[tuple[str, object]] = []
         if await self._advances_head(coll, thread_id, ns, cid):
-            head = [(_hkey(ns), record)]
+            head = [(hkey(ns), record)]
 
         def tail() -> list[Any]:
             # LangGraph may store a task's writes for this checkpoint before this put lands (its puts
@@ -390,8 +388,8 @@ class TierMemSaver(BaseCheckpointSaver[str]):
             marker = 1 if (thread_id, ns, cid) in self._written else 0
             return [
                 *self._meta_items(thread_id),
-                (_ckey(ns, cid), record, attrs),
-                (_xkey(ns, cid), marker),
+                (ckey(ns, cid), record, attrs),
+                (xkey(ns, cid), marker),
                 *head,
             ]
 
@@ -405,15 +403,15 @@ class TierMemSaver(BaseCheckpointSaver[str]):
             await coll.put_many(tail())
         if head:
             self._remember(self._heads, (thread_id, ns), cid)
-        return _config(thread_id, ns, cid)
+        return run_config(thread_id, ns, cid)
 
     async def _advances_head(self, coll: Collection, thread_id: str, ns: str, cid: str) -> bool:
         known = self._heads.get((thread_id, ns))
         if known is None:
-            raw = await coll.get(_hkey(ns))
+            raw = await coll.get(hkey(ns))
             if raw is None:
                 return True
-            known = self._decode_record(raw, _hkey(ns)).cid
+            known = self._decode_record(raw, hkey(ns)).cid
         return cid >= known
 
     async def aput_writes(
@@ -430,7 +428,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         cid = conf["checkpoint_id"]
         items: list[tuple[str, object]] = [
             (
-                _wkey(ns, cid, task_path, task_id, WRITES_IDX_MAP.get(channel, idx)),
+                wkey(ns, cid, task_path, task_id, WRITES_IDX_MAP.get(channel, idx)),
                 self._encode_value(value, [channel]),
             )
             for idx, (channel, value) in enumerate(writes)
@@ -442,7 +440,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         await self._touch(coll, thread_id)
         for i in range(0, len(items), MAX_BATCH - 2):
             await coll.put_many(
-                [*items[i : i + MAX_BATCH - 2], (_xkey(ns, cid), 1), *self._meta_items(thread_id)]
+                [*items[i : i + MAX_BATCH - 2], (xkey(ns, cid), 1), *self._meta_items(thread_id)]
             )
 
     # -- deletes, copies, retention ----------------------------------------------------------------
@@ -471,7 +469,7 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         sources = [coll.list(prefix="c" + SEP, where=where or None)]
         if where:
             sources.append(coll.list(prefix="c" + SEP, where={ATTR_INCOMPLETE: True}))
-        doomed: list[_Record] = []
+        doomed: list[CheckpointRecord] = []
         for source in sources:
             async for item in source:
                 record = self._decode_record(item.value, item.key)
@@ -481,20 +479,20 @@ class TierMemSaver(BaseCheckpointSaver[str]):
             return
         keys: list[str] = []
         for r in doomed:
-            keys += [_ckey(r.ns, r.cid), _xkey(r.ns, r.cid)]
-            keys += [item.key async for item in coll.list(prefix=_wprefix(r.ns, r.cid))]
+            keys += [ckey(r.ns, r.cid), xkey(r.ns, r.cid)]
+            keys += [item.key async for item in coll.list(prefix=wprefix(r.ns, r.cid))]
         await self._delete_keys(coll, keys)
         await self._repair_heads(coll, thread_id, {r.ns for r in doomed})
 
     async def _repair_heads(self, coll: Collection, thread_id: str, namespaces: set[str]) -> None:
         """Point each namespace's head at its newest remaining checkpoint (or remove it)."""
         for ns in namespaces:
-            newest = [item async for item in coll.list(prefix=_cprefix(ns), reverse=True, limit=1)]
+            newest = [item async for item in coll.list(prefix=cprefix(ns), reverse=True, limit=1)]
             if newest:
-                await coll.put(_hkey(ns), newest[0].value)
+                await coll.put(hkey(ns), newest[0].value)
                 self._remember(self._heads, (thread_id, ns), split(newest[0].key)[2])
             else:
-                await coll.delete(_hkey(ns))
+                await coll.delete(hkey(ns))
                 self._heads.pop((thread_id, ns), None)
 
     @staticmethod
@@ -554,14 +552,14 @@ class TierMemSaver(BaseCheckpointSaver[str]):
         coll = self._coll(thread_id)
         keep: set[str] = {META_KEY}
         for ns in await self._namespaces(coll):
-            newest = [item async for item in coll.list(prefix=_cprefix(ns), reverse=True, limit=1)]
-            keep.add(_hkey(ns))
+            newest = [item async for item in coll.list(prefix=cprefix(ns), reverse=True, limit=1)]
+            keep.add(hkey(ns))
             if not newest:
                 continue
             r = self._decode_record(newest[0].value, newest[0].key)
-            keep.update({_ckey(ns, r.cid), _xkey(ns, r.cid)})
-            keep.update(_vkey(ns, ch, ver) for ch, ver in r.checkpoint["channel_versions"].items())
-            keep.update([item.key async for item in coll.list(prefix=_wprefix(ns, r.cid))])
+            keep.update({ckey(ns, r.cid), xkey(ns, r.cid)})
+            keep.update(vkey(ns, ch, ver) for ch, ver in r.checkpoint["channel_versions"].items())
+            keep.update([item.key async for item in coll.list(prefix=wprefix(ns, r.cid))])
         doomed = [item.key async for item in coll.list() if item.key not in keep]
         await self._delete_keys(coll, doomed)
 
@@ -640,7 +638,7 @@ class _Newest:
 
     __slots__ = ("index", "record")
 
-    def __init__(self, record: _Record, index: int) -> None:
+    def __init__(self, record: CheckpointRecord, index: int) -> None:
         self.record = record
         self.index = index
 
@@ -648,7 +646,7 @@ class _Newest:
         return (self.record.cid, -self.index) > (other.record.cid, -other.index)
 
 
-async def _merge_desc(streams: Sequence[AsyncIterator[_Record]]) -> AsyncIterator[_Record]:
+async def _merge_desc(streams: Sequence[AsyncIterator[CheckpointRecord]]) -> AsyncIterator[CheckpointRecord]:
     """Merge per-namespace record streams, each newest first, into one newest-first stream."""
     heap: list[_Newest] = []
     for i, stream in enumerate(streams):

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from tiermem._codec import RecordKind
 from tiermem._errors import ConfigurationError, ConflictError, TierError
+from tiermem._pointers import cold_version, pointer_target
 from tiermem._protocols import MemoryKey, Tier
 from tiermem.lifecycle._model import MaintainReport, RetentionPolicy
 from tiermem.lifecycle._store import HasLifecycle, StoredEntry, WarmScopeStore
 from tiermem.lifecycle._telemetry import lifecycle_metrics
-from tiermem.lifecycle._tiers import check_open, cold_version, pointer_target, store_of
+from tiermem.lifecycle._tiers import check_open, store_of
 
 if TYPE_CHECKING:
     from tiermem.lifecycle._governance import EngineView as _Core
@@ -83,7 +84,7 @@ class _Run:
                 self.report.skipped += 1
                 return
             if rec.kind is RecordKind.POINTER:
-                target = pointer_target(mk, rec)
+                target = pointer_target(mk, rec)[0]
         if self.dry_run:
             self.report.expired += 1
             self.report.expired_bytes += e.size
@@ -119,7 +120,7 @@ async def _collect_orphans(core: _Core, tenant: str | None, grace: float, dry_ru
             continue  # not a key-value version (collection versions are their store's), or too young
         mk = MemoryKey(e.tenant, e.namespace, base)
         rec = await warm.get(mk)
-        if rec is not None and rec.kind is RecordKind.POINTER and pointer_target(mk, rec).key == e.key:
+        if rec is not None and rec.kind is RecordKind.POINTER and pointer_target(mk, rec)[0].key == e.key:
             continue
         if not dry_run:
             await cold.delete(MemoryKey(e.tenant, e.namespace, e.key))

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tiermem._codec import Record
 from tiermem._errors import ClientClosedError, ConfigurationError
-from tiermem._protocols import MemoryKey, Tier
+from tiermem._protocols import Tier
 from tiermem.lifecycle._store import HasLifecycle, ScopeStore
 
 if TYPE_CHECKING:
     from tiermem.lifecycle._governance import EngineView as _Core
 
-__all__ = ["check_open", "cold_version", "forget_dirty", "lifecycle_stores", "pointer_target", "store_of"]
+__all__ = ["check_open", "forget_dirty", "lifecycle_stores", "store_of"]
 
 
 def check_open(core: _Core, operation: str) -> None:
@@ -55,18 +54,3 @@ def forget_dirty(core: _Core, tenant: str, namespace: str | None) -> None:
     dirty = core.hot.dirty
     for mk in [mk for mk in dirty if mk.tenant == tenant and namespace in (None, mk.namespace)]:
         del dirty[mk]
-
-
-def cold_version(mk: MemoryKey, record: Record) -> tuple[MemoryKey, Record]:
-    """A fresh cold object key for ``record`` and the warm pointer to it (ADR 0005)."""
-    from tiermem._engine.large import cold_key, new_version, pointer
-
-    version = new_version()
-    return cold_key(mk, version), pointer(record, version)
-
-
-def pointer_target(mk: MemoryKey, pointer: Record) -> MemoryKey:
-    """The cold object a warm pointer names."""
-    from tiermem._engine.large import pointer_target as target
-
-    return target(mk, pointer)[0]

@@ -8,25 +8,25 @@ opaque ``page_token`` (the last key served, so a page never repeats or skips an 
 import base64
 import binascii
 import json
+from collections.abc import Awaitable
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tiermem._client import MemoryClient
+from tiermem._codec import Value
 from tiermem._collection import Collection, Item
-from tiermem._errors import ConflictError
 from tiermem.service._auth import Principal
-from tiermem.service._errors import ApiError, translate
+from tiermem.service._conditional import PUT_RESPONSES, conditional_put
+from tiermem.service._errors import ApiError
 from tiermem.service._guards import Guards
 from tiermem.service._memory_routes import ERROR_RESPONSES
 from tiermem.service._models import (
     NAMESPACE_PATTERN,
     Encoding,
     ErrorBody,
-    decode_value,
     encode_value,
-    from_http_etag,
     to_http_etag,
 )
 
@@ -224,10 +224,7 @@ def collections_router(memory: MemoryClient, guards: Guards, *, max_response_byt
         _ITEM_PATH,
         summary="Write an item",
         response_model=ItemPutResponse,
-        responses={
-            409: {"model": ErrorBody, "description": "Concurrent change"},
-            412: {"model": ErrorBody, "description": "If-Match / If-None-Match precondition failed"},
-        },
+        responses=PUT_RESPONSES,
     )
     async def put_item(
         namespace: _Namespace,
@@ -243,21 +240,14 @@ def collections_router(memory: MemoryClient, guards: Guards, *, max_response_byt
             str | None, Header(description="'*': write only if no live item exists")
         ] = None,
     ) -> ItemPutResponse:
-        etag_in, if_absent = _precondition(if_match, if_none_match)
-        try:
-            value = decode_value(body.value, body.encoding)
-        except ValueError as exc:
-            raise ApiError(400, "invalid_input", str(exc)) from None
-        coll = scoped(principal, namespace, collection)
-        try:
-            etag = await coll.put(
-                key, value, attrs=body.attrs, ttl=body.ttl, if_match=etag_in, if_absent=if_absent
-            )
-        except ConflictError as exc:
-            raise translate(exc, precondition=etag_in is not None or if_absent) from exc
-        http_etag = to_http_etag(etag)
-        if http_etag is not None:
-            response.headers["ETag"] = http_etag
+
+        def write(value: Value, etag: str | None, if_absent: bool) -> Awaitable[str | None]:
+            coll = scoped(principal, namespace, collection)
+            return coll.put(key, value, attrs=body.attrs, ttl=body.ttl, if_match=etag, if_absent=if_absent)
+
+        http_etag = await conditional_put(
+            body, response, write, if_match=if_match, if_none_match=if_none_match
+        )
         return ItemPutResponse(namespace=namespace, collection=collection, key=key, etag=http_etag)
 
     @router.delete(
@@ -283,21 +273,3 @@ def collections_router(memory: MemoryClient, guards: Guards, *, max_response_byt
         return DropResponse(dropped=await scoped(principal, namespace, collection).drop())
 
     return router
-
-
-def _precondition(if_match: str | None, if_none_match: str | None) -> tuple[str | None, bool]:
-    """``(if_match etag, if_absent)`` from the conditional headers of a PUT (as for memory routes)."""
-    if if_match is not None and if_none_match is not None:
-        raise ApiError(400, "invalid_input", "use either If-Match or If-None-Match, not both")
-    if if_none_match is not None:
-        if if_none_match.strip() != "*":
-            raise ApiError(400, "invalid_input", "PUT supports only If-None-Match: * (create only)")
-        return None, True
-    if if_match is None:
-        return None, False
-    if if_match.strip() == "*":
-        raise ApiError(400, "invalid_input", "If-Match: * is not supported; send the ETag from a GET")
-    etag = from_http_etag(if_match)
-    if etag is None:
-        raise ApiError(412, "precondition_failed", "the precondition (If-Match/If-None-Match) failed")
-    return etag, False

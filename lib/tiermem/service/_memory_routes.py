@@ -7,16 +7,18 @@ a caller can only ever reach its own tenant. The key route
 """
 
 import json
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from starlette.convertors import Convertor, register_url_convertor
 
 from tiermem._client import MemoryClient
-from tiermem._errors import ConflictError
+from tiermem._codec import Value
 from tiermem._protocols import Tier
 from tiermem.service._auth import Principal
-from tiermem.service._errors import ApiError, translate
+from tiermem.service._conditional import PUT_RESPONSES, conditional_put
+from tiermem.service._errors import ApiError
 from tiermem.service._guards import Guards
 from tiermem.service._models import (
     NAMESPACE_PATTERN,
@@ -28,9 +30,7 @@ from tiermem.service._models import (
     MsetResponse,
     PutRequest,
     PutResponse,
-    decode_value,
     encode_value,
-    from_http_etag,
     to_http_etag,
 )
 
@@ -79,24 +79,6 @@ _Key = Annotated[
 def _check_tier(memory: MemoryClient, tier: Tier | None) -> None:
     if tier is not None and tier not in memory.tiers:
         raise ApiError(400, "invalid_input", f"the {tier.value} tier is not configured on this service")
-
-
-def _precondition(if_match: str | None, if_none_match: str | None) -> tuple[str | None, bool]:
-    """``(if_match etag, if_absent)`` from the conditional headers of a PUT."""
-    if if_match is not None and if_none_match is not None:
-        raise ApiError(400, "invalid_input", "use either If-Match or If-None-Match, not both")
-    if if_none_match is not None:
-        if if_none_match.strip() != "*":
-            raise ApiError(400, "invalid_input", "PUT supports only If-None-Match: * (create only)")
-        return None, True
-    if if_match is None:
-        return None, False
-    if if_match.strip() == "*":
-        raise ApiError(400, "invalid_input", "If-Match: * is not supported; send the ETag from a GET")
-    etag = from_http_etag(if_match)
-    if etag is None:  # not an ETag this service issued, so it cannot match the current value
-        raise ApiError(412, "precondition_failed", "the precondition (If-Match/If-None-Match) failed")
-    return etag, False
 
 
 def _json(value: Any) -> bytes:
@@ -208,10 +190,7 @@ def memory_router(memory: MemoryClient, guards: Guards, *, max_response_bytes: i
         _KEY_PATH,
         summary="Write a value",
         response_model=PutResponse,
-        responses={
-            409: {"model": ErrorBody, "description": "Concurrent change"},
-            412: {"model": ErrorBody, "description": "If-Match / If-None-Match precondition failed"},
-        },
+        responses=PUT_RESPONSES,
     )
     async def put_value(
         namespace: _Namespace,
@@ -227,20 +206,15 @@ def memory_router(memory: MemoryClient, guards: Guards, *, max_response_bytes: i
         ] = None,
     ) -> PutResponse:
         _check_tier(memory, body.tier)
-        etag_in, if_absent = _precondition(if_match, if_none_match)
-        try:
-            value = decode_value(body.value, body.encoding)
-        except ValueError as exc:
-            raise ApiError(400, "invalid_input", str(exc)) from None
-        try:
-            etag = await scoped(principal, namespace).set(
-                key, value, ttl=body.ttl, tier=body.tier, if_match=etag_in, if_absent=if_absent
+
+        def write(value: Value, etag: str | None, if_absent: bool) -> Awaitable[str | None]:
+            return scoped(principal, namespace).set(
+                key, value, ttl=body.ttl, tier=body.tier, if_match=etag, if_absent=if_absent
             )
-        except ConflictError as exc:
-            raise translate(exc, precondition=etag_in is not None or if_absent) from exc
-        http_etag = to_http_etag(etag)
-        if http_etag is not None:
-            response.headers["ETag"] = http_etag
+
+        http_etag = await conditional_put(
+            body, response, write, if_match=if_match, if_none_match=if_none_match
+        )
         return PutResponse(namespace=namespace, key=key, etag=http_etag)
 
     @router.delete(

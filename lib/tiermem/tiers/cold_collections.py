@@ -27,7 +27,7 @@ from tiermem._codec import Record, RecordKind, make_record
 from tiermem._collection._model import ItemQuery, Scope, StoredItem, key_in_range, matches
 from tiermem._collection._store import PutOp
 from tiermem._errors import CorruptValueError, InvalidKeyError
-from tiermem._keys import _unb64, _unpercent
+from tiermem._keys import parse_b64_name, unpercent
 from tiermem._protocols import ColdMemory
 from tiermem._types import MemoryKey, Tier
 
@@ -46,7 +46,7 @@ def stored_tenant(tenant: str) -> str:
 
 def parse_blob_key(encoded: str) -> str:
     """The logical key of a blob name's last part (percent-encoded, or ``~`` + base64url)."""
-    return _unb64(encoded[1:]) if encoded.startswith("~") else _unpercent(encoded)
+    return parse_b64_name(encoded[1:]) if encoded.startswith("~") else unpercent(encoded)
 
 
 def parse_file_key(tail: Sequence[str]) -> str:
@@ -58,7 +58,7 @@ def parse_file_key(tail: Sequence[str]) -> str:
         return base64.b32decode(b32 + "=" * (-len(b32) % 8)).decode("utf-8")
     if len(tail) != 1:
         raise InvalidKeyError("not a tiermem file path")
-    return _unpercent(tail[0])
+    return unpercent(tail[0])
 
 
 def _wrap(record: Record, attrs: Any) -> Record:

@@ -27,7 +27,7 @@ from tiermem._codec import Record, RecordKind
 from tiermem._collection._model import AttrValue, Condition, ItemQuery, Scope, StoredItem, order_key
 from tiermem._collection._store import PutOp
 from tiermem._errors import ConflictError, CorruptValueError, ValueTooLargeError
-from tiermem._keys import _b64
+from tiermem._keys import b64_name
 from tiermem._protocols import MemoryKey, Tier
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ _SQL_OPS: Final = {"$eq": "=", "$ne": "!=", "$gt": ">", "$gte": ">=", "$lt": "<"
 
 def partition_key(scope: Scope) -> str:
     """The collection's logical partition: one per (tenant, namespace, collection)."""
-    return f"~c:{scope.tenant}:{scope.namespace}:{_b64(scope.name)}"
+    return f"~c:{scope.tenant}:{scope.namespace}:{b64_name(scope.name)}"
 
 
 def _kind(value: AttrValue) -> str:
@@ -126,7 +126,7 @@ class CosmosCollectionStore:
     def _item(self, scope: Scope, op: PutOp, pk: str) -> dict[str, Any]:
         key, record, attrs = op
         item: dict[str, Any] = {
-            "id": _b64(key),
+            "id": b64_name(key),
             "pk": pk,
             "t": scope.tenant,
             "n": scope.namespace,
@@ -158,7 +158,7 @@ class CosmosCollectionStore:
     async def get(self, scope: Scope, key: str) -> StoredItem | None:
         container = await self._container("get")
         pk = partition_key(scope)
-        item_id = _b64(key)
+        item_id = b64_name(key)
         row = await self._sdk_or_none(
             "get", self._mk(scope, key), lambda: container.read_item(item_id, partition_key=pk)
         )
@@ -173,7 +173,7 @@ class CosmosCollectionStore:
         pk = partition_key(scope)
         found: dict[str, StoredItem] = {}
         for start in range(0, len(keys), 256):
-            pairs = [(_b64(k), pk) for k in keys[start : start + 256]]
+            pairs = [(b64_name(k), pk) for k in keys[start : start + 256]]
             rows = await self._sdk("get_many", None, partial(container.read_items, pairs))
             for row in rows:
                 stored = self._stored(scope, row)
@@ -267,7 +267,7 @@ class CosmosCollectionStore:
         pk = partition_key(scope)
 
         async def one(key: str) -> None:
-            item_id = _b64(key)
+            item_id = b64_name(key)
             async with self._limit:
                 await self._sdk_or_none(
                     "delete", self._mk(scope, key), lambda: container.delete_item(item_id, partition_key=pk)

@@ -15,7 +15,7 @@ from typing import Any, Final, Protocol, TypeVar
 
 from tiermem._codec import HEADER_SIZE, Record, RecordKind
 from tiermem._errors import CorruptValueError
-from tiermem._keys import _unpercent, file_scope_parts, parse_file_parts, validate_scope
+from tiermem._keys import file_scope_parts, parse_file_parts, unpercent, validate_scope
 from tiermem._types import MemoryKey
 from tiermem.lifecycle._store import LISTING_PAGE, StoredEntry
 from tiermem.tiers.cold_collections import parse_file_key
@@ -302,7 +302,7 @@ class FileScopeStore:
             return None
         collection = None
         try:
-            tenant, namespace = _unpercent(parts[0]), _unpercent(parts[1])
+            tenant, namespace = unpercent(parts[0]), unpercent(parts[1])
         except ValueError:
             return None
         try:

@@ -23,7 +23,8 @@ Violations:
 - ``phantom_write``: a value (read or at the end) written only by a write reported as failed.
 - ``foreign_value``: a value no write produced (or one written after the read completed).
 - ``duplicated_turn``: a session turn stored more than once.
-- ``divergence``: at the end, hot serves something other than the durable tier holds.
+- ``divergence``: at the end, hot serves something other than the durable tier holds. What hot serves
+  is :func:`hot_serves` of the raw record: the client's rules, written here independently of its code.
 - ``deadline``: an operation took longer than its documented deadline.
 """
 
@@ -37,9 +38,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tests.reliability.multiproc.history import INITIAL_TIME, Event, Op, Outcome
+from tests.reliability.multiproc.history import INITIAL_TIME, Event, Op, Outcome, uid_of
+from tiermem import Codec, Record, RecordKind
 
-__all__ = ["TOMBSTONE", "EndState", "Kind", "Report", "Violation", "check"]
+__all__ = ["TOMBSTONE", "EndState", "Kind", "Report", "Violation", "check", "hot_serves"]
 
 TOMBSTONE = "<tombstone>"
 """A hot copy that serves a miss (a live tombstone); ``None`` in ``EndState.hot`` means nothing is served."""
@@ -67,14 +69,34 @@ class Violation:
     at: float | None = None  # the read's (or operation's) invoke time
 
 
+_VALUE_KINDS = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
+
+
+def hot_serves(record: Record | None, *, now: float, durable_epoch: int) -> str | None:
+    """What a client would serve from a raw hot record: a value id, :data:`TOMBSTONE`, or ``None``.
+
+    ``None`` when the client reads through to the durable tier: nothing there, expired, a marker (fence,
+    lease), or a record filled under an older hot epoch than ``durable_epoch`` (ADR 0006: a writer that
+    could not invalidate hot raised the epoch, so such a record may predate its write). Mirror the
+    client's rules here when they change.
+    """
+    if record is None or record.is_expired(now) or record.epoch < durable_epoch:
+        return None
+    if record.kind is RecordKind.TOMBSTONE:
+        return TOMBSTONE
+    if record.kind not in _VALUE_KINDS:
+        return None
+    return uid_of(Codec().decode(record))
+
+
 @dataclass(frozen=True, slots=True)
 class EndState:
     """What the services hold after the quiet period, read directly (not through a client's cache).
 
     Attributes:
         durable: key -> value id in the durable tier (``None``: absent). Keys not listed are not checked.
-        hot: key -> what hot would serve: a value id, :data:`TOMBSTONE`, or ``None`` (nothing: absent,
-            expired or a fence, so a read goes to the durable tier).
+        hot: key -> what hot would serve (:func:`hot_serves`): a value id, :data:`TOMBSTONE`, or ``None``
+            (nothing: absent, expired, a marker or an older epoch, so a read goes to the durable tier).
         sessions: session id -> the turn ids in the durable session, in order.
     """
 

@@ -21,12 +21,13 @@ from typing import Any
 
 import redis.asyncio
 
-from tests.reliability.multiproc.checker import TOMBSTONE, EndState, Kind, Report, check
+from tests.reliability.multiproc.checker import TOMBSTONE, EndState, Kind, Report, check, hot_serves
 from tests.reliability.multiproc.clients import ClientSpec, build
 from tests.reliability.multiproc.history import Event, Op, load, uid_of
 from tests.reliability.proxy import FaultProxy
 from tests.services._process import repo_root
-from tiermem import Codec, ConversationStore, MemoryClient, RecordKind, Tier, make_key
+from tiermem import ConversationStore, MemoryClient, Tier, make_key
+from tiermem._engine.epoch import EPOCH_KEY
 from tiermem.tiers.redis import RedisHotMemory
 
 __all__ = ["BOUND", "RESULTS", "SCALE", "Pool", "Run", "ViolationsFound", "WorkerProcess"]
@@ -292,18 +293,24 @@ class Run:
     # -- the end state ----------------------------------------------------------------------------
 
     async def hot_value(self, key: str) -> str | None:
-        """What raw Redis would serve for ``key``: a value id, TOMBSTONE, or None (nothing, a fence, or
-        any other marker a client reads through). Mirror the client's rules here when they change (a
-        record a client would treat as a miss, such as one from an older epoch, is None)."""
+        """What raw Redis would serve for ``key`` (:func:`~checker.hot_serves`), judged against the hot
+        epoch in the durable tier as it is now."""
         assert self.hot is not None
         rec = await self.hot.get(make_key("default", "default", key))
-        if rec is None or rec.is_expired(time.time()):
-            return None
-        if rec.kind is RecordKind.TOMBSTONE:
-            return TOMBSTONE
-        if rec.kind not in _VALUE_KINDS:
-            return None
-        return uid_of(Codec().decode(rec))
+        return hot_serves(rec, now=time.time(), durable_epoch=await self.durable_epoch())
+
+    async def durable_epoch(self) -> int:
+        """The hot epoch (ADR 0006) as the durable tier holds it, read raw; 0 before any bump."""
+        assert self.probe is not None
+        durable = next(t for t in self.probe.tiers if t is not Tier.HOT)
+        store = self.probe.tier_store(durable)
+        assert store is not None
+        rec = await store.get(EPOCH_KEY)
+        if rec is None:
+            return 0
+        value = json.loads(rec.payload)
+        assert isinstance(value, int), f"the hot epoch item holds {value!r}"
+        return value
 
     async def durable_value(self, key: str) -> str | None:
         assert self.probe is not None
@@ -376,9 +383,6 @@ class Run:
             await self.probe.aclose()
         if self.hot is not None:
             await self.hot.aclose()
-
-
-_VALUE_KINDS = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
 
 
 def _agrees(hot: str | None, durable: str | None) -> bool:

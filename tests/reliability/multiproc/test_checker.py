@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
 from pathlib import Path
 
 import pytest
 
-from tests.reliability.multiproc.checker import TOMBSTONE, EndState, Kind, check
-from tests.reliability.multiproc.history import Event, Op, Outcome, dump, load
+from tests.reliability.multiproc.checker import TOMBSTONE, EndState, Kind, check, hot_serves
+from tests.reliability.multiproc.history import Event, Op, Outcome, dump, load, value_for
+from tiermem import Codec, Record, RecordKind
+from tiermem._codec import make_record
 
 OK, FAIL, UNKNOWN = Outcome.OK, Outcome.FAIL, Outcome.UNKNOWN
 
@@ -168,6 +172,43 @@ def test_deadlines() -> None:
     history = [put("A", "A:1", 0.0, 1.0), put("A", "A:2", 2.0, 6.5), read("B", "A:2", 7.0, 7.1)]
     report = check(history, deadlines={Op.SET: 3.0, Op.GET: 0.5})
     assert [(v.kind, v.key, v.at) for v in report.violations] == [(Kind.DEADLINE, "k", 2.0)]
+
+
+def _hot(uid: str | None, *, epoch: int, expires_at: float | None = None) -> Record:
+    """A raw hot record as a client fills it: a value (or a tombstone) stamped with its epoch."""
+    if uid is None:
+        record = make_record(RecordKind.TOMBSTONE, b"", expires_at=expires_at)
+    else:
+        record, _ = Codec().encode(value_for(uid, 0, random.Random(0)), expires_at=expires_at)
+    return dataclasses.replace(record, epoch=epoch)
+
+
+def test_hot_records_filled_under_an_older_epoch_are_misses_not_divergence() -> None:
+    # A:2 was written durably by a process that could not invalidate hot; it raised the epoch to 3.
+    history = [put("A", "A:1", 0.0, 0.1), put("A", "A:2", 1.0, 1.1)]
+    stale = _hot("A:1", epoch=2)
+    served = hot_serves(stale, now=10.0, durable_epoch=3)
+    assert served is None  # every client reads through to the durable tier
+    assert kinds(history, EndState(durable={"k": "A:2"}, hot={"k": served})) == []
+    gone = hot_serves(_hot(None, epoch=2), now=10.0, durable_epoch=3)  # an old tombstone: no miss served
+    assert kinds(history, EndState(durable={"k": "A:2"}, hot={"k": gone})) == []
+
+
+def test_hot_records_of_the_current_epoch_are_served_and_checked() -> None:
+    history = [put("A", "A:1", 0.0, 0.1), put("A", "A:2", 1.0, 1.1)]
+    for epoch in (3, 4):  # 4: filled after a bump the end-state read of the epoch did not see yet
+        served = hot_serves(_hot("A:1", epoch=epoch), now=10.0, durable_epoch=3)
+        assert served == "A:1"
+        assert kinds(history, EndState(durable={"k": "A:2"}, hot={"k": served})) == [Kind.DIVERGENCE]
+    assert hot_serves(_hot(None, epoch=3), now=10.0, durable_epoch=3) == TOMBSTONE
+    assert hot_serves(_hot("A:2", epoch=0), now=10.0, durable_epoch=0) == "A:2"
+
+
+def test_hot_markers_and_expired_records_serve_nothing() -> None:
+    assert hot_serves(None, now=10.0, durable_epoch=0) is None
+    assert hot_serves(_hot("A:1", epoch=0, expires_at=5.0), now=10.0, durable_epoch=0) is None
+    for kind in (RecordKind.FENCE, RecordKind.LEASE):
+        assert hot_serves(make_record(kind, b"", expires_at=20.0), now=10.0, durable_epoch=0) is None
 
 
 def test_history_round_trips_through_json(tmp_path: Path) -> None:
