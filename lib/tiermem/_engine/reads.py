@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from tiermem._codec import Codec, Record, RecordKind
 from tiermem._engine.guard import Guard
-from tiermem._engine.hot import ABSENT, HotCache, Leases, _Verdict
+from tiermem._engine.hot import ABSENT, HotCache, Leases
 from tiermem._engine.large import LargeValues
 from tiermem._errors import CorruptValueError
 from tiermem._instrumentation import Telemetry
@@ -56,7 +56,7 @@ class Reads:
         except CorruptValueError as exc:
             raise CorruptValueError(exc.message, tier=tier, operation="get", key=mk.key) from exc
 
-    def cached(self, mk: MemoryKey) -> Value | _Verdict:
+    def cached(self, mk: MemoryKey) -> Value:
         """An in-process hot hit without awaiting: the value, :data:`ABSENT`, or :data:`MISS` (then
         call :meth:`get`). The client's fast path for ``get`` when no span is recorded."""
         return self._hot.answer_now(mk, self._clock())
