@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from tiermem import Codec, MemoryKey, Record, make_key
+from tiermem._seal import HotSeal
 
-__all__ = ["CODEC", "k", "keyed", "rec", "val"]
+__all__ = ["CODEC", "hot_bytes", "k", "keyed", "rec", "val"]
 
 CODEC = Codec(compress_min_bytes=1024)
 
@@ -19,6 +20,13 @@ def rec(value: Any, *, ttl: float | None = None, expires_at: float | None = None
         expires_at = time.time() + ttl
     record, _ = CODEC.encode(value, expires_at=expires_at)
     return record
+
+
+def hot_bytes(name: str | bytes, record: Record, *, seal: HotSeal | None = None) -> bytes:
+    """What a Redis hot tier stores for ``record`` under the Redis key ``name`` (sealed, ADR 0015;
+    unkeyed unless ``seal`` says otherwise)."""
+    raw = name.encode("utf-8") if isinstance(name, str) else name
+    return (seal or HotSeal()).seal(raw, record)
 
 
 def val(record: Record | None) -> Any:

@@ -285,6 +285,19 @@ class MemoryBuilder:
             options: dict[str, Any] = {"cluster": redis.cluster}
             if redis.ca_file is not None:
                 options["ssl_ca_certs"] = str(redis.ca_file)
+            if redis.mac_key_secret:
+                from tiermem.secrets import KeyVaultSecret
+
+                assert plan.key_vault_url is not None
+                mac_secret = KeyVaultSecret(
+                    plan.key_vault_url, redis.mac_key_secret, credential=shared_credential()
+                )
+                self.own(mac_secret)
+                options["mac_key"] = mac_secret
+            elif redis.mac_key is not None:
+                options["mac_key"] = redis.mac_key
+            if redis.mac_previous_key is not None:
+                options["mac_previous_keys"] = (redis.mac_previous_key,)
             if redis.auth == "entra":
                 sync_credential = make_credential(plan.azure_client_id, sync=True)
                 self.own(OwnedCredential(sync_credential))

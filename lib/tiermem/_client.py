@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 
 from tiermem._breaker import CircuitState
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
+from tiermem._engine.budget import DecodeBudget
 from tiermem._engine.core import Engine
 from tiermem._engine.hot import ABSENT, MISS
 from tiermem._engine.writes import Write, plan
@@ -189,20 +190,33 @@ class MemoryClient:
         with self._span("tiermem.exists", 1, key):
             return await self._core.reads.exists(mk)
 
-    async def mget(self, keys: Sequence[str]) -> dict[str, Value]:
+    async def mget(self, keys: Sequence[str], *, max_bytes: int | None = None) -> dict[str, Value]:
         """Many values in one round trip per tier; misses map to ``None``; keys keep input order.
 
         Hot ``MGET`` -> durable batch read (Cosmos ReadMany) for the misses -> cold for pointers,
         then every promotion in one hot batch.
+
+        Args:
+            keys: the keys to read.
+            max_bytes: a smaller budget than ``Policy.mget_max_bytes`` for this call's decoded values.
+
+        Raises:
+            ResultTooLargeError: the values add up to more than the budget (counted before each is
+                inflated or downloaded); read fewer keys per call.
         """
         if isinstance(keys, str):
             raise InvalidInputError("mget takes a sequence of keys, not one string")
+        budget = self._core.policy.mget_max_bytes
+        if max_bytes is not None:
+            if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
+                raise InvalidInputError("max_bytes must be a positive int", operation="mget")
+            budget = min(budget, max_bytes)
         mks = list(dict.fromkeys(self._key(k) for k in keys))
         out: dict[str, Value] = {mk.key: None for mk in mks}
         if not mks:
             return out
         with self._span("tiermem.mget", len(mks)) as span:
-            promoted = await self._core.reads.get_many(mks, out, span)
+            promoted = await self._core.reads.get_many(mks, out, span, DecodeBudget(budget))
             if span is not None:
                 span.set_attribute("tiermem.promoted", promoted)
         return out

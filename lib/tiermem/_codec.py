@@ -12,8 +12,9 @@ The payload is orjson for JSON values, UTF-8 for ``str`` and the raw bytes for `
 flag bit 0 means the payload is a complete gzip stream. A binary header (not a JSON wrapper)
 avoids base64-ing bytes and double-encoding JSON, and gzip
 carries its own CRC of the original bytes, so corruption raises instead of returning garbage. The CRC32
-covers kind, flags and payload (not expiry, which promotions rewrite).
-Nothing is ever deserialized with pickle.
+covers kind, flags and payload (not expiry, which promotions rewrite). Flag bit 1 marks a hot record
+whose seal (a MAC over its Redis key and every envelope byte, :mod:`tiermem._seal`, ADR 0015) follows
+the payload; the CRC does not cover it. Nothing is ever deserialized with pickle.
 """
 
 from __future__ import annotations
@@ -22,15 +23,19 @@ import enum
 import math
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
 from tiermem._errors import CorruptValueError, InvalidValueError, ValueTooLargeError
 from tiermem._types import Value
 
-__all__ = ["Codec", "Record", "RecordKind", "Value"]
+if TYPE_CHECKING:
+    from tiermem._types import MemoryKey, Tier
+
+__all__ = ["Codec", "CorruptBatchError", "Record", "RecordKind", "Value"]
 
 _MAGIC: Final = b"TM"
 _VERSION: Final = 1
@@ -43,6 +48,11 @@ HEADER_SIZE: Final = _HEADER_2.size
 WRITE_ID_BYTES: Final = 8
 _NO_WID: Final = bytes(WRITE_ID_BYTES)
 _FLAG_GZIP: Final = 0x01
+FLAG_SEALED: Final = 0x02
+"""Header flag of a hot record whose seal (a MAC, ADR 0015) follows the payload; outside the CRC."""
+FLAGS_OFFSET: Final = 4
+"""Byte offset of the flags in every envelope version."""
+_GZIP_TRAILER: Final = 8  # CRC32 + ISIZE (uncompressed length mod 2**32, little-endian)
 _GZIP_WBITS: Final = 31  # zlib container = gzip (header + CRC32 + size trailer)
 
 
@@ -89,15 +99,19 @@ class Record:
 
     def to_bytes(self) -> bytes:
         """Header + payload, for tiers that store one opaque byte string."""
-        flags = _FLAG_GZIP if self.compressed else 0
+        return self.header() + self.payload
+
+    def header(self, extra_flags: int = 0) -> bytes:
+        """The envelope header alone; ``extra_flags`` sets flag bits the CRC does not cover
+        (:data:`FLAG_SEALED`: a seal follows the payload, ADR 0015)."""
+        flags = (_FLAG_GZIP if self.compressed else 0) | extra_flags
         expiry = self.expires_at if self.expires_at is not None else 0.0
         if self.epoch or self.wid:
             wid = self.wid or _NO_WID
-            header = _HEADER_2.pack(
+            return _HEADER_2.pack(
                 _MAGIC, _VERSION_2, self.kind, flags, expiry, self.checksum, self.epoch, wid
             )
-            return header + self.payload
-        return _HEADER.pack(_MAGIC, _VERSION, self.kind, flags, expiry, self.checksum) + self.payload
+        return _HEADER.pack(_MAGIC, _VERSION, self.kind, flags, expiry, self.checksum)
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview, *, etag: str | None = None) -> Record:
@@ -135,6 +149,22 @@ class Record:
         """Stored size in bytes, header included."""
         return (HEADER_SIZE if self.epoch or self.wid else MIN_HEADER_SIZE) + len(self.payload)
 
+    @property
+    def decoded_size(self) -> int:
+        """Payload bytes once inflated, known without inflating: the gzip trailer's ISIZE for a
+        compressed payload (a claim until inflating checks it), else the payload's length."""
+        payload = self.payload
+        if not self.compressed:
+            return len(payload)
+        if len(payload) < _GZIP_TRAILER:
+            return 0
+        return int.from_bytes(payload[-4:], "little")
+
+    @property
+    def largest_size(self) -> int:
+        """The larger of the stored and the decoded size: what a size limit on a cached value checks."""
+        return max(self.size, self.decoded_size)
+
     def is_expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
@@ -159,6 +189,27 @@ _SEEDS: Final = {
     for compressed in (False, True)
 }
 """The CRC32 of each (kind, flag) prefix, so a checksum is one pass over the payload."""
+
+
+class CorruptBatchError(CorruptValueError):
+    """Some records of a batch read are damaged (the message and key hash name the first one).
+
+    Attributes:
+        readable: every other key's record (or ``None``), so one bad record does not fail the
+            other keys' reads; the keys missing from it are the damaged ones.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        readable: Mapping[MemoryKey, Record | None],
+        tier: Tier | None = None,
+        operation: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        super().__init__(message, tier=tier, operation=operation, key=key)
+        self.readable = readable
 
 
 def checksum(kind: RecordKind, compressed: bool, payload: bytes) -> int:
@@ -286,28 +337,36 @@ class Codec:
         sample = zlib.compress(payload[:_SAMPLE_BYTES], self.compress_level)
         return len(sample) <= _SAMPLE_BYTES * (1.0 - self.min_saving)
 
-    def raw_payload(self, record: Record) -> bytes:
-        """Verify the checksum and return the uncompressed payload."""
+    def raw_payload(self, record: Record, *, limit: int | None = None) -> bytes:
+        """Verify the checksum and return the uncompressed payload.
+
+        Args:
+            limit: refuse to inflate past this many bytes (default ``max_value_bytes``); hot reads
+                pass ``hot_max_bytes``, so a planted gzip bomb costs at most that much memory.
+        """
         if zlib.crc32(record.payload, _SEEDS[record.kind, record.compressed]) != record.checksum:
             raise CorruptValueError("stored value failed its CRC32 check")
         if not record.compressed:
             return record.payload
+        most = self.max_value_bytes if limit is None else limit
         inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
         try:
-            data = inflater.decompress(record.payload, self.max_value_bytes + 1)
+            data = inflater.decompress(record.payload, most + 1)
         except zlib.error as exc:
             raise CorruptValueError(f"stored gzip stream is corrupt: {exc}") from exc
-        if len(data) > self.max_value_bytes or inflater.unconsumed_tail:
-            raise CorruptValueError("stored gzip stream inflates beyond max_value_bytes")
+        if len(data) > most or inflater.unconsumed_tail:
+            name = "max_value_bytes" if limit is None else "its limit"
+            raise CorruptValueError(f"stored gzip stream inflates beyond {name} ({most} bytes)")
         if not inflater.eof or inflater.unused_data:
             raise CorruptValueError("stored gzip stream is truncated or has trailing data")
         return data
 
-    def decode(self, record: Record) -> Value:
-        """Turn a value record back into the value; raise :class:`CorruptValueError` on any damage."""
+    def decode(self, record: Record, *, limit: int | None = None) -> Value:
+        """Turn a value record back into the value; raise :class:`CorruptValueError` on any damage
+        (``limit``: as in :meth:`raw_payload`)."""
         if record.kind not in _VALUE_KINDS:
             raise CorruptValueError(f"record of kind {record.kind.name} holds no value")
-        data = self.raw_payload(record)
+        data = self.raw_payload(record, limit=limit)
         if record.kind is RecordKind.BYTES:
             return data
         if record.kind is RecordKind.STR:

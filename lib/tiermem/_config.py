@@ -22,6 +22,8 @@ class Policy:
         hot_max_bytes: larger values are not cached in hot.
         warm_max_bytes: larger values go to cold, with a pointer in warm (Cosmos items max out at 2 MB).
         max_value_bytes: hard limit on any value (also bounds decompression).
+        mget_max_bytes: decoded bytes one ``mget`` may return, over every tier; past it the call
+            raises :class:`~tiermem.ResultTooLargeError` (page through the keys).
         tombstone_ttl: how long a reader's hot lease lives (ADR 0006): a read slower than this
             cannot fill hot.
         negative_ttl: cache all-tier misses in hot for this long; ``None`` disables it.
@@ -40,6 +42,7 @@ class Policy:
     hot_max_bytes: int = 512 * 1024
     warm_max_bytes: int = 1024 * 1024  # base64 in Cosmos: 1 MiB -> ~1.4 MB of the 2 MB item limit
     max_value_bytes: int = 64 * 1024 * 1024
+    mget_max_bytes: int = 64 * 1024 * 1024
     tombstone_ttl: float = 5.0
     negative_ttl: float | None = None
     dirty_max_keys: int = 10_000
@@ -56,7 +59,7 @@ class Policy:
             raise ConfigurationError("policy tombstone_ttl must be > 0 seconds")
         if not self.coherence_interval > 0:
             raise ConfigurationError("policy coherence_interval must be > 0 seconds")
-        if self.hot_max_bytes < 1 or self.warm_max_bytes < 1 or self.max_value_bytes < 1:
+        if min(self.hot_max_bytes, self.warm_max_bytes, self.max_value_bytes, self.mget_max_bytes) < 1:
             raise ConfigurationError("policy size limits must be >= 1 byte")
         if self.dirty_max_keys < 1:
             raise ConfigurationError("policy dirty_max_keys must be >= 1")

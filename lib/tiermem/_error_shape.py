@@ -17,6 +17,7 @@ from tiermem._errors import (
     CorruptValueError,
     InvalidInputError,
     QuotaExceededError,
+    ResultTooLargeError,
     ThrottledError,
     TierUnavailableError,
     ValueTooLargeError,
@@ -27,6 +28,7 @@ __all__ = ["error_body", "error_code"]
 _CODES: Final[tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...]] = (
     (QuotaExceededError, "quota_exceeded"),
     (ValueTooLargeError, "value_too_large"),
+    (ResultTooLargeError, "result_too_large"),
     (InvalidInputError, "invalid_input"),
     (ConflictError, "conflict"),
     (AuthenticationError, "storage_auth_failed"),

@@ -10,6 +10,7 @@ caller opted into raw keys), and chains its cause with ``raise ... from exc``::
     |   +-- InvalidValueError                not JSON-compatible, NaN, too deep
     |   +-- InvalidTTLError                  negative, zero, NaN or missing where required
     |   +-- ValueTooLargeError               larger than every tier that could hold it
+    |   +-- ResultTooLargeError              a batch read would return more than mget_max_bytes
     +-- ConfigurationError                   the builder or settings cannot make a client
     |   +-- NotProvisionedError              a Blob container / Cosmos database or container is missing
     +-- ClientClosedError                    use after ``aclose()``
@@ -18,7 +19,7 @@ caller opted into raw keys), and chains its cause with ``raise ... from exc``::
         +-- TierUnavailableError             the tier could not be reached (timeout, refused, open circuit)
         |   +-- CircuitOpenError             its circuit breaker is open: the call was not attempted
         |   +-- WriteOutcomeUnknownError     a write was sent and may or may not have landed
-        +-- CorruptValueError                stored bytes fail their integrity check
+        +-- CorruptValueError                stored bytes fail their integrity check (or seal)
         +-- ConflictError                    an ``if_match`` / ``if_absent`` precondition failed
         +-- ThrottledError                   the service throttled us past its retry budget
         +-- AuthenticationError              credentials rejected (401/403, WRONGPASS, NOAUTH)
@@ -49,6 +50,7 @@ __all__ = [
     "InvalidValueError",
     "NotProvisionedError",
     "QuotaExceededError",
+    "ResultTooLargeError",
     "ThrottledError",
     "TierError",
     "TierMemError",
@@ -136,6 +138,19 @@ class ValueTooLargeError(InvalidInputError):
         super().__init__(message, tier=tier, operation=operation, key=key)
 
 
+class ResultTooLargeError(InvalidInputError):
+    """A batch read would return more decoded bytes than its budget (``Policy.mget_max_bytes``, or
+    the call's ``max_bytes``): ask for fewer keys per call (page through them).
+
+    Raised as soon as the values decoded so far, plus the next one's size, pass the budget, before
+    that value is inflated; nothing is returned.
+    """
+
+    def __init__(self, message: str, *, limit: int, operation: str | None = "mget") -> None:
+        self.limit = limit
+        super().__init__(message, operation=operation)
+
+
 class ConfigurationError(TierMemError):
     """The builder or the settings describe a client that cannot work; the message says what to change."""
 
@@ -171,7 +186,7 @@ class WriteOutcomeUnknownError(TierUnavailableError):
 
 
 class CorruptValueError(TierError):
-    """Stored bytes fail their integrity check (bad header, checksum or gzip stream)."""
+    """Stored bytes fail their integrity check (bad header, checksum, seal or gzip stream)."""
 
 
 class ConflictError(TierError):

@@ -232,6 +232,15 @@ class MemorySettings(StrictSettings):
         None, description="Name of the Key Vault secret holding the password"
     )
     redis_ca_file: Path | None = Field(None, description="CA bundle for a private Redis TLS certificate")
+    hot_mac_key: SecretStr | None = Field(
+        None, description="Key of the MAC sealing hot records in Redis (ADR 0015); prefer Key Vault"
+    )
+    hot_mac_key_secret: str | None = Field(
+        None, description="Name of the Key Vault secret holding the hot MAC key"
+    )
+    hot_mac_previous_key: SecretStr | None = Field(
+        None, description="Previous hot MAC key, still accepted on reads during a rotation"
+    )
 
     # Warm: Cosmos DB for NoSQL
     cosmos_endpoint: str | None = Field(None, description="https://<account>.documents.azure.com:443/")
@@ -268,6 +277,9 @@ class MemorySettings(StrictSettings):
     compress_min_bytes: int = Field(4096, ge=0)
     detailed_spans: bool = Field(
         False, description="A child span per hot-tier call too (default: attributes of the method span)"
+    )
+    mget_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=1, description="Decoded bytes one mget may return (past it: page)"
     )
     tenant: str = "default"
     namespace: str = "default"
@@ -329,6 +341,9 @@ class RedisPlan:
     password: SecretStr | None
     password_secret: str | None
     ca_file: Path | None
+    mac_key: SecretStr | None = None
+    mac_key_secret: str | None = None
+    mac_previous_key: SecretStr | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +455,7 @@ def resolve(settings: MemorySettings) -> SettingsPlan:
             "hot_ttl": settings.hot_ttl,
             "compress_min_bytes": settings.compress_min_bytes,
             "detailed_spans": settings.detailed_spans,
+            "mget_max_bytes": settings.mget_max_bytes,
         },
         tenant=settings.tenant,
         namespace=settings.namespace,
@@ -488,6 +504,16 @@ def _redis_plan(settings: MemorySettings) -> RedisPlan:
             "TIERMEM_REDIS_AUTH=password needs TIERMEM_REDIS_PASSWORD, or TIERMEM_REDIS_PASSWORD_SECRET "
             "with TIERMEM_KEY_VAULT_URL"
         )
+    if settings.hot_mac_key is not None and settings.hot_mac_key_secret:
+        raise ConfigurationError("set TIERMEM_HOT_MAC_KEY or TIERMEM_HOT_MAC_KEY_SECRET, not both")
+    if settings.hot_mac_key_secret and not settings.key_vault_url:
+        raise ConfigurationError("TIERMEM_HOT_MAC_KEY_SECRET needs TIERMEM_KEY_VAULT_URL")
+    if settings.hot_mac_previous_key is not None and not (
+        settings.hot_mac_key is not None or settings.hot_mac_key_secret
+    ):
+        raise ConfigurationError(
+            "TIERMEM_HOT_MAC_PREVIOUS_KEY needs a current key (TIERMEM_HOT_MAC_KEY or _SECRET)"
+        )
     return RedisPlan(
         url=url,
         cluster=settings.redis_cluster,
@@ -495,6 +521,9 @@ def _redis_plan(settings: MemorySettings) -> RedisPlan:
         password=settings.redis_password,
         password_secret=settings.redis_password_secret,
         ca_file=settings.redis_ca_file,
+        mac_key=settings.hot_mac_key,
+        mac_key_secret=settings.hot_mac_key_secret,
+        mac_previous_key=settings.hot_mac_previous_key,
     )
 
 

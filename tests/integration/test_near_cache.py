@@ -21,6 +21,7 @@ import pytest
 import redis
 from pydantic import SecretStr
 
+from tests.records import hot_bytes
 from tests.services._process import ServiceUnavailableError
 from tests.services.fixtures import service_missing
 from tests.services.redis import RedisServer
@@ -108,7 +109,7 @@ async def test_hits_are_served_from_l1_and_local_writes_drop_them(near: NearCach
     for _ in range(5):
         assert await near.get(k("a")) == v1
     assert near.stats().hits == before.hits + 5
-    assert raw.get(near.raw_key(k("a"))) == v1.to_bytes()
+    assert raw.get(near.raw_key(k("a"))) == hot_bytes(near.raw_key(k("a")), v1)
     await near.set(k("a"), v2)  # read-your-writes without waiting for the push
     assert not near.cached(k("a"))
     assert await near.get(k("a")) == v2
@@ -135,7 +136,7 @@ async def test_hits_are_served_from_l1_and_local_writes_drop_them(near: NearCach
 async def test_entries_never_outlive_the_record(near: NearCache, raw: redis.Redis) -> None:
     # The envelope expires before the Redis key does: L1 must go by the envelope.
     short = rec("short", ttl=0.3)
-    raw.set(near.raw_key(k("e")), short.to_bytes())
+    raw.set(near.raw_key(k("e")), hot_bytes(near.raw_key(k("e")), short))
     assert await settle(near, k("e")) == short
     await asyncio.sleep(0.35)
     hits = near.stats().hits
@@ -149,7 +150,7 @@ async def test_entries_never_outlive_the_record(near: NearCache, raw: redis.Redi
 
 
 def _other_set(raw: redis.Redis, key: str) -> None:
-    raw.set(key, rec("from another client").to_bytes())
+    raw.set(key, hot_bytes(key, rec("from another client")))
 
 
 def _other_delete(raw: redis.Redis, key: str) -> None:
@@ -181,7 +182,7 @@ async def test_another_clients_change_invalidates_l1(
     assert near.cached(k("bystander")) is (change is not _other_flushall)
     stored = raw.get(near.raw_key(k("shared")))
     got = await near.get(k("shared"))
-    assert (None if got is None else got.to_bytes()) == stored
+    assert (None if got is None else hot_bytes(near.raw_key(k("shared")), got)) == stored
     if change is _other_expire:
         # The refilled entry's envelope has no expiry; Redis announces the key's expiry instead.
         await eventually(lambda: raw.exists(near.raw_key(k("shared"))) == 0, what="Redis expires it")
@@ -210,14 +211,14 @@ async def test_killed_channel_turns_l1_off_then_on(near: NearCache, raw: redis.R
     await eventually(lambda: not near.stats().connected, what="the loss is noticed", within=2.0)
     assert near.stats().items == 0 and not near.stats().serving
     # A write while the channel is down, which this process is never told about.
-    raw.set(near.raw_key(k("a")), rec("during the outage").to_bytes())
+    raw.set(near.raw_key(k("a")), hot_bytes(near.raw_key(k("a")), rec("during the outage")))
     got = await near.get(k("a"))
     assert got is not None and CODEC.decode(got) == "during the outage"
     await near.wait_until_serving(within=10)
     assert near.stats().reconnects == reconnects + 1
     got = await near.get(k("a"))
     assert got is not None and CODEC.decode(got) == "during the outage"
-    raw.set(near.raw_key(k("a")), rec("after").to_bytes())
+    raw.set(near.raw_key(k("a")), hot_bytes(near.raw_key(k("a")), rec("after")))
     await eventually(lambda: not near.cached(k("a")), what="invalidations flow again", within=2.0)
 
 
@@ -367,6 +368,7 @@ _WRITER = textwrap.dedent(
     import sys, time
     import redis
     from tiermem._codec import Codec
+    from tiermem._seal import HotSeal
     url, key, seconds, path = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
     codec = Codec(compress_min_bytes=1 << 20)
     client = redis.Redis.from_url(url)
@@ -375,7 +377,7 @@ _WRITER = textwrap.dedent(
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         n += 1
-        client.set(key, codec.encode(n)[0].to_bytes())
+        client.set(key, HotSeal().seal(key.encode(), codec.encode(n)[0]))
         out.append(f"{n} {time.monotonic()!r}")  # CLOCK_MONOTONIC is shared by every process
         if n % 50 == 0:
             time.sleep(0.002)

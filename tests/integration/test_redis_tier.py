@@ -15,6 +15,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -23,7 +24,7 @@ import redis.asyncio as aioredis
 from pydantic import SecretStr
 from redis.crc import key_slot
 
-from tests.records import k, rec
+from tests.records import hot_bytes, k, rec
 from tests.services._process import ServiceUnavailableError, free_port
 from tests.services.entra_redis import EntraRedis
 from tests.services.fixtures import service_missing
@@ -40,6 +41,7 @@ from tiermem import (
     CorruptValueError,
     HotMemory,
     MemoryBuilder,
+    MemoryClient,
     RecordKind,
     SqliteWarmMemory,
     Tier,
@@ -49,6 +51,7 @@ from tiermem import (
 )
 from tiermem._errors import key_digest
 from tiermem._keys import parse_redis_key
+from tiermem._seal import HotSeal
 from tiermem.tiers.redis import RedisHotMemory
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
@@ -170,9 +173,9 @@ async def test_raw_key_layout_is_literal_and_tenant_scoped(redis_url: str, raw: 
         found = {name.decode() for name in raw.scan_iter(match="tm:acme:*", count=1000)}
         assert found == {f"tm:acme:ns:{{}}{key}" for key in keys}
         assert {parse_redis_key(name) for name in found} == {k(key) for key in keys}
-        assert raw.get("tm:acme:ns:{}../x") == rec("../x").to_bytes()
-        assert raw.get("tm:other:ns:{}../x") == rec("other").to_bytes()
-        assert raw.get("app.v2:acme:ns:{}../x") == rec("custom").to_bytes()
+        assert raw.get("tm:acme:ns:{}../x") == hot_bytes("tm:acme:ns:{}../x", rec("../x"))
+        assert raw.get("tm:other:ns:{}../x") == hot_bytes("tm:other:ns:{}../x", rec("other"))
+        assert raw.get("app.v2:acme:ns:{}../x") == hot_bytes("app.v2:acme:ns:{}../x", rec("custom"))
         assert (await custom.get(k("../x"))) == rec("custom")
         assert (await store.get(k("*"))) == rec("*")  # glob characters are data, not patterns
     finally:
@@ -259,7 +262,8 @@ async def test_use_after_close_and_injected_client_stays_open(redis_url: str) ->
         with pytest.raises(ClientClosedError):
             await store.get(k("a"))
         await store.aclose()  # idempotent
-        assert await client.get("inj:acme:ns:{}a") == rec(1).to_bytes()  # still usable: not ours to close
+        # still usable: not ours to close
+        assert await client.get("inj:acme:ns:{}a") == hot_bytes("inj:acme:ns:{}a", rec(1))
     finally:
         await client.aclose()
 
@@ -433,6 +437,70 @@ async def test_password_from_a_key_vault_secret_follows_rotation(
         server.stop()
 
 
+async def _filled(memory: MemoryClient, raw: redis.Redis, key: str) -> bytes:
+    """Read ``key`` until hot holds its copy; the stored bytes."""
+    for _ in range(20):
+        await memory.get(key)
+        data = raw.get(_hot_name(memory, key))
+        if data is not None:
+            return bytes(data)
+    raise AssertionError("the read never filled hot")
+
+
+def _hot_name(memory: MemoryClient, key: str) -> str:
+    store = memory.tier_store(Tier.HOT)
+    assert isinstance(store, RedisHotMemory)
+    return store.raw_key(make_key(memory.tenant, memory.namespace, key))
+
+
+# Placed after the password rotation test: the Key Vault SDK caches the vault's auth challenge per
+# process, and tests/services/test_launchers.py expects the first "redis-password" request to get it.
+MAC = "a-hot-mac-key-of-32-bytes-length"
+
+
+async def test_a_mac_key_from_key_vault_follows_rotation(
+    redis_url: str,
+    tmp_path: Path,
+    raw: redis.Redis,
+    key_vault: KeyVaultFake,
+    tls_material: TlsMaterial,
+    managed_identity_env: ManagedIdentityEndpoint,
+) -> None:
+    from azure.identity.aio import ManagedIdentityCredential
+
+    from tiermem.secrets import KeyVaultSecret
+
+    secret_name = f"hot-mac-{uuid.uuid4().hex[:8]}"
+    key_vault.set_secret(secret_name, MAC)
+    async with ManagedIdentityCredential() as credential:
+        secret = KeyVaultSecret(
+            key_vault.vault_url,
+            secret_name,
+            credential=credential,
+            refresh_after=0.0,
+            connection_verify=str(tls_material.ca_bundle),
+            verify_challenge_resource=False,
+        )
+        store = RedisHotMemory.from_url(redis_url, mac_key=secret)
+        builder = MemoryBuilder().with_hot(store).with_warm(SqliteWarmMemory(tmp_path / "warm.db"))
+        try:
+            async with builder.with_scope(
+                tenant=f"t{uuid.uuid4().hex[:10]}", namespace="ns"
+            ).build() as memory:
+                await memory.set("doc", "v1")
+                first = await _filled(memory, raw, "doc")
+                assert HotSeal.from_secrets(SecretStr(MAC)).open(_hot_name(memory, "doc").encode(), first)
+                key_vault.set_secret(secret_name, "a-rotated-hot-mac-key-32-bytes-x")
+                entry = await memory.get_entry("doc")  # sealed with the value it replaced: still a hit
+                assert entry is not None and entry.tier is Tier.HOT and entry.value == "v1"
+                await memory.set("other", "v2")
+                data = await _filled(memory, raw, "other")
+                rotated = HotSeal.from_secrets(SecretStr("a-rotated-hot-mac-key-32-bytes-x"))
+                assert rotated.open(_hot_name(memory, "other").encode(), data)  # new records: the new key
+        finally:
+            await secret.aclose()
+
+
 def _tls_server(tls: TlsMaterial) -> tuple[RedisServer, int]:
     tls_port = free_port()
     server = start_server(
@@ -458,7 +526,7 @@ async def test_tls_with_private_ca(tls_material: TlsMaterial) -> None:
             with pytest.raises(TierUnavailableError, match="certificate"):
                 await untrusted.ping()  # the session CA is not in the system trust store
             with redis.Redis(host=server.host, port=server.port) as plain:
-                assert plain.get("tm:acme:ns:{}a") == rec("over tls").to_bytes()
+                assert plain.get("tm:acme:ns:{}a") == hot_bytes("tm:acme:ns:{}a", rec("over tls"))
             with redis.Redis(host=server.host, port=tls_port, socket_timeout=2) as plain_on_tls:
                 with pytest.raises(redis.ConnectionError):
                     plain_on_tls.ping()  # the port speaks TLS only

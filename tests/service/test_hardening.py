@@ -5,6 +5,7 @@ In-process through the ASGI app (raw ASGI calls where the test must see what the
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,30 @@ async def test_an_mget_response_above_the_cap_is_a_413_telling_the_caller_to_pag
         assert error["code"] == "response_too_large" and "fewer keys" in error["message"]
         page = await svc.client.post("/v1/memory/ns:mget", json={"keys": ["k0", "k1"]}, headers=svc.auth())
         assert page.status_code == 200 and page.json()["values"]["k1"] == "v" * 30_000
+
+
+async def test_an_mget_past_the_cap_is_refused_before_the_values_are_decoded(
+    tmp_path: Path, idp: IdentityProvider
+) -> None:
+    """Issue 13 item 2: the client's decoded-bytes budget is the response cap, so the server refuses
+    with 413 while decoding, instead of holding every value first and refusing afterwards."""
+    async with service_over(tmp_path, idp, max_response_bytes=1 * _MIB) as svc:
+        from tests.service.conftest import TENANT_A
+
+        view = svc.memory.scoped(tenant=TENANT_A, namespace="ns")
+        keys = [f"k{i}" for i in range(8)]
+        for i, key in enumerate(keys):  # 4 MiB each once decoded, a few KiB stored (compressible)
+            await view.set(key, chr(97 + i) * (4 * _MIB))
+        tracemalloc.start()
+        try:
+            refused = await svc.client.post("/v1/memory/ns:mget", json={"keys": keys}, headers=svc.auth())
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert refused.status_code == 413
+        error = refused.json()["error"]
+        assert error["code"] == "response_too_large" and "fewer keys" in error["message"]
+        assert peak < 8 * _MIB, f"the server held {peak / _MIB:.0f} MiB before refusing"
 
 
 def test_the_mget_body_is_what_the_model_describes() -> None:

@@ -243,7 +243,12 @@ def test_the_plan_is_plain_values_and_names_local_paths(tmp_path: Path) -> None:
     plan = resolve(MemorySettings(local_dir=tmp_path / "mem", hot_ttl=9, tenant="acme"))
     assert plan.hot == LocalHotPlan(10_000)
     assert plan.local_paths() == {"warm": tmp_path / "mem" / "warm.db", "cold": tmp_path / "mem" / "cold"}
-    assert plan.policy == {"hot_ttl": 9, "compress_min_bytes": 4096, "detailed_spans": False}
+    assert plan.policy == {
+        "hot_ttl": 9,
+        "compress_min_bytes": 4096,
+        "detailed_spans": False,
+        "mget_max_bytes": 64 << 20,
+    }
     assert plan.tenant == "acme"
     memory = MemoryBuilder.from_settings(MemorySettings(local_dir=tmp_path / "mem")).build()
     assert memory.tiers == (Tier.HOT, Tier.WARM, Tier.COLD)
@@ -293,3 +298,59 @@ def test_settings_never_import_the_builder_and_the_service_never_imports_the_cli
     for module in (lib / "service").glob("*.py"):
         cli = {m for m in _imports(module) if m == "tiermem.cli" or m.startswith("tiermem.cli.")}
         assert not cli, f"{module.name} imports {cli}"
+
+
+# -- issue 13 items 1-2: the hot MAC key and the mget budget ---------------------------------------------
+
+
+def test_hot_mac_key_and_mget_budget_reach_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiermem.tiers.redis import RedisHotMemory
+
+    monkeypatch.setenv("TIERMEM_REDIS_URL", "redis://127.0.0.1:6379")
+    monkeypatch.setenv("TIERMEM_HOT_MAC_KEY", "k" * 32)
+    monkeypatch.setenv("TIERMEM_HOT_MAC_PREVIOUS_KEY", "o" * 32)
+    monkeypatch.setenv("TIERMEM_MGET_MAX_BYTES", "1000")
+    settings = MemorySettings()
+    assert "k" * 32 not in repr(settings)
+    plan = resolve(settings)
+    assert isinstance(plan.hot, RedisPlan)
+    assert plan.hot.mac_key == SecretStr("k" * 32) and plan.hot.mac_previous_key == SecretStr("o" * 32)
+    memory = MemoryBuilder.from_settings(settings).build()
+    store = memory.tier_store(Tier.HOT)
+    assert isinstance(store, RedisHotMemory) and store.mac_keyed
+    assert memory.policy.mget_max_bytes == 1000
+    monkeypatch.delenv("TIERMEM_HOT_MAC_KEY")
+    monkeypatch.delenv("TIERMEM_HOT_MAC_PREVIOUS_KEY")
+    unkeyed = MemoryBuilder.from_settings().build().tier_store(Tier.HOT)
+    assert isinstance(unkeyed, RedisHotMemory) and not unkeyed.mac_keyed
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TIERMEM_HOT_MAC_KEY": "short"}, "at least 16 bytes"),
+        ({"TIERMEM_HOT_MAC_KEY": "k" * 32, "TIERMEM_HOT_MAC_KEY_SECRET": "mac"}, "not both"),
+        ({"TIERMEM_HOT_MAC_KEY_SECRET": "mac"}, "needs TIERMEM_KEY_VAULT_URL"),
+        ({"TIERMEM_HOT_MAC_PREVIOUS_KEY": "o" * 32}, "needs a current key"),
+        ({"TIERMEM_MGET_MAX_BYTES": "0"}, "TIERMEM_MGET_MAX_BYTES"),
+    ],
+)
+def test_hot_mac_and_budget_mistakes_fail_loudly(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    monkeypatch.setenv("TIERMEM_REDIS_URL", "redis://127.0.0.1:6379")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=message):
+        MemoryBuilder.from_settings().build()
+
+
+def test_hot_mac_key_from_key_vault_is_a_secret_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tiermem.tiers.redis import RedisHotMemory
+
+    monkeypatch.setenv("TIERMEM_REDIS_URL", "redis://127.0.0.1:6379")
+    monkeypatch.setenv("TIERMEM_KEY_VAULT_URL", "https://vault.vault.azure.net/")
+    monkeypatch.setenv("TIERMEM_HOT_MAC_KEY_SECRET", "hot-mac")
+    memory = MemoryBuilder.from_settings().build()
+    store = memory.tier_store(Tier.HOT)
+    assert isinstance(store, RedisHotMemory) and store.mac_keyed  # fetched on first use, not here

@@ -21,8 +21,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from tiermem._codec import Codec, Record, RecordKind, lease, tombstone
+from tiermem._codec import Codec, CorruptBatchError, Record, RecordKind, lease, tombstone
 from tiermem._config import Policy
+from tiermem._engine.budget import DecodeBudget
 from tiermem._engine.epoch import HotEpoch
 from tiermem._engine.guard import HotGuard
 from tiermem._errors import CorruptValueError, InvalidInputError, TierError, TierMemError, key_digest
@@ -32,7 +33,7 @@ from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["ABSENT", "MISS", "HotCache", "Leases", "classify"]
+__all__ = ["ABSENT", "MISS", "UNBOUNDED", "HotCache", "Leases", "Lifetimes", "classify"]
 
 
 class _Verdict:
@@ -56,19 +57,62 @@ PINNED_EPOCH: Final = 0xFFFFFFFF
 """The epoch of values stored only in hot (``tier=HOT``): not a copy of anything, so never stale."""
 
 
-def classify(record: Record | None, now: float, epoch: int) -> _Verdict | Record | None:
+_CLOCK_SLACK: Final = 1.0
+"""Seconds a record's expiry may exceed its lifetime: clocks of the processes sharing hot differ."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lifetimes:
+    """The longest expiry a process of this configuration gives each kind of hot record (ADR 0015);
+    a record claiming more (or none) was not written by one, so it reads as a miss. ``None``: no bound.
+
+    Attributes:
+        value: ``hot_ttl`` when a durable tier backs hot (values pinned to hot keep their own TTL).
+        tombstone: ``negative_ttl`` (``tombstone_ttl`` when negative caching is off).
+        lease: ``tombstone_ttl``.
+    """
+
+    value: float | None = None
+    tombstone: float | None = None
+    lease: float | None = None
+
+    @classmethod
+    def of(cls, policy: Policy, *, durable: bool) -> Lifetimes:
+        return cls(
+            value=policy.hot_ttl if durable else None,
+            tombstone=policy.negative_ttl or policy.tombstone_ttl,
+            lease=policy.tombstone_ttl,
+        )
+
+
+UNBOUNDED: Final = Lifetimes()
+
+
+def _outlives(record: Record, now: float, lifetime: float | None) -> bool:
+    if lifetime is None:
+        return False
+    expires_at = record.expires_at
+    return expires_at is None or expires_at > now + lifetime + _CLOCK_SLACK
+
+
+def classify(
+    record: Record | None, now: float, epoch: int, lifetimes: Lifetimes = UNBOUNDED
+) -> _Verdict | Record | None:
     """The one rule every hot read applies: a live value record, :data:`ABSENT`, :data:`MISS`
     (someone's lease: read through, do not fill), or ``None`` when the key may be leased (nothing
-    there, expired, or a stale copy: filled under an older ``epoch``, or a legacy fence)."""
+    there, expired, a stale copy: filled under an older ``epoch``, a legacy fence, or a record
+    whose expiry is missing or beyond its kind's ``lifetimes``)."""
     if record is None or record.is_expired(now):
         return None
     kind = record.kind
     if kind is RecordKind.LEASE:
-        return MISS
+        return None if _outlives(record, now, lifetimes.lease) else MISS
     if record.epoch < epoch or kind is RecordKind.FENCE:
         return None
     if kind is RecordKind.TOMBSTONE:
-        return ABSENT
+        return None if _outlives(record, now, lifetimes.tombstone) else ABSENT
+    if record.epoch != PINNED_EPOCH and _outlives(record, now, lifetimes.value):
+        return None
     return record
 
 
@@ -112,9 +156,21 @@ class HotCache:
         self._flushing = False
         self._bypass_until = 0.0
         self._later: set[asyncio.Task[None]] = set()
+        self._lifetimes = Lifetimes.of(policy, durable=durable)
 
     def _classify(self, record: Record | None, now: float) -> _Verdict | Record | None:
-        return classify(record, now, self._epoch.current)
+        return classify(record, now, self._epoch.current, self._lifetimes)
+
+    def _decode(self, record: Record, budget: DecodeBudget | None) -> Value:
+        """A hot value, inflated at most to ``hot_max_bytes`` (nothing larger is ever cached), so a
+        planted gzip bomb costs that much memory at most; counted in ``budget`` when given."""
+        limit = self._policy.hot_max_bytes
+        size = record.decoded_size
+        if size > limit:
+            raise CorruptValueError(f"hot record declares more than hot_max_bytes={limit} decoded bytes")
+        if budget is not None:
+            budget.take(size)
+        return self._codec.decode(record, limit=limit)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -131,10 +187,10 @@ class HotCache:
             record = hot.peek_now(mk)
         except TierMemError:
             return MISS  # lookup calls it again, through the guard, and handles the failure
-        found = classify(record, now, self._epoch.current)
+        found = self._classify(record, now)
         if isinstance(found, Record):
             try:
-                value = self._codec.decode(found)
+                value = self._decode(found, None)
             except CorruptValueError:
                 return MISS  # lookup reads it again and distrusts it
         elif found is ABSENT:
@@ -162,10 +218,10 @@ class HotCache:
         except TierError as exc:
             self._read_failed(exc, (mk,), "get", None)
             return Leases(epoch)
-        found = classify(record, now, self._epoch.current)
+        found = self._classify(record, now)
         if isinstance(found, Record):
             try:
-                return Entry(self._codec.decode(found), Tier.HOT, None, found.expires_at)
+                return Entry(self._decode(found, None), Tier.HOT, None, found.expires_at)
             except CorruptValueError as exc:
                 self._distrust(mk, exc)
                 return Leases(epoch)
@@ -193,28 +249,39 @@ class HotCache:
         return ABSENT if found is ABSENT else MISS
 
     async def lookup_many(
-        self, mks: Sequence[MemoryKey], now: float, out: dict[str, Value], span: Span | None
+        self,
+        mks: Sequence[MemoryKey],
+        now: float,
+        out: dict[str, Value],
+        span: Span | None,
+        budget: DecodeBudget | None = None,
     ) -> tuple[list[MemoryKey], Leases]:
-        """One hot batch read: values go into ``out``; returns the keys to read from the durable tier
-        and the leases taken on them."""
+        """One hot batch read: values go into ``out`` (counted in ``budget``); returns the keys to
+        read from the durable tier and the leases taken on them.
+
+        Raises:
+            ResultTooLargeError: the values pass ``budget``.
+        """
         hot = await self._ready("mget")
         leases = Leases(self._epoch.current)
         if hot is None:
             return list(mks), leases
         try:
             records = await hot.mget(mks)
+        except CorruptBatchError as exc:
+            records = self._salvage(exc, mks)
         except TierError as exc:
             self._read_failed(exc, mks, "mget", span)
             return list(mks), leases
         pending: list[MemoryKey] = []
         to_lease: list[tuple[MemoryKey, Record | None]] = []
         hits = 0
-        decode = self._codec.decode
+        decode = self._decode
         for mk, rec in zip(mks, records, strict=True):
             found = self._classify(rec, now)
             if isinstance(found, Record):
                 try:
-                    out[mk.key] = decode(found)
+                    out[mk.key] = decode(found, budget)
                     hits += 1
                     continue
                 except CorruptValueError as exc:
@@ -267,7 +334,7 @@ class HotCache:
             if record is None:
                 if negative is not None:
                     swaps.append((mk, held, tombstone(now + negative).for_hot(now + negative, leases.epoch)))
-            elif record.size <= limit:
+            elif record.largest_size <= limit:
                 capped = self.cap(record, now)
                 swaps.append((mk, held, capped.for_hot(capped.expires_at, leases.epoch)))
                 values += 1
@@ -300,6 +367,14 @@ class HotCache:
         elif not self._durable:
             raise exc  # hot is the only tier: an outage is an error, never a miss
         self._telemetry.fell_through(Tier.HOT, operation, exc, span)
+
+    def _salvage(self, exc: CorruptBatchError, mks: Sequence[MemoryKey]) -> list[Record | None]:
+        """A batch read where only some records were damaged: distrust those, keep the others."""
+        readable = exc.readable
+        for mk in mks:
+            if mk not in readable:
+                self._distrust(mk, exc)
+        return [readable.get(mk) for mk in mks]
 
     def _distrust(self, mk: MemoryKey, exc: CorruptValueError) -> None:
         """A damaged hot copy: delete it before hot is read again (via the dirty keys) and read through."""

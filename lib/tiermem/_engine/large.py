@@ -61,6 +61,12 @@ class LargeValues:
     def has_cold(self) -> bool:
         return self._cold is not None
 
+    @staticmethod
+    def promised_size(pointers: Sequence[tuple[MemoryKey, Record]]) -> int:
+        """Bytes the warm pointers say their cold values hold (stored size: at most what they decode
+        to), so a batch read can refuse them before downloading (``mget_max_bytes``)."""
+        return sum(_pointer_size(ptr) for _, ptr in pointers)
+
     async def follow(self, pointers: Sequence[tuple[MemoryKey, Record]]) -> list[Record | None]:
         """Fetch the cold records that warm pointers refer to (bounded concurrency in the adapter)."""
         cold = self._cold

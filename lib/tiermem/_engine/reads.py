@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tiermem._codec import Codec, Record, RecordKind
+from tiermem._engine.budget import DecodeBudget
 from tiermem._engine.guard import Guard
 from tiermem._engine.hot import ABSENT, HotCache, Leases
 from tiermem._engine.large import LargeValues
@@ -50,8 +51,10 @@ class Reads:
         self._clock = clock
         self._telemetry = telemetry
 
-    def _decode(self, record: Record, tier: Tier, mk: MemoryKey) -> Value:
+    def _decode(self, record: Record, tier: Tier, mk: MemoryKey, budget: DecodeBudget | None = None) -> Value:
         try:
+            if budget is not None:
+                return budget.decode(self._codec, record)
             return self._codec.decode(record)
         except CorruptValueError as exc:
             raise CorruptValueError(exc.message, tier=tier, operation="get", key=mk.key) from exc
@@ -112,13 +115,20 @@ class Reads:
         # The tier's own exists checks expiry without downloading the value (a blob, a 1 MB item).
         return await durable.exists(mk)
 
-    async def get_many(self, mks: Sequence[MemoryKey], out: dict[str, Value], span: Span | None) -> int:
+    async def get_many(
+        self, mks: Sequence[MemoryKey], out: dict[str, Value], span: Span | None, budget: DecodeBudget
+    ) -> int:
         """Fill ``out`` (``key -> None`` on entry) in one round trip per tier; returns how many
         values were filled into hot. Hot ``MGET`` (+ leases on misses) -> durable batch read -> cold
-        for pointers -> one hot batch of fills."""
+        for pointers -> one hot batch of fills.
+
+        Raises:
+            ResultTooLargeError: the values pass ``budget`` (counted before each is inflated, and
+                before cold values are downloaded, from the sizes their pointers name).
+        """
         now = self._clock()
         hot = self._hot
-        pending, leases = await hot.lookup_many(mks, now, out, span)
+        pending, leases = await hot.lookup_many(mks, now, out, span, budget)
         durable = self._durable
         found: list[tuple[MemoryKey, Record | None]] = []
         if pending and durable is not None:
@@ -132,9 +142,10 @@ class Reads:
                 elif rec.kind is RecordKind.POINTER:
                     pointers.append((mk, rec))
                 else:
-                    out[mk.key] = self._decode(rec, durable.tier, mk)
+                    out[mk.key] = self._decode(rec, durable.tier, mk, budget)
                     found.append((mk, rec))
             if pointers:
+                budget.check(self._large.promised_size(pointers))
                 targets = await self._large.follow(pointers)
                 for (mk, ptr), crec in zip(pointers, targets, strict=True):
                     source = Tier.COLD
@@ -145,7 +156,7 @@ class Reads:
                             misses += 1
                             continue
                         ptr, crec, source = resolved
-                    out[mk.key] = self._decode(crec, source, mk)
+                    out[mk.key] = self._decode(crec, source, mk, budget)
                     found.append((mk, crec.with_expiry(ptr.expires_at)))
             self._telemetry.count_keys(durable.tier, len(pending) - misses, misses)
         return await hot.settle(leases, found, now)

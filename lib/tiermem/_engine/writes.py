@@ -120,8 +120,11 @@ def plan(
         if tier is Tier.HOT and ttl is None:
             raise InvalidTTLError("values pinned to the hot tier must carry a ttl", key=mk.key)
         limit = policy.hot_max_bytes
-        if size > limit:
-            raise _too_large(mk, size, limit, Tier.HOT, f"; the hot tier takes at most hot_max_bytes={limit}")
+        hot_size = record.largest_size  # hot reads inflate at most hot_max_bytes (ADR 0015)
+        if hot_size > limit:
+            raise _too_large(
+                mk, hot_size, limit, Tier.HOT, f"; the hot tier takes at most hot_max_bytes={limit}"
+            )
         write = Write(mk, record, Route.HOT_ONLY, cache=True)
     elif tier is Tier.WARM:
         if not layout.warm:
@@ -147,9 +150,11 @@ def plan(
                 Tier.WARM,
                 f", above warm_max_bytes={limit}, and no cold tier is configured to hold it",
             )
-        write = Write(mk, record, Route.LARGE, cache=size <= policy.hot_max_bytes)
+        write = Write(mk, record, Route.LARGE, cache=record.largest_size <= policy.hot_max_bytes)
     else:
-        write = Write(mk, record, Route.DURABLE, cache=layout.hot and size <= policy.hot_max_bytes)
+        write = Write(
+            mk, record, Route.DURABLE, cache=layout.hot and record.largest_size <= policy.hot_max_bytes
+        )
     if if_match is not None and if_absent:
         raise InvalidInputError("use either if_match or if_absent", operation="set", key=mk.key)
     if if_match is not None and write.route is Route.HOT_ONLY:

@@ -26,7 +26,9 @@ from tiermem._errors import (
     ConflictError,
     CorruptValueError,
     InvalidInputError,
+    NotProvisionedError,
     QuotaExceededError,
+    ResultTooLargeError,
     ThrottledError,
     TierMemError,
     TierUnavailableError,
@@ -100,7 +102,7 @@ def translate(exc: TierMemError, *, precondition: bool = False) -> ApiError:
             exc.message,
             extra={"resource": exc.resource, "used": exc.used, "limit": exc.limit},
         )
-    if isinstance(exc, ValueTooLargeError):
+    if isinstance(exc, ValueTooLargeError | ResultTooLargeError):
         return ApiError(413, error_code(exc), exc.message)
     if isinstance(exc, InvalidInputError):
         return ApiError(400, error_code(exc), exc.message)
@@ -115,6 +117,15 @@ def translate(exc: TierMemError, *, precondition: bool = False) -> ApiError:
             503,
             "storage_auth_failed",
             "the service could not authenticate to its storage",
+            headers={"Retry-After": str(_STORAGE_AUTH_RETRY_AFTER)},
+        )
+    if isinstance(exc, NotProvisionedError):
+        # A missing container/database is the operator's setup step (ADR 0017), not the caller's fault.
+        logger.error("storage is not provisioned (run `tiermem init`): %s", exc)
+        return ApiError(
+            503,
+            "storage_not_provisioned",
+            "the service's storage is not provisioned",
             headers={"Retry-After": str(_STORAGE_AUTH_RETRY_AFTER)},
         )
     if isinstance(exc, BatchWriteError):

@@ -15,6 +15,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from tiermem._client import MemoryClient
 from tiermem._codec import Value
+from tiermem._errors import ResultTooLargeError
 from tiermem._protocols import Tier
 from tiermem.service._auth import Principal
 from tiermem.service._conditional import PUT_RESPONSES, conditional_put
@@ -86,6 +87,9 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
+_PAGE = "the values add up to more than {} bytes; ask for fewer keys per :mget (page through them)"
+
+
 def mget_body(values: dict[str, Any], max_bytes: int) -> bytes:
     """The :mget response (``MgetResponse``), refused with a 413 once it passes ``max_bytes``.
 
@@ -105,12 +109,7 @@ def mget_body(values: dict[str, Any], max_bytes: int) -> bytes:
         part = _json(key) + b":" + rendered
         total += len(part) + 1
         if total > max_bytes:
-            raise ApiError(
-                413,
-                "response_too_large",
-                f"the values add up to more than {max_bytes} bytes; ask for fewer keys per :mget "
-                "(page through them)",
-            )
+            raise ApiError(413, "response_too_large", _PAGE.format(max_bytes))
         parts.append(part)
     return b'{"values":{' + b",".join(parts) + b'},"base64":' + _json(encoded) + b"}"
 
@@ -130,7 +129,12 @@ def memory_router(memory: MemoryClient, guards: Guards, *, max_response_bytes: i
     async def mget(
         namespace: _Namespace, body: MgetRequest, principal: Annotated[Principal, Depends(guards.read)]
     ) -> Response:
-        values = await scoped(principal, namespace).mget(body.keys)
+        # The client stops decoding once the values pass the response cap, so the server never
+        # holds more than that; mget_body then caps the rendered JSON exactly. One code for both.
+        try:
+            values = await scoped(principal, namespace).mget(body.keys, max_bytes=max_response_bytes)
+        except ResultTooLargeError as exc:
+            raise ApiError(413, "response_too_large", _PAGE.format(max_response_bytes)) from exc
         return Response(mget_body(values, max_response_bytes), media_type="application/json")
 
     @router.post("/{namespace}:mset", summary="Write many keys", response_model=MsetResponse)

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from tiermem._codec import Record
+from tiermem._codec import CorruptBatchError, Record
 from tiermem._errors import ConfigurationError, TierUnavailableError
 from tiermem._lifecycle import AsyncResource, ClientState
 from tiermem._protocols import MemoryKey, Tier, TierInfo
@@ -314,9 +314,14 @@ class NearCache(AsyncResource):
         boarded = [self._board(raw) for raw in raws]
         try:
             records = await self._inner.mget([keys[i] for i in todo])
-        except BaseException:
+        except BaseException as exc:
             for raw, (flight, _, _) in zip(raws, boarded, strict=True):
                 self._land(raw, flight)
+            if isinstance(exc, CorruptBatchError):
+                # Some records were damaged: what this cache served is readable too.
+                asked = set(todo)
+                served = {key: out[i] for i, key in enumerate(keys) if i not in asked}
+                exc.readable = {**served, **exc.readable}
             raise
         for index, raw, (flight, version, epoch), record in zip(todo, raws, boarded, records, strict=True):
             self._settle(raw, flight, version, epoch, record)

@@ -3,8 +3,9 @@
 ``RedisHotMemory`` speaks ``redis.asyncio`` (hiredis parser when installed) to one server or to an
 OSS Redis Cluster. Keys are ``{prefix}:{tenant}:{namespace}:{}{key}`` (the empty hash tag makes
 Redis Cluster hash the whole name, so braces in a key never pick its slot and a tenant's keys
-spread over every shard); values are :meth:`tiermem.Record.to_bytes` envelopes with a native
-``PX`` expiry equal to the envelope's. Authentication is Entra ID through ``redis-entraid`` or a
+spread over every shard); values are :meth:`tiermem.Record.to_bytes` envelopes sealed to their
+Redis key (:mod:`tiermem._seal`, ADR 0015: a keyed MAC with ``mac_key``) with a native ``PX``
+expiry equal to the envelope's. Authentication is Entra ID through ``redis-entraid`` or a
 password; TLS is required for every non-loopback endpoint.
 
 Every redis-py exception is translated in one place, :func:`_translate`.
@@ -13,7 +14,6 @@ Every redis-py exception is translated in one place, :func:`_translate`.
 from __future__ import annotations
 
 import asyncio
-import math
 import re
 import ssl
 import time
@@ -29,7 +29,6 @@ from tiermem._errors import (
     AuthenticationError,
     ConfigurationError,
     ConflictError,
-    CorruptValueError,
     InvalidScopeError,
     TierError,
     TierMemError,
@@ -38,7 +37,9 @@ from tiermem._errors import (
 from tiermem._keys import redis_key, validate_scope
 from tiermem._net import is_loopback_host
 from tiermem._protocols import MemoryKey, Tier, TierInfo
-from tiermem.tiers._base import BatchOutcome, TierAdapter, check_options, require_extra, retag_corrupt
+from tiermem._seal import HotSeal, SealKeys
+from tiermem.tiers._base import BatchOutcome, TierAdapter, check_options, require_extra
+from tiermem.tiers._redis_records import open_many, open_one, sealed, ttl_ms
 from tiermem.tiers._redis_scripts import SWAP_LUA
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ class RedisOptions(TypedDict, total=False):
     socket_connect_timeout: float
     retries: int
     ssl_ca_certs: str | None
+    mac_key: SecretStr | str | SecretSource | None
+    mac_previous_keys: Sequence[SecretStr | str]
 
 
 def _require_redis() -> None:
@@ -181,13 +184,6 @@ def _translate(exc: BaseException, operation: str, key: MemoryKey | None) -> Tie
     return TierError(f"Redis error: {text}", tier=Tier.HOT, operation=operation, key=raw_key)
 
 
-def _ttl_ms(record: Record, now: float) -> int | None:
-    """Milliseconds until the record expires (rounded up); ``None`` when it never does."""
-    if record.expires_at is None:
-        return None
-    return math.ceil((record.expires_at - now) * 1000)
-
-
 def _default_port(host: str, tls: bool) -> int:
     if tls:
         for suffix, port in _AZURE_TLS_PORTS:
@@ -210,17 +206,28 @@ class RedisHotMemory(TierAdapter):
     Args:
         client: a configured async Redis or RedisCluster client (``decode_responses=False``).
         prefix: first segment of every key, ``[A-Za-z0-9._-]{1,64}`` (default ``tm``).
+        mac_key: the key of the MAC that seals every record to its Redis key (ADR 0015); see
+            :meth:`from_url`. ``None``: an unkeyed seal (detects copies and edits, not forgeries).
+        mac_previous_keys: earlier MAC keys still accepted on reads while a rotation rolls out.
 
     Raises:
         ImportError: redis-py is not installed.
-        ConfigurationError: ``prefix`` is invalid or the client decodes responses to ``str``.
+        ConfigurationError: ``prefix`` or a MAC key is invalid, or the client decodes responses to ``str``.
     """
 
     tier = Tier.HOT
     failures = _FAILURES
 
-    def __init__(self, client: Redis | RedisCluster, *, prefix: str = "tm") -> None:
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        *,
+        prefix: str = "tm",
+        mac_key: SecretStr | str | SecretSource | None = None,
+        mac_previous_keys: Sequence[SecretStr | str] = (),
+    ) -> None:
         _require_redis()
+        self._seals = SealKeys(mac_key, mac_previous_keys)
         try:
             self._prefix = validate_scope(prefix, "prefix")
         except InvalidScopeError as exc:
@@ -290,6 +297,14 @@ class RedisHotMemory(TierAdapter):
             retries: retries after a connection error or timeout (exponential backoff with jitter);
                 rejected credentials are never retried.
             ssl_ca_certs: CA bundle that signs the server certificate (private CAs, tests).
+            mac_key: the secret (at least 16 bytes; use 32 random ones) of the keyed MAC that seals
+                every record to its Redis key, kind, expiry, epoch and payload (ADR 0015), so whoever
+                can write Redis without it cannot forge, move or edit records: a ``str``,
+                ``SecretStr`` or a :class:`tiermem.secrets.SecretSource` (Key Vault; on rotation the
+                previous value stays accepted for reads). Every process sharing the Redis needs the
+                same key. ``None``: an unkeyed seal (copies and edits are detected, forgeries not).
+            mac_previous_keys: earlier keys still accepted when reading (rotation: sign with the
+                new key, accept the old one until records sealed with it have expired, ``hot_ttl``).
 
         Raises:
             ImportError: redis-py (or, with ``credential``, redis-entraid) is not installed.
@@ -429,7 +444,12 @@ class RedisHotMemory(TierAdapter):
             )
             # The provider goes to the client too: that is what registers the pool for re-auth.
             client = Redis(connection_pool=pool, credential_provider=streaming)
-        self = cls(client, prefix=options.get("prefix", "tm"))
+        self = cls(
+            client,
+            prefix=options.get("prefix", "tm"),
+            mac_key=options.get("mac_key"),
+            mac_previous_keys=options.get("mac_previous_keys", ()),
+        )
         self._owns_client = True
         self._identity = identity
         self._streaming = streaming
@@ -446,6 +466,11 @@ class RedisHotMemory(TierAdapter):
     @property
     def prefix(self) -> str:
         return self._prefix
+
+    @property
+    def mac_keyed(self) -> bool:
+        """Whether records are sealed with a MAC key (ADR 0015), not the unkeyed binding."""
+        return self._seals.keyed
 
     @property
     def cluster(self) -> bool:
@@ -505,13 +530,9 @@ class RedisHotMemory(TierAdapter):
     ) -> TierMemError:
         return _translate(exc, operation, key)
 
-    def _decode(self, data: bytes | str, operation: str, key: MemoryKey) -> Record:
-        if isinstance(data, str):  # ruled out by the decode_responses check in __init__
-            raise ConfigurationError("the Redis client decodes responses; use decode_responses=False")
-        try:
-            return Record.from_bytes(data)
-        except CorruptValueError as exc:
-            raise retag_corrupt(exc, Tier.HOT, operation, key) from exc
+    async def _seal(self) -> HotSeal:
+        """The seal for this call (fixed, or from the MAC key's secret source)."""
+        return self._seals.fixed or await self._seals.current()
 
     async def setup(self) -> None:
         """Nothing to create in Redis; checks that the server answers."""
@@ -523,16 +544,18 @@ class RedisHotMemory(TierAdapter):
             await self._client.ping()
 
     async def get(self, key: MemoryKey) -> Record | None:
+        seal = await self._seal()
+        name = self.raw_key(key)
         if self._admission is None:  # what _call does without admission, minus its context manager
             self._ensure_open("get")
             try:
-                data = await self._client.get(self.raw_key(key))
+                data = await self._client.get(name)
             except _FAILURES as exc:
                 raise self._translate(exc, "get", key, None) from exc
         else:
             async with self._call("get", key):
-                data = await self._client.get(self.raw_key(key))
-        return None if data is None else self._decode(data, "get", key)
+                data = await self._client.get(name)
+        return None if data is None else open_one(seal, name, data, "get", key)
 
     async def set(
         self, key: MemoryKey, record: Record, *, if_match: str | None = None, if_absent: bool = False
@@ -555,8 +578,9 @@ class RedisHotMemory(TierAdapter):
                 operation="set",
                 key=key.key,
             )
+        seal = await self._seal()
         raw = self.raw_key(key)
-        px = _ttl_ms(record, time.time())
+        px = ttl_ms(record, time.time())
         async with self._call("set", key):
             if px is not None and px <= 0:
                 if not if_absent:
@@ -564,7 +588,7 @@ class RedisHotMemory(TierAdapter):
                     return None
                 stored = not await self._client.exists(raw)
             else:
-                stored = bool(await self._client.set(raw, record.to_bytes(), px=px, nx=if_absent))
+                stored = bool(await self._client.set(raw, sealed(seal, raw, record), px=px, nx=if_absent))
         if not stored:
             raise ConflictError("key already exists", tier=Tier.HOT, operation="set", key=key.key)
         return None
@@ -590,11 +614,13 @@ class RedisHotMemory(TierAdapter):
         """One ``MGET`` (on a cluster one per hash slot, nodes in parallel); input order, ``None`` for misses.
 
         Raises:
-            CorruptValueError: a stored value is not a tiermem envelope (the error names its key).
+            CorruptValueError: a stored value fails its seal or is not a tiermem envelope (the error
+                names the first such key; its ``readable`` holds every other key's record).
         """
         if not keys:
             self._ensure_open("mget")
             return []
+        seal = await self._seal()
         raws = [self.raw_key(mk) for mk in keys]
         async with self._call("mget"):
             if isinstance(self._client, RedisCluster):
@@ -603,10 +629,7 @@ class RedisHotMemory(TierAdapter):
                 values = await self._client.mget_nonatomic(raws)
             else:
                 values = await self._client.mget(raws)
-        return [
-            None if data is None else self._decode(data, "mget", mk)
-            for mk, data in zip(keys, values, strict=True)
-        ]
+        return open_many(seal, keys, raws, values)
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
         """One non-transactional pipeline of ``SET PX [NX]``; with ``if_absent`` existing keys are skipped.
@@ -618,19 +641,20 @@ class RedisHotMemory(TierAdapter):
         self._ensure_open("mset")
         if not items:
             return
+        seal = await self._seal()
         now = time.time()
         pipe = self._client.pipeline(transaction=False)
         queued: list[tuple[MemoryKey, bool]] = []  # (key, is a SET whose reply says if it stored)
         for mk, record in items:
             raw = self.raw_key(mk)
-            px = _ttl_ms(record, now)
+            px = ttl_ms(record, now)
             if px is not None and px <= 0:
                 if if_absent:
                     continue  # an expired record neither blocks nor replaces anything
                 pipe.unlink(raw)
                 queued.append((mk, False))
             else:
-                pipe.set(raw, record.to_bytes(), px=px, nx=if_absent)
+                pipe.set(raw, sealed(seal, raw, record), px=px, nx=if_absent)
                 queued.append((mk, True))
         if not queued:
             return
@@ -657,17 +681,21 @@ class RedisHotMemory(TierAdapter):
         script = self._swap_script
         if script is None:
             script = self._swap_script = self._client.register_script(SWAP_LUA)
+        seal = await self._seal()
         now = time.time()
 
         async def one(mk: MemoryKey, expected: Record | None, new: Record | None) -> bool:
+            # Sealing is deterministic, so the bytes of ``expected`` are what the read found.
+            name = self.raw_key(mk)
+            seen = b"" if expected is None else sealed(seal, name, expected)
             if new is None:
-                args: list[bytes | int] = [b"" if expected is None else expected.to_bytes(), b"", 0]
+                args: list[bytes | int] = [seen, b"", 0]
             else:
-                px = _ttl_ms(new, now)
+                px = ttl_ms(new, now)
                 if px is not None and px <= 0:
                     return False  # an expired record replaces nothing
-                args = [b"" if expected is None else expected.to_bytes(), new.to_bytes(), px or 0]
-            return bool(await script(keys=[self.raw_key(mk)], args=args))
+                args = [seen, sealed(seal, name, new), px or 0]
+            return bool(await script(keys=[name], args=args))
 
         async with self._call("swap", items[0][0] if len(items) == 1 else None):
             if len(items) == 1:
