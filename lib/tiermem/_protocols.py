@@ -17,6 +17,7 @@ from tiermem._types import MemoryKey, Tier, TierInfo
 __all__ = [
     "ColdMemory",
     "HotMemory",
+    "InlineRead",
     "MemoryKey",
     "Tier",
     "TierInfo",
@@ -98,6 +99,18 @@ class HotMemory(TierStore, Protocol):
         """Compare-and-swap per key: where a key holds exactly ``expected`` (``None``: nothing), store
         ``new`` (``None``: delete it). Returns, per item, whether it swapped. Lease-guarded fills and
         stale-copy removal rest on it (docs/adr/0006-cross-process-coherence.md)."""
+        ...
+
+
+@runtime_checkable
+class InlineRead(Protocol):
+    """An in-process store that can answer a read without awaiting (``TierInfo.in_process``).
+
+    The client's hot-hit fast path calls it synchronously, so a hit costs no coroutine switches.
+    """
+
+    def get_now(self, key: MemoryKey) -> Record | None:
+        """What ``get`` returns, computed now; raises what ``get`` raises."""
         ...
 
 
