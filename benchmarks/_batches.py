@@ -1,11 +1,11 @@
 """Hot batch reads with misses: half the keys absent (hot-only), and misses over a durable tier.
 
-``hot.mget.mixed`` reads ``batch`` keys of which every other one is absent, on the hot-only client,
-against the raw client reading the same shape. ``hot.mget.leases`` reads ``batch`` keys through a
-client with a SQLite warm tier after a third of their hot copies were dropped (outside the timed
-part): the misses take leases (one pipeline of the swap script), read SQLite, and are filled (one
-more pipeline), ADR 0006. Informational against the raw ``MGET``: it does three round trips and a
-durable read the raw client does not.
+``hot.mget.mixed`` (``inproc.mget.mixed`` in-process) reads ``batch`` keys of which every other one
+is absent, on the hot-only client, against the raw client reading the same shape.
+``hot.mget.leases`` reads ``batch`` keys through a client with a SQLite warm tier after a third of
+their hot copies were dropped (outside the timed part): the misses take leases (one pipeline of the
+swap script), read SQLite, and are filled (one more pipeline), ADR 0006. Informational against the
+raw ``MGET``: it does three round trips and a durable read the raw client does not.
 """
 
 from __future__ import annotations
@@ -28,9 +28,13 @@ _LEASES_ROW = "hot.mget.leases.raw"
 
 
 def unavailable_rows() -> list[Row]:
-    """The rows when there is no Redis: the in-process hot tier has no round trips to pipeline."""
-    label = "hot mget with hot misses over SQLite vs redis-py MGET"
-    return [Row(_LEASES_ROW, "hot", label, None, None, na_reason="leases over Redis need Redis (--redis)")]
+    """The Redis rows when there is no Redis (the in-process hot tier has no round trips to pipeline)."""
+    leases = "Redis hot mget with hot misses over SQLite vs redis-py MGET"
+    mixed = "Redis hot mget, half of the keys absent, vs redis-py MGET"
+    return [
+        Row("hot.mget.mixed.raw", "hot", mixed, None, None, na_reason="needs Redis (--redis)"),
+        Row(_LEASES_ROW, "hot", leases, None, None, na_reason="leases over Redis need Redis (--redis)"),
+    ]
 
 
 def _check(ok: bool, what: str) -> None:
@@ -86,7 +90,7 @@ async def mixed_scenario(bench: HotBench) -> Scenario:
 
     size = len(keys)
     return Scenario(
-        "hot.mget.mixed",
+        f"{bench.prefix}.mget.mixed",
         "hot",
         [
             Variant("tiermem", repeat(tiermem_mget, found, "tiermem mget found the wrong keys")),
@@ -94,8 +98,8 @@ async def mixed_scenario(bench: HotBench) -> Scenario:
         ],
         [
             Comparison(
-                "hot.mget.mixed.raw",
-                f"hot mget {size}, half of them absent, vs {raw_name}",
+                f"{bench.prefix}.mget.mixed.raw",
+                f"{bench.title} mget {size}, half of them absent, vs {raw_name}",
                 "tiermem",
                 raw_name,
                 Target("max_ratio", 2.0, "<= 2x") if bench.on_redis else None,

@@ -1,4 +1,8 @@
-"""Hot-tier scenarios: get, mget and mset against raw redis-py, aiocache and cashews.
+"""Hot-tier scenarios: get, set, mget and mset against raw redis-py, aiocache and cashews.
+
+Rows are ``hot.*`` for the Redis hot tier and ``inproc.*`` for the in-process one. A run with Redis
+measures both (the in-process rows against the peers' in-process backends, cashews ``mem://``);
+without Redis the ``hot.*`` rows are n/a.
 
 With a Redis URL every variant talks to the same server over its own connection pool; the raw
 redis-py client gets exactly the pool settings ``RedisHotMemory.from_url`` uses (blocking pool of
@@ -25,7 +29,7 @@ from benchmarks._payloads import small_message
 from benchmarks._services import redis_address
 from tiermem import LocalHotMemory, MemoryBuilder, MemoryClient
 
-__all__ = ["HotBench", "hot_client", "open_hot", "raw_redis"]
+__all__ = ["REDIS_ROW_IDS", "HotBench", "hot_client", "open_hot", "raw_redis", "unavailable_rows"]
 
 TTL = 3600
 PREFIX_TIERMEM = "tmbench"
@@ -59,7 +63,9 @@ def raw_redis(url: str) -> Any:
     return Redis(connection_pool=pool)
 
 
-def hot_client(redis_url: str | None, *, tracer_provider: Any = None) -> MemoryClient:
+def hot_client(
+    redis_url: str | None, *, tracer_provider: Any = None, detailed_spans: bool = False
+) -> MemoryClient:
     """A hot-only tiermem client (no hot_ttl cap, so values live as long as their own ttl)."""
     from tiermem.tiers.redis import RedisHotMemory
 
@@ -69,7 +75,7 @@ def hot_client(redis_url: str | None, *, tracer_provider: Any = None) -> MemoryC
     else:
         builder.with_hot(LocalHotMemory(max_items=50_000, max_bytes=512 * 1024 * 1024))
     if tracer_provider is not None:
-        builder.with_telemetry(tracer_provider=tracer_provider)
+        builder.with_telemetry(tracer_provider=tracer_provider, detailed_spans=detailed_spans)
     return builder.build()
 
 
@@ -101,6 +107,34 @@ class HotBench:
 
     def raw_key(self, key: str) -> str:
         return f"{PREFIX_RAW}:{key}"
+
+    @property
+    def prefix(self) -> str:
+        """The row ids' first part: ``hot`` on Redis, ``inproc`` in-process."""
+        return "hot" if self.on_redis else "inproc"
+
+    @property
+    def title(self) -> str:
+        return "Redis hot" if self.on_redis else "in-process hot"
+
+
+_PEERS = ("aiocache", "cashews")
+REDIS_ROW_IDS: tuple[str, ...] = (
+    *(f"hot.{op}.{peer}" for op in ("get", "set", "mget", "mset") for peer in ("raw", *_PEERS)),
+    "hot.mget.gets",
+)
+"""The rows only a Redis run measures (the in-process ones are ``inproc.*``)."""
+
+
+def unavailable_rows() -> list[Row]:
+    """The Redis rows when there is no Redis."""
+    names = {"raw": "redis-py", "gets": "sequential gets"}
+    rows = []
+    for row_id in REDIS_ROW_IDS:
+        _, op, peer = row_id.split(".")
+        label = f"Redis hot {op} vs {names.get(peer, peer)}"
+        rows.append(Row(row_id, "hot", label, None, None, na_reason="needs Redis (--redis)"))
+    return rows
 
 
 async def _open_aiocache(redis_url: str | None, stack: AsyncExitStack) -> _Peer:
@@ -136,7 +170,7 @@ async def _open_cashews(redis_url: str | None, stack: AsyncExitStack) -> _Peer:
         cache.setup(redis_url, max_connections=64)
         name = "cashews redis://"
     else:
-        cache.setup("mem://")
+        cache.setup("mem://", size=100_000)  # the default (1,000) would evict the loaded keys
         name = "cashews mem://"
 
     async def close() -> None:
@@ -324,10 +358,11 @@ def get_scenario(bench: HotBench) -> Scenario:
         Variant("tiermem", _loop(bench.client.get, bench.keys, "tiermem hot get missed")),
         Variant(raw_name, _loop(raw_get, raw_keys, "raw GET missed")),
     ]
-    label = "hot get (hit, 300 B JSON)"
+    prefix = bench.prefix
+    label = f"{bench.title} get (hit, 300 B JSON)"
     comparisons = [
         Comparison(
-            "hot.get.raw",
+            f"{prefix}.get.raw",
             f"{label} vs {raw_name}",
             "tiermem",
             raw_name,
@@ -338,14 +373,73 @@ def get_scenario(bench: HotBench) -> Scenario:
     unavailable: list[Row] = []
     _peer_rows(
         bench,
-        "hot.get",
-        "hot get",
+        f"{prefix}.get",
+        f"{bench.title} get",
         variants,
         comparisons,
         unavailable,
         lambda peer: Variant(peer.name, _loop(peer.get, bench.keys, f"{peer.name} get missed")),
     )
-    return Scenario("hot.get", "hot", variants, comparisons, unavailable)
+    return Scenario(f"{prefix}.get", "hot", variants, comparisons, unavailable)
+
+
+def set_scenario(bench: HotBench) -> Scenario:
+    """One ``set`` with a ttl of a 300 B JSON value, over a pool of keys (overwrites)."""
+    count = len(bench.keys)
+    values = [small_message(20_000 + i) for i in range(count)]
+    keys = [f"s{i:05d}" for i in range(count)]
+    raw_keys = [bench.raw_key(k) for k in keys]
+    client = bench.client
+    raw_name = "redis-py SET EX" if bench.on_redis else "dict assignment"
+    raw_set: Callable[[int], Awaitable[Any]]
+    if bench.on_redis:
+        raw = bench.raw
+        encoded = [orjson.dumps(v) for v in values]
+
+        def raw_set(i: int) -> Awaitable[Any]:
+            return raw.set(raw_keys[i], encoded[i], ex=TTL)  # type: ignore[no-any-return]
+    else:
+        store = bench.store
+
+        async def raw_set(i: int) -> Any:
+            store[raw_keys[i]] = orjson.dumps(values[i])  # a dict of bytes: the serialization is the work
+            return True
+
+    def timed(op: Callable[[int], Awaitable[Any]]) -> Callable[[int], Awaitable[float]]:
+        async def run(n: int) -> float:
+            start = timer()
+            for i in range(n):
+                await op(i % count)
+            return timer() - start
+
+        return run
+
+    async def tiermem_set(i: int) -> Any:
+        return await client.set(keys[i], values[i], ttl=TTL)
+
+    variants = [Variant("tiermem", timed(tiermem_set)), Variant(raw_name, timed(raw_set))]
+    prefix = bench.prefix
+    label = f"{bench.title} set (300 B JSON, ttl)"
+    comparisons = [
+        Comparison(
+            f"{prefix}.set.raw",
+            f"{label} vs {raw_name}",
+            "tiermem",
+            raw_name,
+            None,
+            note=_raw_note(bench),
+        )
+    ]
+    unavailable: list[Row] = []
+
+    def peer_variant(peer: _Peer) -> Variant:
+        async def op(i: int) -> Any:
+            return await peer.set(keys[i], values[i])
+
+        return Variant(peer.name, timed(op))
+
+    _peer_rows(bench, f"{prefix}.set", f"{bench.title} set", variants, comparisons, unavailable, peer_variant)
+    return Scenario(f"{prefix}.set", "hot", variants, comparisons, unavailable)
 
 
 def mget_scenario(bench: HotBench) -> Scenario:
@@ -379,10 +473,11 @@ def mget_scenario(bench: HotBench) -> Scenario:
         Variant(raw_name, _repeat(raw_mget, _all_found, "raw MGET missed")),
         Variant(gets_name, _repeat(tiermem_gets, _all_found, "tiermem get missed")),
     ]
-    label = f"hot mget {size}"
+    prefix = bench.prefix
+    label = f"{bench.title} mget {size}"
     comparisons = [
         Comparison(
-            "hot.mget.raw",
+            f"{prefix}.mget.raw",
             f"{label} vs {raw_name}",
             "tiermem",
             raw_name,
@@ -390,7 +485,7 @@ def mget_scenario(bench: HotBench) -> Scenario:
             note=_raw_note(bench),
         ),
         Comparison(
-            "hot.mget.gets",
+            f"{prefix}.mget.gets",
             f"{label} vs {size} sequential tiermem gets",
             "tiermem",
             gets_name,
@@ -406,8 +501,8 @@ def mget_scenario(bench: HotBench) -> Scenario:
 
         return Variant(peer.name, _repeat(op, _all_found, f"{peer.name} mget missed"))
 
-    _peer_rows(bench, "hot.mget", label, variants, comparisons, unavailable, peer_variant)
-    return Scenario("hot.mget", "hot", variants, comparisons, unavailable)
+    _peer_rows(bench, f"{prefix}.mget", label, variants, comparisons, unavailable, peer_variant)
+    return Scenario(f"{prefix}.mget", "hot", variants, comparisons, unavailable)
 
 
 def mset_scenario(bench: HotBench) -> Scenario:
@@ -441,10 +536,11 @@ def mset_scenario(bench: HotBench) -> Scenario:
         Variant("tiermem", _repeat(tiermem_mset, bool, "tiermem mset failed")),
         Variant(raw_name, _repeat(raw_mset, bool, "raw pipeline failed")),
     ]
-    label = f"hot mset {size} (hot-only client)"
+    prefix = bench.prefix
+    label = f"{bench.title} mset {size} (hot-only client)"
     comparisons = [
         Comparison(
-            "hot.mset.raw",
+            f"{prefix}.mset.raw",
             f"{label} vs {raw_name}",
             "tiermem",
             raw_name,
@@ -461,5 +557,13 @@ def mset_scenario(bench: HotBench) -> Scenario:
 
         return Variant(peer.name, _repeat(op, bool, f"{peer.name} mset failed"))
 
-    _peer_rows(bench, "hot.mset", f"hot mset {size}", variants, comparisons, unavailable, peer_variant)
-    return Scenario("hot.mset", "hot", variants, comparisons, unavailable)
+    _peer_rows(
+        bench,
+        f"{prefix}.mset",
+        f"{bench.title} mset {size}",
+        variants,
+        comparisons,
+        unavailable,
+        peer_variant,
+    )
+    return Scenario(f"{prefix}.mset", "hot", variants, comparisons, unavailable)

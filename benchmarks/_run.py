@@ -106,7 +106,7 @@ def _plan(config: BenchConfig, endpoints: Endpoints) -> int:
     groups = config.groups
     count = 0
     if "hot" in groups:
-        count += 6 if endpoints.redis_url else 4
+        count += 12 if endpoints.redis_url else 5
     if "embedded" in groups:
         count += 4
     durable = bool(endpoints.redis_url and endpoints.cosmos_endpoint and endpoints.cosmos_key)
@@ -123,6 +123,15 @@ def _plan(config: BenchConfig, endpoints: Endpoints) -> int:
     if "langgraph" in groups:
         count += 3
     return max(1, count * config.effective_rounds)
+
+
+def _hot_scenarios(bench: _hot.HotBench) -> list[Scenario]:
+    return [
+        _hot.get_scenario(bench),
+        _hot.set_scenario(bench),
+        _hot.mget_scenario(bench),
+        _hot.mset_scenario(bench),
+    ]
 
 
 async def _measure_all(scenarios: list[Scenario], config: BenchConfig, progress: _Progress) -> list[Row]:
@@ -148,18 +157,23 @@ async def _run(config: BenchConfig, endpoints: Endpoints, report: Report, progre
             progress.describe("hot: loading keys")
             hot = await _hot.open_hot(stack, redis_url=endpoints.redis_url, keys=keys, batch=keys)
         if "hot" in groups and hot is not None:
-            scenarios = [
-                _hot.get_scenario(hot),
-                _hot.mget_scenario(hot),
-                await _batches.mixed_scenario(hot),
-                _hot.mset_scenario(hot),
-            ]
+            # The in-process hot tier is measured in every run; the Redis one when there is Redis.
+            local = hot
+            scenarios = []
             if hot.on_redis:
+                scenarios += _hot_scenarios(hot)
+                scenarios.append(await _batches.mixed_scenario(hot))
                 scenarios.append(await _batches.leases_scenario(stack, hot))
                 progress.describe("hot: filling the near cache")
                 scenarios.append(await _near.near_scenario(stack, hot))
+                progress.describe("in-process hot: loading keys")
+                local = await _hot.open_hot(stack, redis_url=None, keys=keys, batch=keys)
             else:
-                report.rows += _near.unavailable_rows() + _batches.unavailable_rows()
+                report.rows += (
+                    _hot.unavailable_rows() + _near.unavailable_rows() + _batches.unavailable_rows()
+                )
+            scenarios += _hot_scenarios(local)
+            scenarios.append(await _batches.mixed_scenario(local))
             report.rows += await _measure_all(scenarios, config, progress)
 
         embedded = None

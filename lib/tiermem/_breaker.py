@@ -51,6 +51,11 @@ class CircuitBreaker:
             return CircuitState.HALF_OPEN
         return CircuitState.OPEN
 
+    @property
+    def closed(self) -> bool:
+        """Whether calls flow normally (cheaper than comparing :attr:`state`)."""
+        return self._opened_at is None
+
     def allow(self) -> bool:
         """Whether a call may go to the tier now (claims the probe slot when half-open)."""
         if self._opened_at is None:

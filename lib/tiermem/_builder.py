@@ -139,14 +139,18 @@ class MemoryBuilder:
         meter_provider: Any = None,
         logger_provider: Any = None,
         record_keys: bool | None = None,
+        detailed_spans: bool | None = None,
     ) -> Self:
         """OTel providers to use instead of the global ones (``logger_provider``: audit events);
-        ``record_keys`` puts raw keys in spans and audit events."""
+        ``record_keys`` puts raw keys in spans and audit events; ``detailed_spans`` gives every tier
+        call its own child span (default: hot-tier calls are attributes of the method span)."""
         self._tracer_provider = tracer_provider
         self._meter_provider = meter_provider
         self._logger_provider = logger_provider
         if record_keys is not None:
             self._policy = replace(self._policy, record_keys=record_keys)
+        if detailed_spans is not None:
+            self._policy = replace(self._policy, detailed_spans=detailed_spans)
         return self
 
     def with_clock(self, clock: Callable[[], float]) -> Self:
@@ -364,6 +368,7 @@ class MemoryBuilder:
             clock=self._clock,
             telemetry=Telemetry(
                 record_keys=policy.record_keys,
+                detailed_spans=policy.detailed_spans,
                 tracer_provider=self._tracer_provider,
                 meter_provider=self._meter_provider,
             ),

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from tiermem._breaker import CircuitState
 from tiermem._config import DEFAULT_TIER_OPTIONS, Policy, TierOptions
 from tiermem._engine.budget import DecodeBudget
 from tiermem._engine.core import Engine
+from tiermem._engine.hot import ABSENT, MISS
 from tiermem._engine.writes import Write, plan
 from tiermem._errors import ClientClosedError, InvalidInputError, InvalidScopeError, TierMemError
 from tiermem._instrumentation import _NO_SPAN, Stats
@@ -40,6 +41,9 @@ __all__ = [
     "client_clock",
     "internal_view",
 ]
+
+_KEY_CACHE_SIZE: Final = 1024
+"""Validated keys a view remembers before it starts over (bounds its memory, not correctness)."""
 
 
 class MemoryClient:
@@ -67,6 +71,7 @@ class MemoryClient:
         self._root = root
         self._tenant_locked = tenant_locked
         self._internal = internal
+        self._keys: dict[str, MemoryKey] = {}  # validated keys of this view (see _key)
 
     # -- scope --------------------------------------------------------------------------------------
 
@@ -117,8 +122,17 @@ class MemoryClient:
         )
 
     def _key(self, key: str) -> MemoryKey:
-        # Tenant and namespace were validated when this view was made; only the key is new.
-        return MemoryKey(self._tenant, self._namespace, validate_key(key))
+        # Tenant and namespace were validated when this view was made; only the key is new. Keys
+        # validated before are remembered (a bounded map), so a repeated key costs one dict lookup.
+        if type(key) is str:
+            mk = self._keys.get(key)
+            if mk is not None:
+                return mk
+        mk = MemoryKey(self._tenant, self._namespace, validate_key(key))
+        if len(self._keys) >= _KEY_CACHE_SIZE:
+            self._keys.clear()
+        self._keys[mk.key] = mk
+        return mk
 
     def _span(self, name: str, nkeys: int, key: str | None = None) -> AbstractContextManager[Span | None]:
         telemetry = self._core.telemetry
@@ -142,12 +156,22 @@ class MemoryClient:
             CorruptValueError: the stored value failed its integrity check.
         """
         mk = self._key(key)
+        core = self._core
+        if not core.telemetry.tracing:  # no span to fill: an in-process hot hit needs no await
+            found = core.reads.cached(mk)
+            if found is ABSENT:
+                return default
+            if found is not MISS:
+                return found
+            entry = await core.reads.get(mk)
+            return default if entry is None else entry.value
         with self._span("tiermem.get", 1, key) as span:
-            entry = await self._core.reads.get(mk)
+            entry = await core.reads.get(mk)
             if span is not None:
-                span.set_attribute("tiermem.hit", entry is not None)
-                if entry is not None:
-                    span.set_attribute("tiermem.tier", entry.tier.value)
+                if entry is None:
+                    span.set_attribute("tiermem.hit", False)
+                else:  # one call: each one takes the span's lock
+                    span.set_attributes({"tiermem.hit": True, "tiermem.tier": entry.tier.value})
         return default if entry is None else entry.value
 
     async def get_entry(self, key: str, *, consistent: bool = False) -> Entry | None:

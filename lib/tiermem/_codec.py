@@ -70,10 +70,6 @@ class RecordKind(enum.IntEnum):
 
 _VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
 _KINDS: Final = {kind.value: kind for kind in RecordKind}  # a dict lookup is ~10x cheaper than RecordKind(n)
-# CRC32 of the (kind, flags) prefix every checksum starts with, so a check hashes only the payload.
-_CRC_SEED: Final = {(kind, flags): zlib.crc32(bytes((kind, flags))) for kind in _KINDS for flags in (0, 1)}
-_JSON: Final = int(RecordKind.JSON)
-_JSON_SEED: Final = _CRC_SEED[_JSON, 0]
 _SAMPLE_BYTES: Final = 64 * 1024
 
 
@@ -184,7 +180,20 @@ class Record:
 
     def for_hot(self, expires_at: float | None, epoch: int) -> Record:
         """The record as a hot copy: its own expiry, the epoch it was filled under, no write id."""
-        return Record(self.kind, self.payload, self.compressed, expires_at, self.checksum, None, epoch, b"")
+        # The constructor, not dataclasses.replace (3x slower): this runs on every hot write and fill.
+        # A field added to Record must be carried here too (or deliberately dropped, like wid).
+        return Record(self.kind, self.payload, self.compressed, expires_at, self.checksum, None, epoch)
+
+
+_SEEDS: Final[dict[tuple[int, bool], int]] = {
+    (kind, compressed): zlib.crc32(bytes((kind, _FLAG_GZIP if compressed else 0)))
+    for kind in RecordKind
+    for compressed in (False, True)
+}
+"""The CRC32 of each (kind, flag) prefix, so a checksum is one pass over the payload (keyed by
+``(kind, compressed)``; an ``int`` kind and ``bool`` flag from a header look up the same entries)."""
+_JSON: Final = int(RecordKind.JSON)
+_JSON_SEED: Final = _SEEDS[RecordKind.JSON, False]
 
 
 def read_header(data: bytes) -> tuple[int, int, float, int, int, int] | None:
@@ -236,7 +245,7 @@ def declared_size(gzipped: bytes) -> int:
 
 def checksum(kind: RecordKind, compressed: bool, payload: bytes) -> int:
     """CRC32 over kind, compression flag and payload (expiry is left out: promotions rewrite it)."""
-    return zlib.crc32(payload, _CRC_SEED[kind, _FLAG_GZIP if compressed else 0])
+    return zlib.crc32(payload, _SEEDS[kind, compressed])
 
 
 def make_record(
@@ -375,7 +384,7 @@ class Codec:
         return self._unpacked(record.kind, record.compressed, record.checksum, record.payload, limit)
 
     def _unpacked(self, kind: int, compressed: bool, crc: int, payload: bytes, limit: int | None) -> bytes:
-        if zlib.crc32(payload, _CRC_SEED[kind, _FLAG_GZIP if compressed else 0]) != crc:
+        if zlib.crc32(payload, _SEEDS[kind, compressed]) != crc:
             raise CorruptValueError("stored value failed its CRC32 check")
         if not compressed:
             return payload

@@ -31,6 +31,9 @@ class Policy:
         coherence_interval: seconds between reads of the durable hot epoch (ADR 0006): the
             staleness bound after a write that could not invalidate hot.
         record_keys: put raw keys in spans (off: a stable hash is recorded instead).
+        detailed_spans: a CLIENT child span for every tier call. Off (the default), hot-tier calls
+            are attributes of the method span (``tiermem.hot.get="hit"``), so a hot hit is one span;
+            calls to the durable tiers keep their child spans either way (docs/adr/0016).
     """
 
     hot_ttl: float | None = 300.0
@@ -45,6 +48,7 @@ class Policy:
     dirty_max_keys: int = 10_000
     coherence_interval: float = 1.0
     record_keys: bool = False
+    detailed_spans: bool = False
 
     def __post_init__(self) -> None:
         for name in ("hot_ttl", "negative_ttl"):

@@ -17,9 +17,9 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from tiermem._errors import AuthenticationError, CircuitOpenError, key_digest
@@ -33,6 +33,7 @@ __all__ = ["LatencyHistogram", "Stats", "Telemetry", "TierStats"]
 logger = logging.getLogger("tiermem")
 
 try:  # the API is optional: tracing and OTel metrics switch off without it
+    from opentelemetry import context as _otel_context
     from opentelemetry import metrics as _otel_metrics
     from opentelemetry import trace as _otel_trace
     from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -166,19 +167,58 @@ _GAUGES: dict[int, _GaugeSet] = {}
 _GAUGES_LOCK = threading.Lock()
 
 
+class _SpanScope:
+    """A started span made current for a block; an exception leaving the block is recorded on it.
+
+    What ``start_as_current_span(record_exception=False, set_status_on_exception=False)`` inside a
+    ``@contextmanager`` did, without the two generator-based context managers (a span per call is on
+    the hot path when tracing is on; ADR 0016).
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        self._token = _otel_context.attach(_otel_trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        span = self._span
+        try:
+            if exc is not None:
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        finally:
+            _otel_context.detach(self._token)  # type: ignore[arg-type]
+            span.end()
+
+
 class Telemetry:
     """One instance per client: OTel spans/instruments (when available) plus local stats.
 
     Args:
         record_keys: put raw keys in span attributes (off by default: a stable hash is recorded).
+        detailed_spans: a child span per hot-tier call too (off: the call is an attribute of the
+            method span; durable-tier calls always get child spans). See docs/adr/0016.
         tracer_provider: use this provider instead of the global one (tests, multi-tenant hosts).
         meter_provider: use this provider instead of the global one.
     """
 
     def __init__(
-        self, *, record_keys: bool = False, tracer_provider: Any = None, meter_provider: Any = None
+        self,
+        *,
+        record_keys: bool = False,
+        detailed_spans: bool = False,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         self.record_keys = record_keys
+        self.detailed_spans = detailed_spans
         self._lock = threading.Lock()
         self.tiers: dict[str, TierStats] = {}
         self.promotions = 0
@@ -300,18 +340,9 @@ class Telemetry:
             return _NO_SPAN
         return self._span(name, attributes, client)
 
-    @contextmanager
-    def _span(self, name: str, attributes: dict[str, Any], client: bool) -> Iterator[Span | None]:
+    def _span(self, name: str, attributes: dict[str, Any], client: bool) -> _SpanScope:
         kind = SpanKind.CLIENT if client else SpanKind.INTERNAL
-        with self._tracer.start_as_current_span(
-            name, kind=kind, attributes=attributes, record_exception=False, set_status_on_exception=False
-        ) as span:
-            try:
-                yield span
-            except BaseException as exc:
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
+        return _SpanScope(self._tracer.start_span(name, kind=kind, attributes=attributes))
 
     def annotate(self, name: str, value: Any) -> None:
         """Set an attribute on the current span (the client method's span), if one is recording."""
@@ -330,11 +361,30 @@ class Telemetry:
 
     def record(self, tier: Tier, operation: str, outcome: str, seconds: float, count: int = 1) -> None:
         """Count one tier call (outcome: hit, miss, ok, error) and its latency."""
+        self.record_in(self.slot(tier, operation), tier, operation, outcome, seconds, count)
+
+    def slot(self, tier: Tier, operation: str) -> tuple[TierStats, LatencyHistogram]:
+        """Where ``record`` counts ``tier``'s ``operation``: a caller on a hot path looks it up once
+        and passes it to :meth:`record_in`."""
         stats = self.tier_stats(tier)
         with self._lock:
             hist = stats.latency.get(operation)
             if hist is None:
                 hist = stats.latency.setdefault(operation, LatencyHistogram())
+        return stats, hist
+
+    def record_in(
+        self,
+        slot: tuple[TierStats, LatencyHistogram],
+        tier: Tier,
+        operation: str,
+        outcome: str,
+        seconds: float,
+        count: int = 1,
+    ) -> None:
+        """:meth:`record` for a caller that holds the :meth:`slot` of ``tier`` and ``operation``."""
+        stats, hist = slot
+        with self._lock:
             hist.record(seconds)
             if outcome == "hit":
                 stats.hits += count
@@ -344,14 +394,17 @@ class Telemetry:
                 stats.errors += 1
             elif operation in ("set", "mset", "delete"):
                 stats.writes += count
-        if self.metrics:
-            cache_key = (tier.value, operation, outcome)
-            attrs = self._attrs.get(cache_key)
-            if attrs is None:  # attribute dicts are built once per (tier, op, outcome), then reused
-                base = {"tiermem.tier": tier.value, "tiermem.operation": operation}
-                attrs = self._attrs.setdefault(cache_key, ({**base, "tiermem.outcome": outcome}, base))
-            self._instruments["operations"].add(count, attrs[0])
-            self._instruments["duration"].record(seconds, attrs[1])
+        if self._metrics_on or self.metrics:
+            self._emit(tier, operation, outcome, seconds, count)
+
+    def _emit(self, tier: Tier, operation: str, outcome: str, seconds: float, count: int) -> None:
+        cache_key = (tier.value, operation, outcome)
+        attrs = self._attrs.get(cache_key)
+        if attrs is None:  # attribute dicts are built once per (tier, op, outcome), then reused
+            base = {"tiermem.tier": tier.value, "tiermem.operation": operation}
+            attrs = self._attrs.setdefault(cache_key, ({**base, "tiermem.outcome": outcome}, base))
+        self._instruments["operations"].add(count, attrs[0])
+        self._instruments["duration"].record(seconds, attrs[1])
 
     def count_keys(self, tier: Tier, hits: int, misses: int) -> None:
         """Count per-key hits and misses of a batch read (its latency is recorded by ``record``)."""

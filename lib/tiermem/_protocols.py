@@ -19,6 +19,7 @@ __all__ = [
     "ColdMemory",
     "EnvelopeReader",
     "HotMemory",
+    "InlineRead",
     "MemoryKey",
     "Tier",
     "TierInfo",
@@ -113,6 +114,18 @@ class EnvelopeReader(Protocol):
         """The stored envelopes of ``keys`` in input order (``None`` for misses), checked as the
         tier checks what ``mget`` returns (a seal verified and stripped), in one round trip (one per
         slot on a cluster); a damaged record is its error in place, so it costs only its own key."""
+        ...
+
+
+@runtime_checkable
+class InlineRead(Protocol):
+    """An in-process store that can answer a read without awaiting (``TierInfo.in_process``).
+
+    The client's hot-hit fast path calls it synchronously, so a hit costs no coroutine switches.
+    """
+
+    def get_now(self, key: MemoryKey) -> Record | None:
+        """What ``get`` returns, computed now; raises what ``get`` raises."""
         ...
 
 

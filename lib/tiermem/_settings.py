@@ -275,6 +275,9 @@ class MemorySettings(StrictSettings):
     hot_max_items: int = Field(10_000, ge=1)
     hot_ttl: float | None = Field(300.0, gt=0)
     compress_min_bytes: int = Field(4096, ge=0)
+    detailed_spans: bool = Field(
+        False, description="A child span per hot-tier call too (default: attributes of the method span)"
+    )
     mget_max_bytes: int = Field(
         64 * 1024 * 1024, ge=1, description="Decoded bytes one mget may return (past it: page)"
     )
@@ -451,6 +454,7 @@ def resolve(settings: MemorySettings) -> SettingsPlan:
         policy={
             "hot_ttl": settings.hot_ttl,
             "compress_min_bytes": settings.compress_min_bytes,
+            "detailed_spans": settings.detailed_spans,
             "mget_max_bytes": settings.mget_max_bytes,
         },
         tenant=settings.tenant,

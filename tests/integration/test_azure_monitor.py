@@ -77,7 +77,11 @@ async def test_exporter_delivers_dependencies_and_metrics(
         .with_hot(LocalHotMemory())
         .with_warm(SqliteWarmMemory(tmp_path / "w.db"))
         .with_cold(FileColdMemory(tmp_path / "cold"))
-        .with_telemetry(tracer_provider=handle.tracer_provider, meter_provider=handle.meter_provider)
+        .with_telemetry(
+            tracer_provider=handle.tracer_provider,
+            meter_provider=handle.meter_provider,
+            detailed_spans=True,  # the hot calls as dependencies of their own (ADR 0016)
+        )
         .build()
     )
     async with memory:

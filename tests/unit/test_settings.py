@@ -243,10 +243,23 @@ def test_the_plan_is_plain_values_and_names_local_paths(tmp_path: Path) -> None:
     plan = resolve(MemorySettings(local_dir=tmp_path / "mem", hot_ttl=9, tenant="acme"))
     assert plan.hot == LocalHotPlan(10_000)
     assert plan.local_paths() == {"warm": tmp_path / "mem" / "warm.db", "cold": tmp_path / "mem" / "cold"}
-    assert plan.policy == {"hot_ttl": 9, "compress_min_bytes": 4096, "mget_max_bytes": 64 << 20}
+    assert plan.policy == {
+        "hot_ttl": 9,
+        "compress_min_bytes": 4096,
+        "detailed_spans": False,
+        "mget_max_bytes": 64 << 20,
+    }
     assert plan.tenant == "acme"
     memory = MemoryBuilder.from_settings(MemorySettings(local_dir=tmp_path / "mem")).build()
     assert memory.tiers == (Tier.HOT, Tier.WARM, Tier.COLD)
+
+
+def test_detailed_spans_setting_reaches_the_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for raw, expected in (("true", True), ("false", False)):
+        monkeypatch.setenv("TIERMEM_DETAILED_SPANS", raw)
+        memory = MemoryBuilder.from_settings(MemorySettings(local_dir=tmp_path / "mem")).build()
+        assert memory.policy.detailed_spans is expected
+        assert memory._core.telemetry.detailed_spans is expected
 
 
 def test_cosmos_key_is_for_loopback_only() -> None:

@@ -1,4 +1,9 @@
-"""Span trees, attributes and metrics, read back with the OTel SDK's in-memory exporter and reader."""
+"""Span trees, attributes and metrics, read back with the OTel SDK's in-memory exporter and reader.
+
+Span-tree tests run in both shapes (ADR 0016): compact (the default: hot-tier calls are attributes
+of the method span, durable-tier calls child spans) and ``detailed_spans=True`` (a child span for
+every tier call). Each asserts what only its own shape produces, so a mode that is ignored fails.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +43,14 @@ class Traced:
     metrics: InMemoryMetricReader
     hot: WrappedStore
     warm: WrappedStore
+    detailed: bool = False
+
+    def tier_calls(self, root: ReadableSpan) -> list[str]:
+        """The tier calls under ``root``, in order: child span names, plus (compact shape) the
+        ``tiermem.<tier>.<op>`` attributes of ``root`` itself."""
+        kids = [c.name for c in sorted(self.children(root), key=lambda s: s.start_time or 0)]
+        noted = [k for k in (root.attributes or {}) if k.startswith("tiermem.hot.")]
+        return kids + noted
 
     def finished(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
@@ -63,7 +76,7 @@ class Traced:
         return points
 
 
-def _make(tmp_path: Path, *, record_keys: bool = False) -> Traced:
+def _make(tmp_path: Path, *, record_keys: bool = False, detailed: bool = False) -> Traced:
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -77,18 +90,21 @@ def _make(tmp_path: Path, *, record_keys: bool = False) -> Traced:
         .with_warm(warm)  # type: ignore[arg-type]
         .with_cold(FileColdMemory(tmp_path / "cold"))
         .with_telemetry(
-            tracer_provider=tracer_provider, meter_provider=meter_provider, record_keys=record_keys
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            record_keys=record_keys,
+            detailed_spans=detailed,
         )
         .with_resilience(Tier.HOT, failure_threshold=100)
         .with_policy(coherence_interval=3600)  # one epoch read per test, before it starts
         .build()
     )
-    return Traced(memory, exporter, reader, hot, warm)
+    return Traced(memory, exporter, reader, hot, warm, detailed)
 
 
-@pytest.fixture
-async def traced(tmp_path: Path) -> AsyncIterator[Traced]:
-    t = _make(tmp_path)
+@pytest.fixture(params=[False, True], ids=["compact", "detailed"])
+async def traced(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Traced]:
+    t = _make(tmp_path, detailed=request.param)
     async with t.memory:
         assert await t.memory._core.epoch.fresh()
         t.spans.clear()
@@ -106,6 +122,11 @@ async def test_hot_hit_span_tree(traced: Traced) -> None:
     assert root.attributes["tiermem.hit"] is True
     assert root.attributes["tiermem.tier"] == "hot"
     assert root.attributes["tiermem.key"] == key_digest(SECRET_KEY)
+    if not traced.detailed:  # one span: the hot call is an attribute of the method span
+        assert traced.finished() == [root]
+        assert root.attributes["tiermem.hot.get"] == "hit"
+        return
+    assert "tiermem.hot.get" not in root.attributes
     (child,) = traced.children(root)
     assert child.name == "tiermem.hot.get"
     assert child.kind is SpanKind.CLIENT
@@ -125,9 +146,15 @@ async def test_warm_hit_with_promotion(traced: Traced) -> None:
     assert root.attributes["tiermem.tier"] == "warm"
     assert root.attributes["tiermem.promoted"] == 1
     names = [c.name for c in sorted(traced.children(root), key=lambda s: s.start_time or 0)]
-    assert names == ["tiermem.hot.get", "tiermem.hot.lease", "tiermem.warm.get", "tiermem.hot.promote"]
-    hot_get = next(c for c in traced.children(root) if c.name == "tiermem.hot.get")
-    assert hot_get.attributes is not None and hot_get.attributes["tiermem.hit"] is False
+    if traced.detailed:
+        assert names == ["tiermem.hot.get", "tiermem.hot.lease", "tiermem.warm.get", "tiermem.hot.promote"]
+        hot_get = next(c for c in traced.children(root) if c.name == "tiermem.hot.get")
+        assert hot_get.attributes is not None and hot_get.attributes["tiermem.hit"] is False
+    else:  # the durable read keeps its span; the hot calls are attributes of the method span
+        assert names == ["tiermem.warm.get"]
+        assert root.attributes["tiermem.hot.get"] == "miss"
+        assert root.attributes["tiermem.hot.lease"] == "ok"
+        assert root.attributes["tiermem.hot.promote"] == "ok"
     warm_get = next(c for c in traced.children(root) if c.name == "tiermem.warm.get")
     assert warm_get.attributes is not None and warm_get.attributes["db.system"] == "sqlite"
     promotions = traced.metric_points("tiermem.promotions")
@@ -138,11 +165,9 @@ async def test_all_tier_miss(traced: Traced) -> None:
     assert await traced.memory.get("nothing") is None
     (root,) = traced.by_name("tiermem.get")
     assert root.attributes is not None and root.attributes["tiermem.hit"] is False
-    assert {c.name for c in traced.children(root)} == {
-        "tiermem.hot.get",
-        "tiermem.hot.lease",
-        "tiermem.warm.get",
-    }
+    assert set(traced.tier_calls(root)) == {"tiermem.hot.get", "tiermem.hot.lease", "tiermem.warm.get"}
+    hot_spans = {c.name for c in traced.children(root)} - {"tiermem.warm.get"}
+    assert bool(hot_spans) is traced.detailed
     outcomes = {
         (p.attributes["tiermem.tier"], p.attributes["tiermem.outcome"]): p.value
         for p in traced.metric_points("tiermem.operations")
@@ -161,9 +186,14 @@ async def test_mget_with_mixed_hits(traced: Traced) -> None:
     assert root.attributes["tiermem.keys"] == 4
     assert root.attributes["tiermem.promoted"] == 1
     kids = {c.name: c for c in traced.children(root)}
-    assert set(kids) == {"tiermem.hot.mget", "tiermem.hot.lease", "tiermem.warm.mget", "tiermem.hot.promote"}
-    assert kids["tiermem.hot.mget"].attributes["tiermem.keys"] == 4  # type: ignore[index]
+    calls = {"tiermem.hot.mget", "tiermem.hot.lease", "tiermem.warm.mget", "tiermem.hot.promote"}
+    assert set(traced.tier_calls(root)) == calls
     assert kids["tiermem.warm.mget"].attributes["tiermem.keys"] == 2  # type: ignore[index]
+    if traced.detailed:
+        assert set(kids) == calls
+        assert kids["tiermem.hot.mget"].attributes["tiermem.keys"] == 4  # type: ignore[index]
+    else:
+        assert set(kids) == {"tiermem.warm.mget"}
     per_key = {
         (p.attributes["tiermem.tier"], p.attributes["tiermem.outcome"]): p.value
         for p in traced.metric_points("tiermem.operations")
@@ -185,9 +215,13 @@ async def test_failing_hot_tier_is_an_event_and_a_warning(
     assert events and events[0].attributes is not None
     assert events[0].attributes["tiermem.tier"] == "hot"
     assert events[0].attributes["exception.type"] == "TierUnavailableError"
-    failed = next(c for c in traced.children(root) if c.name == "tiermem.hot.get")
-    assert failed.status.status_code is StatusCode.ERROR
-    assert any(e.name == "exception" for e in failed.events)
+    if traced.detailed:
+        failed = next(c for c in traced.children(root) if c.name == "tiermem.hot.get")
+        assert failed.status.status_code is StatusCode.ERROR
+        assert any(e.name == "exception" for e in failed.events)
+    else:
+        assert root.attributes is not None and root.attributes["tiermem.hot.get"] == "error"
+        assert "tiermem.hot.get" not in {c.name for c in traced.children(root)}
     assert root.status.status_code is not StatusCode.ERROR  # the read itself succeeded
     assert any(r.levelname == "WARNING" and "falling through" in r.getMessage() for r in caplog.records)
     assert sum(p.value for p in traced.metric_points("tiermem.fallthroughs")) >= 1

@@ -65,6 +65,11 @@ class HotEpoch:
     def enabled(self) -> bool:
         return self._durable is not None
 
+    def trusted(self) -> bool:
+        """Whether hot may be trusted now with no refresh due: :meth:`fresh` would answer ``True``
+        without starting a read (the hot-hit fast path asks this, then :meth:`fresh` when not)."""
+        return self._durable is None or time.monotonic() - self._known_at < self._interval / 2
+
     async def fresh(self) -> bool:
         """Whether hot may be trusted now. Refreshes in the background after half the interval and
         waits for the refresh only when the last reading is older than the whole interval."""

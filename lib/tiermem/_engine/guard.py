@@ -1,5 +1,7 @@
 """The one place every tier call goes through: breaker, deadline, child span and metrics.
 
+Deadlines come from one watchdog timer per guard (:mod:`.deadline`), not a timer per call.
+
 :class:`Guard` wraps a tier store and offers the same verbs (``get``, ``set``, ``mget``...), so the
 engine calls ``guard.get(key)`` where it would call ``store.get(key)``, and ``mypy --strict`` checks
 those calls against the tier Protocol the guard is generic over.
@@ -10,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final, Generic, TypeVar, cast
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 from tiermem._breaker import CircuitBreaker
 from tiermem._codec import Record, RecordKind
 from tiermem._config import TierOptions
+from tiermem._engine.deadline import Watchdog
 from tiermem._errors import (
     AuthenticationError,
     BatchWriteError,
@@ -24,10 +28,13 @@ from tiermem._errors import (
     TierMemError,
     TierUnavailableError,
 )
-from tiermem._instrumentation import _NO_SPAN, Telemetry, logger
+from tiermem._instrumentation import _NO_SPAN, LatencyHistogram, Telemetry, TierStats, logger
 from tiermem._lifecycle import ClientState
-from tiermem._protocols import EnvelopeReader, HotMemory, TierStore
+from tiermem._protocols import EnvelopeReader, HotMemory, InlineRead, TierStore
 from tiermem._types import MemoryKey, Tier
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 __all__ = ["Guard", "HotGuard", "Lifecycle"]
 
@@ -57,7 +64,19 @@ class Guard(Generic[S]):
     through) counts against the breaker; any other answer from the tier closes it.
     """
 
-    __slots__ = ("_in_process", "_life", "_store", "_telemetry", "attrs", "breaker", "options", "tier")
+    __slots__ = (
+        "_in_process",
+        "_life",
+        "_slots",
+        "_spans",
+        "_store",
+        "_telemetry",
+        "_watch",
+        "attrs",
+        "breaker",
+        "options",
+        "tier",
+    )
 
     def __init__(
         self, tier: Tier, store: S, options: TierOptions, telemetry: Telemetry, life: Lifecycle
@@ -75,6 +94,11 @@ class Guard(Generic[S]):
             self.attrs["server.address"] = info.server_address
         self._telemetry = telemetry
         self._life = life
+        self._watch: Watchdog | None = None  # deadlines of the calls in flight (one timer per loop)
+        self._slots: dict[str, tuple[TierStats, LatencyHistogram]] = {}  # operation -> where it counts
+        # Child spans for this tier's calls? Hot-tier calls are method-span attributes unless
+        # detailed_spans (ADR 0016): a span costs more than an in-process or Redis hot hit.
+        self._spans = telemetry.detailed_spans or tier is not Tier.HOT
 
     @property
     def store(self) -> S:
@@ -157,61 +181,95 @@ class Guard(Generic[S]):
             raise ClientClosedError("MemoryClient is closed", operation=operation)
         if not breaker.allow():
             call.close()
-            telemetry.record(tier, operation, "error", 0.0)
+            self._record(operation, "error", 0.0)
             raise CircuitOpenError(
                 "circuit breaker open", tier=tier, operation=operation, key=key.key if key else None
             )
         start = time.perf_counter()
+        context: AbstractContextManager[Span | None] = _NO_SPAN
+        kind = "error"
+        note = False  # record the call as an attribute of the method span (ADR 0016)
         if telemetry.tracing:
-            attrs = self.attrs if nkeys == 1 else {**self.attrs, "tiermem.keys": nkeys}
-            context = telemetry.span(f"tiermem.{tier.value}.{operation}", attrs, client=True)
-        else:
-            context = _NO_SPAN
-        with context as span:
-            try:
-                timeout = None if self._in_process else self.options.deadline(nbytes)
-                if timeout is None:
-                    result = await call
-                else:
-                    async with asyncio.timeout(timeout):
+            if self._spans:
+                attrs = self.attrs if nkeys == 1 else {**self.attrs, "tiermem.keys": nkeys}
+                context = telemetry.span(f"tiermem.{tier.value}.{operation}", attrs, client=True)
+            else:
+                note = True
+        try:
+            with context as span:
+                try:
+                    timeout = None if self._in_process else self.options.deadline(nbytes)
+                    if timeout is None:
                         result = await call
-            except TimeoutError as exc:
-                self._failure(operation, exc)
-                telemetry.record(tier, operation, "error", time.perf_counter() - start)
-                raise TierUnavailableError(
-                    f"timed out after {timeout}s",
-                    tier=tier,
-                    operation=operation,
-                    key=key.key if key else None,
-                ) from exc
-            except TierUnavailableError as exc:
-                self._failure(operation, exc)
-                telemetry.record(tier, operation, "error", time.perf_counter() - start)
-                raise
-            except BatchWriteError as exc:
-                if exc.failed and all(isinstance(e, TierUnavailableError) for e in exc.failed.values()):
-                    self._failure(operation, exc)  # nothing got through: an outage
-                else:
-                    breaker.success()
-                telemetry.record(tier, operation, "error", time.perf_counter() - start)
-                raise
-            except AuthenticationError as exc:
-                self._rejected(operation, exc)
-                telemetry.record(tier, operation, "error", time.perf_counter() - start)
-                raise
-            except TierMemError:
-                breaker.success()  # the tier answered; the answer was a failure (conflict, corrupt...)
-                telemetry.record(tier, operation, "error", time.perf_counter() - start)
-                raise
-            except BaseException:
-                breaker.release()
-                raise
-            breaker.success()
-            kind = outcome(result) if outcome is not None else "ok"
-            telemetry.record(tier, operation, kind, time.perf_counter() - start)
-            if span is not None and outcome is not None and nkeys == 1:
-                span.set_attribute("tiermem.hit", kind == "hit")
-            return result
+                    else:
+                        result = await self._within(call, timeout)
+                except TimeoutError as exc:
+                    self._failure(operation, exc)
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise TierUnavailableError(
+                        f"timed out after {timeout}s",
+                        tier=tier,
+                        operation=operation,
+                        key=key.key if key else None,
+                    ) from exc
+                except TierUnavailableError as exc:
+                    self._failure(operation, exc)
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise
+                except BatchWriteError as exc:
+                    if exc.failed and all(isinstance(e, TierUnavailableError) for e in exc.failed.values()):
+                        self._failure(operation, exc)  # nothing got through: an outage
+                    else:
+                        breaker.success()
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise
+                except AuthenticationError as exc:
+                    self._rejected(operation, exc)
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise
+                except TierMemError:
+                    breaker.success()  # the tier answered; the answer was a failure (conflict, corrupt...)
+                    self._record(operation, "error", time.perf_counter() - start)
+                    raise
+                except BaseException:
+                    breaker.release()
+                    kind = "cancelled"
+                    raise
+                breaker.success()
+                kind = outcome(result) if outcome is not None else "ok"
+                self._record(operation, kind, time.perf_counter() - start)
+                if span is not None and outcome is not None and nkeys == 1:
+                    span.set_attribute("tiermem.hit", kind == "hit")
+                return result
+        finally:
+            if note:
+                telemetry.annotate(f"tiermem.{tier.value}.{operation}", kind)
+
+    async def _within(self, call: Coroutine[Any, Any, _T], seconds: float) -> _T:
+        """Await ``call``; raise :class:`TimeoutError` when it outlives ``seconds``."""
+        loop = asyncio.get_running_loop()
+        watch = self._watch
+        if watch is None or watch.loop is not loop:
+            watch = self._watch = Watchdog(loop)  # a client used from another loop gets its own
+        token = watch.arm(seconds)
+        try:
+            result = await call
+        except asyncio.CancelledError as exc:
+            if watch.disarm(token):
+                raise TimeoutError from exc  # our deadline cancelled it, not the caller
+            raise
+        except BaseException:
+            watch.disarm(token)
+            raise
+        watch.disarm(token)
+        return result
+
+    def _record(self, operation: str, outcome: str, seconds: float) -> None:
+        """Count one call in the stats and metrics (``Telemetry.record`` with this guard's slots)."""
+        slot = self._slots.get(operation)
+        if slot is None:
+            slot = self._slots[operation] = self._telemetry.slot(self.tier, operation)
+        self._telemetry.record_in(slot, self.tier, operation, outcome, seconds)
 
     def _failure(self, operation: str, exc: BaseException) -> None:
         if self.breaker.failure():
@@ -229,9 +287,36 @@ class Guard(Generic[S]):
 
 
 class HotGuard(Guard[HotMemory]):
-    """The hot tier's guard: the common verbs plus the hot-only ones (batch delete, compare-and-swap)."""
+    """The hot tier's guard: the common verbs plus the hot-only ones (batch delete, compare-and-swap),
+    and for an in-process store a read without awaiting (:meth:`peek_now`)."""
 
-    __slots__ = ()
+    __slots__ = ("_get_now",)
+
+    def __init__(
+        self, tier: Tier, store: HotMemory, options: TierOptions, telemetry: Telemetry, life: Lifecycle
+    ) -> None:
+        super().__init__(tier, store, options, telemetry, life)
+        inline = self._in_process and isinstance(store, InlineRead)
+        self._get_now = store.get_now if inline else None  # type: ignore[attr-defined]
+
+    @property
+    def inline(self) -> bool:
+        """Whether :meth:`peek_now` may be called now: an in-process store, open, breaker closed."""
+        return self._get_now is not None and self.breaker.closed and self._life.state is ClientState.OPEN
+
+    def peek_now(self, key: MemoryKey) -> Record | None:
+        """The in-process store's ``get`` without awaiting, not counted; see :meth:`count_read`.
+
+        Only the client's hot-hit fast path calls it (when :attr:`inline`); anything but a hit is
+        read again through :meth:`get`, which counts it, so nothing is counted twice.
+        """
+        assert self._get_now is not None
+        record: Record | None = self._get_now(key)
+        return record
+
+    def count_read(self, record: Record | None, seconds: float) -> None:
+        """Count a :meth:`peek_now` that answered (a value or a cached miss), as :meth:`get` would."""
+        self._record("get", _hit_outcome(record), seconds)
 
     def _rejected(self, operation: str, exc: AuthenticationError) -> None:
         """Rejected credentials on hot are a configuration bug that callers never see (reads fall

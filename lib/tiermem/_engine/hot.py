@@ -353,6 +353,32 @@ class HotCache:
 
     # -- reads ------------------------------------------------------------------------------------
 
+    def answer_now(self, mk: MemoryKey, now: float) -> Value | _Verdict:
+        """The hot answer without awaiting, when the hot tier is in-process and nothing is pending:
+        the value, :data:`ABSENT`, or :data:`MISS` when :meth:`lookup` must run (a miss, a lease,
+        a stale or damaged copy, dirty keys to delete, an epoch to re-read, a closed or open breaker).
+        """
+        hot = self.guard
+        if hot is None or not hot.inline or self.dirty or self._bypass_until or not self._epoch.trusted():
+            return MISS
+        start = time.perf_counter()
+        try:
+            record = hot.peek_now(mk)
+        except TierMemError:
+            return MISS  # lookup calls it again, through the guard, and handles the failure
+        found = self._classify(record, now)
+        if isinstance(found, Record):
+            try:
+                value = self._decode(found, None)
+            except CorruptValueError:
+                return MISS  # lookup reads it again and distrusts it
+        elif found is ABSENT:
+            value = ABSENT
+        else:
+            return MISS  # not counted here: lookup reads it again and counts it
+        hot.count_read(record, time.perf_counter() - start)
+        return value
+
     async def lookup(self, mk: MemoryKey, now: float) -> Entry | _Verdict | Leases:
         """The hot answer for one key: an :class:`Entry`, :data:`ABSENT`, or the :class:`Leases` to
         fill after reading the durable tier (empty when this read may not fill).
@@ -360,24 +386,27 @@ class HotCache:
         Raises:
             TierError: hot failed and there is no durable tier to fall back on.
         """
-        hot = await self._ready("get")
-        leases = Leases(self._epoch.current)
+        hot = self._ready_now()
         if hot is None:
-            return leases
+            hot = await self._ready("get")
+        if hot is None:
+            return Leases(self._epoch.current)
+        epoch = self._epoch.current  # the epoch known before the read (a lease is stamped with it)
         try:
             record = await hot.get(mk)
         except TierError as exc:
             self._read_failed(exc, (mk,), "get", None)
-            return leases
+            return Leases(epoch)
         found = self._classify(record, now)
         if isinstance(found, Record):
             try:
                 return Entry(self._decode(found, None), Tier.HOT, None, found.expires_at)
             except CorruptValueError as exc:
                 self._distrust(mk, exc)
-                return leases
+                return Leases(epoch)
         if found is ABSENT:
             return ABSENT
+        leases = Leases(epoch)
         if found is None and self._durable:
             await self._lease(
                 hot, leases, [(mk, None if record is None or record.is_expired(now) else record)]
@@ -634,6 +663,13 @@ class HotCache:
 
     def _bypassed(self) -> bool:
         return bool(self._bypass_until) and time.monotonic() < self._bypass_until
+
+    def _ready_now(self) -> HotGuard | None:
+        """The hot tier when it may be read with nothing to do first (the common case, no await);
+        ``None`` when :meth:`_ready` must decide (bypass, epoch refresh due, dirty keys, no hot)."""
+        if self._bypass_until or self.dirty or not self._epoch.trusted():
+            return None
+        return self.guard
 
     async def _ready(self, operation: str) -> HotGuard | None:
         """The hot tier if it may be read now: no bypass, a fresh epoch, pending deletions flushed."""

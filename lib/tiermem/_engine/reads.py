@@ -59,6 +59,11 @@ class Reads:
         except CorruptValueError as exc:
             raise CorruptValueError(exc.message, tier=tier, operation="get", key=mk.key) from exc
 
+    def cached(self, mk: MemoryKey) -> Value:
+        """An in-process hot hit without awaiting: the value, :data:`ABSENT`, or :data:`MISS` (then
+        call :meth:`get`). The client's fast path for ``get`` when no span is recorded."""
+        return self._hot.answer_now(mk, self._clock())
+
     async def get(self, mk: MemoryKey, *, use_hot: bool = True, promote: bool = True) -> Entry | None:
         """One key through the cascade; ``use_hot=False`` reads the durable tier only (current ETag)."""
         now = self._clock()

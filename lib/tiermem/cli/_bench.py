@@ -106,6 +106,13 @@ def _resolve(ctx: click.Context, name: str, given: str | None) -> str | None:
     metavar="PATH",
     help="Write the results as JSON to PATH (for CI artifacts); '-' prints JSON instead of the table.",
 )
+@click.option(
+    "--markdown",
+    "markdown_path",
+    metavar="PATH",
+    help="Write the README's performance table to PATH (replacing the block between its markers, or "
+    "creating the file); '-' prints it instead of the table.",
+)
 @click.option("--redis", "redis_url", metavar="URL", help="Redis to measure [env TIERMEM_REDIS_URL].")
 @click.option(
     "--cosmos",
@@ -138,6 +145,7 @@ def bench(
     quick: bool,
     rounds: int | None,
     json_path: str | None,
+    markdown_path: str | None,
     redis_url: str | None,
     cosmos_endpoint: str | None,
     cosmos_key: str | None,
@@ -167,8 +175,8 @@ def bench(
     json_stdout = json_path == "-" or (json_path is None and options is not None and options.json)
 
     try:
-        harness, run, services, report_module = (
-            _load(name) for name in ("_harness", "_run", "_services", "_report")
+        harness, run, services, report_module, markdown = (
+            _load(name) for name in ("_harness", "_run", "_services", "_report", "_markdown")
         )
     except _Unavailable as exc:
         _fail(ctx, str(exc), Exit.CONFIG)
@@ -191,8 +199,15 @@ def bench(
     document = report.as_dict()
     if json_path not in (None, "-"):
         Path(str(json_path)).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    if markdown_path not in (None, "-"):
+        try:
+            markdown.write_markdown(report, Path(str(markdown_path)))
+        except harness.BenchmarkError as exc:
+            _fail(ctx, str(exc), Exit.ERROR)
     if json_stdout:
         click.echo(json.dumps(document, indent=2))
+    elif markdown_path == "-":
+        click.echo(markdown.markdown_table(report), nl=False)
     else:
         # A pipe or a file gets a wide table rather than one folded to 80 columns.
         wide = None if sys.stdout.isatty() else 200

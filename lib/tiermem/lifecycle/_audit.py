@@ -29,6 +29,7 @@ AUDIT_LOGGER: Final = "tiermem.audit"
 _logger = logging.getLogger(AUDIT_LOGGER)
 _principal: contextvars.ContextVar[str | None] = contextvars.ContextVar("tiermem_principal", default=None)
 _MAX_KEYS_PER_EVENT: Final = 100
+_RECHECK_SECONDS: Final = 1.0
 
 try:  # the logs API ships with opentelemetry-api; without it only Python logging is used
     from opentelemetry import _logs as _otel_logs
@@ -67,10 +68,18 @@ class Audit:
         self.record_keys = record_keys
         self._provider: Any = logger_provider
         self._otel_logger: Any = None
+        self._next_check = 0.0
 
     def _otel(self) -> Any:
         if not _OTEL:
             return None
+        if self._provider is None and self._otel_logger is None:
+            # Looking the global provider up reads the environment (a microsecond per write): the
+            # answer "none installed" is kept for a second, as for tracing (docs/observability.md).
+            now = time.monotonic()
+            if now < self._next_check:
+                return None
+            self._next_check = now + _RECHECK_SECONDS
         provider = self._provider if self._provider is not None else _otel_logs.get_logger_provider()
         if isinstance(provider, NoOpLoggerProvider | ProxyLoggerProvider):
             return None

@@ -143,7 +143,6 @@ class LocalHotMemory(TierAdapter):
                 operation="set",
                 key=mk.key,
             )
-        self._remove(mk)
         # Make room first, so the entry being admitted is never its own victim (LFU: it has freq 1).
         while self._entries and (len(self._entries) >= self.max_items or self._bytes + size > self.max_bytes):
             self._remove(self._victim())
@@ -159,6 +158,10 @@ class LocalHotMemory(TierAdapter):
     # -- TierStore -----------------------------------------------------------------------------
 
     async def get(self, key: MemoryKey) -> Record | None:
+        return self.get_now(key)
+
+    def get_now(self, key: MemoryKey) -> Record | None:
+        """``get`` without awaiting (``InlineRead``): the client's hot-hit fast path calls it."""
         self._ensure_open("get")
         entry = self._live(key)
         if entry is None:

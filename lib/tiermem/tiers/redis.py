@@ -549,8 +549,15 @@ class RedisHotMemory(TierAdapter):
     async def get(self, key: MemoryKey) -> Record | None:
         seal = await self._seal()
         name = self.raw_key(key)
-        async with self._call("get", key):
-            data = await self._client.get(name)
+        if self._admission is None:  # what _call does without admission, minus its context manager
+            self._ensure_open("get")
+            try:
+                data = await self._client.get(name)
+            except _FAILURES as exc:
+                raise self._translate(exc, "get", key, None) from exc
+        else:
+            async with self._call("get", key):
+                data = await self._client.get(name)
         return None if data is None else open_one(seal, name, data, "get", key)
 
     async def set(
