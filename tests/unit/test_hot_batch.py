@@ -3,6 +3,7 @@ with the record path on every kind of stored record, and the pieces they use wit
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -136,12 +137,7 @@ def test_a_damaged_envelope_costs_only_its_own_key() -> None:
     good = [seal.seal(name, _value(name.decode())) for name in names]
     moved = good[0]  # a's record planted under b: the seal binds the name
     stored = [good[0], moved, good[2]]
-    envelopes: list[bytes | CorruptValueError | None] = []
-    for name, data in zip(names, stored, strict=True):
-        try:
-            envelopes.append(seal.envelope(name, data))
-        except CorruptValueError as exc:
-            envelopes.append(exc)
+    envelopes = seal.envelopes(names, stored)
     scan, out = Scan(), dict[str, Value]()
     scan_envelopes(scan, [k("a"), k("b"), k("c")], envelopes, NOW, 3, CODEC, out)
     assert out == {"a": names[0].decode(), "c": names[2].decode()}
@@ -274,3 +270,29 @@ def test_hot_copies_keep_their_fields() -> None:
     assert hot.with_expiry(None).expires_at is None and hot.with_expiry(None).epoch == 9
     stamped, _ = CODEC.encode({"x": 1}, expires_at=7.0, epoch=9)
     assert stamped == record.for_hot(7.0, 9)
+
+
+def test_batch_seal_checks_agree_with_opening_one_record() -> None:
+    old, new = HotSeal([b"o" * 32]), HotSeal([b"n" * 32, b"o" * 32])  # rotated: the old key verifies
+    names = redis_names([k(f"r{i}") for i in range(7)])
+    record = _value({"a": 1})
+    stored: list[bytes | None] = [
+        new.seal(names[0], record),
+        old.seal(names[1], record),  # sealed before the rotation
+        new.seal(names[0], record),  # another key's record
+        record.to_bytes(),  # no seal
+        new.seal(names[4], record)[:-1] + b"x",  # an edited tag
+        b"TM",
+        None,
+    ]
+    found = new.envelopes(names, stored)
+    for name, data, got in zip(names, stored, found, strict=True):
+        if data is None:
+            assert got is None
+            continue
+        if isinstance(got, CorruptValueError):
+            with pytest.raises(CorruptValueError, match=re.escape(got.message)):
+                new.open(name, data)
+        else:
+            assert isinstance(got, bytes) and Record.from_bytes(got) == new.open(name, data)
+    assert [isinstance(f, bytes) for f in found[:6]] == [True, True, False, False, False, False]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 from tiermem._codec import CorruptBatchError, Record
 from tiermem._errors import ConfigurationError, CorruptValueError
@@ -87,16 +88,6 @@ def open_envelopes(
     its Redis key and stripped of its seal; a record whose seal does not hold is its error in place
     (not raised), so it costs only its own key.
     """
-    envelopes: list[bytes | CorruptValueError | None] = []
-    opened = seal.envelope  # the per-record loop of every MGET: no call layers beyond the seal itself
-    for name, data in zip(names, values, strict=True):
-        if data is None:
-            envelopes.append(None)
-            continue
-        if isinstance(data, str):  # ruled out by the decode_responses check of the adapter
-            raise ConfigurationError("the Redis client decodes responses; use decode_responses=False")
-        try:
-            envelopes.append(opened(name, data))
-        except CorruptValueError as exc:
-            envelopes.append(exc)
-    return envelopes
+    if str in map(type, values):  # ruled out by the decode_responses check of the adapter
+        raise ConfigurationError("the Redis client decodes responses; use decode_responses=False")
+    return seal.envelopes(names, cast("Sequence[bytes | None]", values))
