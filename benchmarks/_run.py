@@ -14,7 +14,7 @@ from typing import Any, Final
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import _codec, _collections, _durable, _embedded, _hot, _langgraph, _near, _tracing
+from benchmarks import _batches, _codec, _collections, _durable, _embedded, _hot, _langgraph, _near, _tracing
 from benchmarks._harness import Row, Scenario, measure
 from benchmarks._profile import profile_embedded, profile_hot
 from benchmarks._report import Report
@@ -106,7 +106,7 @@ def _plan(config: BenchConfig, endpoints: Endpoints) -> int:
     groups = config.groups
     count = 0
     if "hot" in groups:
-        count += 9 if endpoints.redis_url else 4
+        count += 12 if endpoints.redis_url else 5
     if "embedded" in groups:
         count += 4
     durable = bool(endpoints.redis_url and endpoints.cosmos_endpoint and endpoints.cosmos_key)
@@ -162,13 +162,18 @@ async def _run(config: BenchConfig, endpoints: Endpoints, report: Report, progre
             scenarios = []
             if hot.on_redis:
                 scenarios += _hot_scenarios(hot)
+                scenarios.append(await _batches.mixed_scenario(hot))
+                scenarios.append(await _batches.leases_scenario(stack, hot))
                 progress.describe("hot: filling the near cache")
                 scenarios.append(await _near.near_scenario(stack, hot))
                 progress.describe("in-process hot: loading keys")
                 local = await _hot.open_hot(stack, redis_url=None, keys=keys, batch=keys)
             else:
-                report.rows += _hot.unavailable_rows() + _near.unavailable_rows()
+                report.rows += (
+                    _hot.unavailable_rows() + _near.unavailable_rows() + _batches.unavailable_rows()
+                )
             scenarios += _hot_scenarios(local)
+            scenarios.append(await _batches.mixed_scenario(local))
             report.rows += await _measure_all(scenarios, config, progress)
 
         embedded = None

@@ -21,12 +21,13 @@ from tiermem.cli._bench import bench
 
 HOT_ROWS = {
     f"{op}.{peer}" for op in ("get", "set", "mget", "mset") for peer in ("raw", "aiocache", "cashews")
-} | {"mget.gets"}
+} | {"mget.gets", "mget.mixed.raw"}
 REDIS_ROWS = {f"hot.{row}" for row in HOT_ROWS}  # the Redis hot tier
 ROW_IDS = (
     REDIS_ROWS
     | {f"inproc.{row}" for row in HOT_ROWS}
     | {  # inproc: measured in every run
+        "hot.mget.leases.raw",
         "hot.near.raw",
         "hot.near.client",
         "embedded.set.diskcache",
@@ -67,7 +68,7 @@ SERVICE_ROWS = {
     if row.startswith(("warm.", "cold.", "coll.list.cosmos", "coll.put.cosmos"))
     and not row.startswith("warm.sqlite")
 }
-NEAR_ROWS = {"hot.near.raw", "hot.near.client"}  # a near cache needs Redis
+NEAR_ROWS = {"hot.near.raw", "hot.near.client", "hot.mget.leases.raw"}  # a near cache, leases: need Redis
 ENV = (
     "TIERMEM_REDIS_URL",
     "TIERMEM_COSMOS_ENDPOINT",

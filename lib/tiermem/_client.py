@@ -211,10 +211,13 @@ class MemoryClient:
             if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
                 raise InvalidInputError("max_bytes must be a positive int", operation="mget")
             budget = min(budget, max_bytes)
-        mks = list(dict.fromkeys(self._key(k) for k in keys))
-        out: dict[str, Value] = {mk.key: None for mk in mks}
-        if not mks:
+        # Every key is validated before anything is read; duplicates collapse on the key itself
+        # (one tenant and namespace), so no key tuple is built or hashed twice.
+        out: dict[str, Value] = dict.fromkeys(map(validate_key, keys))
+        if not out:
             return out
+        tenant, namespace = self._tenant, self._namespace
+        mks = [MemoryKey(tenant, namespace, key) for key in out]
         with self._span("tiermem.mget", len(mks)) as span:
             promoted = await self._core.reads.get_many(mks, out, span, DecodeBudget(budget))
             if span is not None:
@@ -284,11 +287,11 @@ class MemoryClient:
             now = core.clock()
             expires_at = None if ttl_s is None else now + ttl_s
             planned: dict[MemoryKey, Write] = {}
-            for key, value in pairs:
-                mk = self._key(key)
-                planned[mk] = plan(
-                    mk, writes.encode(value, expires_at, mk), tier, ttl_s, core.layout, core.policy
-                )
+            encode, layout, policy = writes.encode, core.layout, core.policy
+            tenant, namespace = self._tenant, self._namespace
+            for key, value in pairs:  # validate, encode and plan each item in one pass
+                mk = MemoryKey(tenant, namespace, validate_key(key))
+                planned[mk] = plan(mk, encode(value, expires_at, mk), tier, ttl_s, layout, policy)
             if not planned:
                 return
             if span is not None:

@@ -24,7 +24,7 @@ import math
 import struct
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -35,7 +35,7 @@ from tiermem._types import Value
 if TYPE_CHECKING:
     from tiermem._types import MemoryKey, Tier
 
-__all__ = ["Codec", "CorruptBatchError", "Record", "RecordKind", "Value"]
+__all__ = ["Codec", "CorruptBatchError", "Record", "RecordKind", "Value", "declared_size", "read_header"]
 
 _MAGIC: Final = b"TM"
 _VERSION: Final = 1
@@ -153,12 +153,7 @@ class Record:
     def decoded_size(self) -> int:
         """Payload bytes once inflated, known without inflating: the gzip trailer's ISIZE for a
         compressed payload (a claim until inflating checks it), else the payload's length."""
-        payload = self.payload
-        if not self.compressed:
-            return len(payload)
-        if len(payload) < _GZIP_TRAILER:
-            return 0
-        return int.from_bytes(payload[-4:], "little")
+        return declared_size(self.payload) if self.compressed else len(self.payload)
 
     @property
     def largest_size(self) -> int:
@@ -168,13 +163,20 @@ class Record:
     def is_expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
+    # The copies below call the constructor directly: dataclasses.replace costs ~3x as much, and
+    # batches copy every record (hot fills, hot-only writes).
+
     def with_expiry(self, expires_at: float | None) -> Record:
         """The same record with another expiry (the header is not part of the checksum)."""
-        return replace(self, expires_at=expires_at, etag=None)
+        return Record(
+            self.kind, self.payload, self.compressed, expires_at, self.checksum, None, self.epoch, self.wid
+        )
 
     def with_write_id(self, wid: bytes) -> Record:
         """The same record carrying the id of the write that stores it (ADR 0006)."""
-        return replace(self, wid=wid, etag=None)
+        return Record(
+            self.kind, self.payload, self.compressed, self.expires_at, self.checksum, None, self.epoch, wid
+        )
 
     def for_hot(self, expires_at: float | None, epoch: int) -> Record:
         """The record as a hot copy: its own expiry, the epoch it was filled under, no write id."""
@@ -183,12 +185,33 @@ class Record:
         return Record(self.kind, self.payload, self.compressed, expires_at, self.checksum, None, epoch)
 
 
-_SEEDS: Final = {
+_SEEDS: Final[dict[tuple[int, bool], int]] = {
     (kind, compressed): zlib.crc32(bytes((kind, _FLAG_GZIP if compressed else 0)))
     for kind in RecordKind
     for compressed in (False, True)
 }
-"""The CRC32 of each (kind, flag) prefix, so a checksum is one pass over the payload."""
+"""The CRC32 of each (kind, flag) prefix, so a checksum is one pass over the payload (keyed by
+``(kind, compressed)``; an ``int`` kind and ``bool`` flag from a header look up the same entries)."""
+_JSON: Final = int(RecordKind.JSON)
+_JSON_SEED: Final = _SEEDS[RecordKind.JSON, False]
+
+
+def read_header(data: bytes) -> tuple[int, int, float, int, int, int] | None:
+    """``(kind, flags, expires_at, checksum, epoch, payload offset)`` of an envelope (``expires_at``
+    0 = never), or ``None`` when it is not one (parse it with :meth:`Record.from_bytes` for the
+    error). One unpack, no objects: batch reads of hot copies classify and decode on these fields
+    (issue 17). The kind is not checked here."""
+    if len(data) >= HEADER_SIZE and data[2] == _VERSION_2:
+        magic, _, kind, flags, expiry, crc, epoch, _ = _HEADER_2.unpack_from(data)
+        start = HEADER_SIZE
+    elif len(data) >= MIN_HEADER_SIZE and data[2] == _VERSION:
+        magic, _, kind, flags, expiry, crc = _HEADER.unpack_from(data)
+        epoch, start = 0, MIN_HEADER_SIZE
+    else:
+        return None
+    if magic != _MAGIC:
+        return None
+    return kind, flags, expiry, crc, epoch, start
 
 
 class CorruptBatchError(CorruptValueError):
@@ -212,16 +235,29 @@ class CorruptBatchError(CorruptValueError):
         self.readable = readable
 
 
+def declared_size(gzipped: bytes) -> int:
+    """The decoded size a gzip payload declares (its trailer's ISIZE; 0 when too short to hold
+    one): a claim until inflating checks it, known without inflating."""
+    if len(gzipped) < _GZIP_TRAILER:
+        return 0
+    return int.from_bytes(gzipped[-4:], "little")
+
+
 def checksum(kind: RecordKind, compressed: bool, payload: bytes) -> int:
     """CRC32 over kind, compression flag and payload (expiry is left out: promotions rewrite it)."""
     return zlib.crc32(payload, _SEEDS[kind, compressed])
 
 
 def make_record(
-    kind: RecordKind, payload: bytes, *, compressed: bool = False, expires_at: float | None = None
+    kind: RecordKind,
+    payload: bytes,
+    *,
+    compressed: bool = False,
+    expires_at: float | None = None,
+    epoch: int = 0,
 ) -> Record:
     """Build a record, computing its checksum."""
-    return Record(kind, payload, compressed, expires_at, checksum(kind, compressed, payload))
+    return Record(kind, payload, compressed, expires_at, checksum(kind, compressed, payload), None, epoch)
 
 
 def fence(expires_at: float) -> Record:
@@ -312,8 +348,9 @@ class Codec:
             raise InvalidValueError("value contains NaN or Infinity, which JSON cannot represent")
         return RecordKind.JSON, payload
 
-    def encode(self, value: Value, *, expires_at: float | None = None) -> tuple[Record, int]:
-        """Encode ``value`` into a record; return it with the uncompressed payload size."""
+    def encode(self, value: Value, *, expires_at: float | None = None, epoch: int = 0) -> tuple[Record, int]:
+        """Encode ``value`` into a record (stamped with a hot ``epoch`` when given, ADR 0006);
+        return it with the uncompressed payload size."""
         kind, payload = self.serialize(value)
         raw_size = len(payload)
         if raw_size > self.max_value_bytes:
@@ -327,7 +364,7 @@ class Codec:
             packed = zlib.compress(payload, self.compress_level, wbits=_GZIP_WBITS)
             if len(packed) <= raw_size * (1.0 - self.min_saving):
                 payload, compressed = packed, True
-        return make_record(kind, payload, compressed=compressed, expires_at=expires_at), raw_size
+        return make_record(kind, payload, compressed=compressed, expires_at=expires_at, epoch=epoch), raw_size
 
     def _worth_trying(self, payload: bytes) -> bool:
         """For large payloads, compress a 64 KiB sample first: incompressible data (media, archives,
@@ -344,14 +381,17 @@ class Codec:
             limit: refuse to inflate past this many bytes (default ``max_value_bytes``); hot reads
                 pass ``hot_max_bytes``, so a planted gzip bomb costs at most that much memory.
         """
-        if zlib.crc32(record.payload, _SEEDS[record.kind, record.compressed]) != record.checksum:
+        return self._unpacked(record.kind, record.compressed, record.checksum, record.payload, limit)
+
+    def _unpacked(self, kind: int, compressed: bool, crc: int, payload: bytes, limit: int | None) -> bytes:
+        if zlib.crc32(payload, _SEEDS[kind, compressed]) != crc:
             raise CorruptValueError("stored value failed its CRC32 check")
-        if not record.compressed:
-            return record.payload
+        if not compressed:
+            return payload
         most = self.max_value_bytes if limit is None else limit
         inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
         try:
-            data = inflater.decompress(record.payload, most + 1)
+            data = inflater.decompress(payload, most + 1)
         except zlib.error as exc:
             raise CorruptValueError(f"stored gzip stream is corrupt: {exc}") from exc
         if len(data) > most or inflater.unconsumed_tail:
@@ -364,17 +404,31 @@ class Codec:
     def decode(self, record: Record, *, limit: int | None = None) -> Value:
         """Turn a value record back into the value; raise :class:`CorruptValueError` on any damage
         (``limit``: as in :meth:`raw_payload`)."""
-        if record.kind not in _VALUE_KINDS:
-            raise CorruptValueError(f"record of kind {record.kind.name} holds no value")
-        data = self.raw_payload(record, limit=limit)
-        if record.kind is RecordKind.BYTES:
-            return data
-        if record.kind is RecordKind.STR:
+        return self.value(record.kind, record.compressed, record.checksum, record.payload, limit=limit)
+
+    def value(
+        self, kind: int, compressed: bool, crc: int, payload: bytes, *, limit: int | None = None
+    ) -> Value:
+        """:meth:`decode` on a record's fields, for batch reads that never build the record."""
+        if kind == _JSON and not compressed:  # the common case, in one step
+            if zlib.crc32(payload, _JSON_SEED) != crc:
+                raise CorruptValueError("stored value failed its CRC32 check")
             try:
-                return data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise CorruptValueError("stored string is not valid UTF-8") from exc
+                return orjson.loads(payload)
+            except orjson.JSONDecodeError as exc:
+                raise CorruptValueError(f"stored JSON does not parse: {exc}") from exc
+        if kind not in _VALUE_KINDS:
+            name = _KINDS[kind].name if kind in _KINDS else str(kind)
+            raise CorruptValueError(f"record of kind {name} holds no value")
+        data = self._unpacked(kind, compressed, crc, payload, limit)
+        if kind == RecordKind.JSON:
+            try:
+                return orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                raise CorruptValueError(f"stored JSON does not parse: {exc}") from exc
+        if kind == RecordKind.BYTES:
+            return data
         try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise CorruptValueError(f"stored JSON does not parse: {exc}") from exc
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptValueError("stored string is not valid UTF-8") from exc

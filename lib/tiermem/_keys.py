@@ -33,6 +33,7 @@ __all__ = [
     "parse_file_parts",
     "parse_redis_key",
     "redis_key",
+    "redis_names",
     "unpercent",
     "validate_key",
     "validate_scope",
@@ -154,6 +155,21 @@ _NO_TAG: Final = "{}"
 
 def redis_key(mk: MemoryKey, prefix: str = "tm") -> str:
     return f"{prefix}:{mk.tenant}:{mk.namespace}:{_NO_TAG}{mk.key}"
+
+
+def redis_names(keys: Sequence[MemoryKey], prefix: str = "tm") -> list[bytes]:
+    """:func:`redis_key` of every key, UTF-8 encoded, as the wire carries them: one scope prefix per
+    run of keys in the same tenant and namespace (a batch usually has one), no ``str`` per key for
+    the Redis client to encode again."""
+    names: list[bytes] = []
+    tenant = namespace = ""
+    head = b""
+    for mk in keys:
+        if mk.tenant != tenant or mk.namespace != namespace:
+            tenant, namespace = mk.tenant, mk.namespace
+            head = f"{prefix}:{tenant}:{namespace}:{_NO_TAG}".encode()
+        names.append(head + mk.key.encode())
+    return names
 
 
 def parse_redis_key(raw: str, prefix: str = "tm") -> MemoryKey:

@@ -12,10 +12,12 @@ from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
 from tiermem._codec import Record
+from tiermem._errors import CorruptValueError
 from tiermem._types import MemoryKey, Tier, TierInfo
 
 __all__ = [
     "ColdMemory",
+    "EnvelopeReader",
     "HotMemory",
     "InlineRead",
     "MemoryKey",
@@ -99,6 +101,19 @@ class HotMemory(TierStore, Protocol):
         """Compare-and-swap per key: where a key holds exactly ``expected`` (``None``: nothing), store
         ``new`` (``None``: delete it). Returns, per item, whether it swapped. Lease-guarded fills and
         stale-copy removal rest on it (docs/adr/0006-cross-process-coherence.md)."""
+        ...
+
+
+@runtime_checkable
+class EnvelopeReader(Protocol):
+    """A hot tier that stores records as :meth:`Record.to_bytes` envelopes (Redis) and can hand a batch
+    read the envelopes themselves: the hot cache then classifies and decodes each one from its header
+    fields without building a :class:`Record` per key (issue 17). Optional; ``mget`` is the default."""
+
+    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | CorruptValueError | None]:
+        """The stored envelopes of ``keys`` in input order (``None`` for misses), checked as the
+        tier checks what ``mget`` returns (a seal verified and stripped), in one round trip (one per
+        slot on a cluster); a damaged record is its error in place, so it costs only its own key."""
         ...
 
 

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, cast
 
 from tiermem._breaker import CircuitBreaker
 from tiermem._codec import Record, RecordKind
@@ -24,12 +24,13 @@ from tiermem._errors import (
     BatchWriteError,
     CircuitOpenError,
     ClientClosedError,
+    CorruptValueError,
     TierMemError,
     TierUnavailableError,
 )
 from tiermem._instrumentation import _NO_SPAN, LatencyHistogram, Telemetry, TierStats, logger
 from tiermem._lifecycle import ClientState
-from tiermem._protocols import HotMemory, InlineRead, TierStore
+from tiermem._protocols import EnvelopeReader, HotMemory, InlineRead, TierStore
 from tiermem._types import MemoryKey, Tier
 
 if TYPE_CHECKING:
@@ -334,6 +335,11 @@ class HotGuard(Guard[HotMemory]):
         await self._run(
             operation, self._store.mdelete(keys), keys[0] if len(keys) == 1 else None, nkeys=len(keys)
         )
+
+    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | CorruptValueError | None]:
+        """``store.mget_envelopes``: only for a store that is an :class:`EnvelopeReader`."""
+        store = cast("EnvelopeReader", self._store)
+        return await self._run("mget", store.mget_envelopes(keys), nkeys=len(keys))
 
     async def swap(
         self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]], *, operation: str = "swap"

@@ -21,19 +21,29 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from tiermem._codec import Codec, CorruptBatchError, Record, RecordKind, lease, tombstone
+from tiermem._codec import (
+    Codec,
+    CorruptBatchError,
+    Record,
+    RecordKind,
+    declared_size,
+    lease,
+    read_header,
+    tombstone,
+)
 from tiermem._config import Policy
 from tiermem._engine.budget import DecodeBudget
 from tiermem._engine.epoch import HotEpoch
 from tiermem._engine.guard import HotGuard
 from tiermem._errors import CorruptValueError, InvalidInputError, TierError, TierMemError, key_digest
 from tiermem._instrumentation import Telemetry, logger
+from tiermem._protocols import EnvelopeReader
 from tiermem._types import Clock, Entry, MemoryKey, Tier, Value
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["ABSENT", "MISS", "UNBOUNDED", "HotCache", "Leases", "Lifetimes", "classify"]
+__all__ = ["ABSENT", "LIVE", "MISS", "UNBOUNDED", "HotCache", "Leases", "Lifetimes", "classify", "judge"]
 
 
 class _Verdict:
@@ -50,8 +60,13 @@ MISS: Final = _Verdict("MISS")
 """Hot cannot answer (nothing there, expired, stale, leased, damaged or unreachable): read through."""
 ABSENT: Final = _Verdict("ABSENT")
 """Hot knows the key has no value (a cached miss): a definitive miss."""
+LIVE: Final = _Verdict("LIVE")
+"""A live value record: decode it (:func:`judge` only; :func:`classify` returns the record itself)."""
 
 _VALUE_KINDS: Final = frozenset({RecordKind.JSON, RecordKind.STR, RecordKind.BYTES})
+_LEASE: Final = int(RecordKind.LEASE)
+_FENCE: Final = int(RecordKind.FENCE)
+_TOMBSTONE: Final = int(RecordKind.TOMBSTONE)
 _TOKEN_BYTES: Final = 12
 PINNED_EPOCH: Final = 0xFFFFFFFF
 """The epoch of values stored only in hot (``tier=HOT``): not a copy of anything, so never stale."""
@@ -88,32 +103,201 @@ class Lifetimes:
 UNBOUNDED: Final = Lifetimes()
 
 
-def _outlives(record: Record, now: float, lifetime: float | None) -> bool:
+def _outlives(expires_at: float | None, now: float, lifetime: float | None) -> bool:
     if lifetime is None:
         return False
-    expires_at = record.expires_at
     return expires_at is None or expires_at > now + lifetime + _CLOCK_SLACK
+
+
+def judge(
+    kind: int, expires_at: float | None, record_epoch: int, now: float, epoch: int, lifetimes: Lifetimes
+) -> _Verdict | None:
+    """The one rule every hot read applies, on a stored record's fields: :data:`LIVE` (a value),
+    :data:`ABSENT`, :data:`MISS` (someone's lease: read through, do not fill), or ``None`` when the
+    key may be leased (expired, a stale copy: filled under an older ``epoch``, a legacy fence, or a
+    record whose expiry is missing or beyond its kind's ``lifetimes``; values pinned to hot keep
+    their own)."""
+    if expires_at is not None and expires_at <= now:
+        return None
+    if kind == _LEASE:
+        return None if _outlives(expires_at, now, lifetimes.lease) else MISS
+    if record_epoch < epoch or kind == _FENCE:
+        return None
+    if kind == _TOMBSTONE:
+        return None if _outlives(expires_at, now, lifetimes.tombstone) else ABSENT
+    if record_epoch != PINNED_EPOCH and _outlives(expires_at, now, lifetimes.value):
+        return None
+    return LIVE
 
 
 def classify(
     record: Record | None, now: float, epoch: int, lifetimes: Lifetimes = UNBOUNDED
 ) -> _Verdict | Record | None:
-    """The one rule every hot read applies: a live value record, :data:`ABSENT`, :data:`MISS`
-    (someone's lease: read through, do not fill), or ``None`` when the key may be leased (nothing
-    there, expired, a stale copy: filled under an older ``epoch``, a legacy fence, or a record
-    whose expiry is missing or beyond its kind's ``lifetimes``)."""
-    if record is None or record.is_expired(now):
+    """:func:`judge` on a whole record: the live record itself, :data:`ABSENT`, :data:`MISS` or
+    ``None`` (also when there is no record)."""
+    if record is None:
         return None
-    kind = record.kind
-    if kind is RecordKind.LEASE:
-        return None if _outlives(record, now, lifetimes.lease) else MISS
-    if record.epoch < epoch or kind is RecordKind.FENCE:
-        return None
-    if kind is RecordKind.TOMBSTONE:
-        return None if _outlives(record, now, lifetimes.tombstone) else ABSENT
-    if record.epoch != PINNED_EPOCH and _outlives(record, now, lifetimes.value):
-        return None
-    return record
+    found = judge(record.kind, record.expires_at, record.epoch, now, epoch, lifetimes)
+    return record if found is LIVE else found
+
+
+def _declares_too_much(limit: int) -> CorruptValueError:
+    return CorruptValueError(f"hot record declares more than hot_max_bytes={limit} decoded bytes")
+
+
+def hot_value(codec: Codec, record: Record, limit: int, budget: DecodeBudget | None) -> Value:
+    """A hot value, inflated at most to ``limit`` (``hot_max_bytes``: nothing larger is ever cached),
+    so a planted gzip bomb costs that much memory at most; its declared decoded size is checked and
+    counted in ``budget`` (when given) before anything is inflated.
+
+    Raises:
+        CorruptValueError: the record is damaged or declares more than ``limit`` decoded bytes.
+        ResultTooLargeError: the value does not fit in ``budget``.
+    """
+    size = record.decoded_size
+    if size > limit:
+        raise _declares_too_much(limit)
+    if budget is not None:
+        budget.take(size)
+    return codec.decode(record, limit=limit)
+
+
+@dataclass(slots=True)
+class Scan:
+    """What one hot batch read found, besides the values it wrote into the caller's ``out``."""
+
+    pending: list[MemoryKey] = field(default_factory=list)
+    """Keys hot could not answer: read them from the durable tier."""
+    to_lease: list[tuple[MemoryKey, Record | None]] = field(default_factory=list)
+    """Pending keys that may be leased, with the copy the read saw (``None``: nothing live)."""
+    damaged: list[tuple[MemoryKey, CorruptValueError]] = field(default_factory=list)
+    hits: int = 0
+
+
+def _damaged(scan: Scan, mk: MemoryKey, exc: CorruptValueError) -> None:
+    scan.damaged.append((mk, CorruptValueError(exc.message, tier=Tier.HOT, operation="mget", key=mk.key)))
+    scan.pending.append(mk)
+
+
+def _not_an_envelope(data: bytes) -> CorruptValueError:
+    """Why ``data`` is not an envelope, in the words :meth:`Record.from_bytes` uses."""
+    try:
+        Record.from_bytes(data)
+    except CorruptValueError as exc:
+        return exc
+    return CorruptValueError("stored value is not a tiermem envelope")
+
+
+def scan_records(
+    scan: Scan,
+    mks: Sequence[MemoryKey],
+    records: Sequence[Record | None],
+    now: float,
+    epoch: int,
+    codec: Codec,
+    out: dict[str, Value],
+    *,
+    lifetimes: Lifetimes = UNBOUNDED,
+    limit: int | None = None,
+    budget: DecodeBudget | None = None,
+) -> None:
+    """Classify and decode what a batch read returned as records (the in-process tier, the near
+    cache), by :func:`judge` and :func:`hot_value` (``limit``: ``hot_max_bytes``, default
+    ``codec.max_value_bytes``).
+
+    Raises:
+        ResultTooLargeError: the values pass ``budget`` (``scan`` holds what was found before).
+    """
+    most = codec.max_value_bytes if limit is None else limit
+    for mk, rec in zip(mks, records, strict=True):
+        if rec is None:
+            scan.to_lease.append((mk, None))
+            scan.pending.append(mk)
+            continue
+        found = judge(rec.kind, rec.expires_at, rec.epoch, now, epoch, lifetimes)
+        if found is LIVE:
+            try:
+                out[mk.key] = hot_value(codec, rec, most, budget)
+            except CorruptValueError as exc:
+                _damaged(scan, mk, exc)
+            else:
+                scan.hits += 1
+        elif found is ABSENT:
+            scan.hits += 1
+        else:
+            if found is None:
+                scan.to_lease.append((mk, None if rec.is_expired(now) else rec))
+            scan.pending.append(mk)
+
+
+def scan_envelopes(
+    scan: Scan,
+    mks: Sequence[MemoryKey],
+    envelopes: Sequence[bytes | CorruptValueError | None],
+    now: float,
+    epoch: int,
+    codec: Codec,
+    out: dict[str, Value],
+    *,
+    lifetimes: Lifetimes = UNBOUNDED,
+    limit: int | None = None,
+    budget: DecodeBudget | None = None,
+) -> None:
+    """:func:`scan_records` on stored envelopes (their seals already verified and stripped by the
+    tier; an error in place of an envelope is a damaged record, which costs only its own key): one
+    header unpack per key, the value decoded straight from its payload; a :class:`Record` is built
+    only for a stale copy a lease must replace.
+
+    Raises:
+        ResultTooLargeError: the values pass ``budget`` (``scan`` holds what was found before).
+    """
+    value = codec.value
+    pending = scan.pending
+    to_lease = scan.to_lease
+    most = codec.max_value_bytes if limit is None else limit
+    for mk, data in zip(mks, envelopes, strict=True):
+        if data is None:
+            to_lease.append((mk, None))
+            pending.append(mk)
+            continue
+        if isinstance(data, CorruptValueError):
+            _damaged(scan, mk, data)
+            continue
+        header = read_header(data)
+        if header is None:
+            _damaged(scan, mk, _not_an_envelope(data))
+            continue
+        kind, flags, expires_at, crc, record_epoch, start = header
+        found = judge(kind, expires_at or None, record_epoch, now, epoch, lifetimes)
+        if found is LIVE:
+            payload = data[start:]
+            compressed = bool(flags & 1)
+            size = declared_size(payload) if compressed else len(payload)
+            if size > most:
+                _damaged(scan, mk, _declares_too_much(most))
+                continue
+            if budget is not None:
+                budget.take(size)
+            try:
+                out[mk.key] = value(kind, compressed, crc, payload, limit=most)
+            except CorruptValueError as exc:
+                _damaged(scan, mk, exc)
+            else:
+                scan.hits += 1
+            continue
+        if found is ABSENT:
+            scan.hits += 1
+            continue
+        if found is None:
+            if expires_at and expires_at <= now:
+                to_lease.append((mk, None))
+            else:
+                try:
+                    to_lease.append((mk, Record.from_bytes(data)))
+                except CorruptValueError as exc:
+                    _damaged(scan, mk, exc)
+                    continue
+        pending.append(mk)
 
 
 @dataclass(slots=True)
@@ -157,20 +341,15 @@ class HotCache:
         self._bypass_until = 0.0
         self._later: set[asyncio.Task[None]] = set()
         self._lifetimes = Lifetimes.of(policy, durable=durable)
+        # Redis hands batch reads the envelopes: decoded from their header fields, no Record per key.
+        self._envelopes = guard is not None and isinstance(guard.store, EnvelopeReader)
 
     def _classify(self, record: Record | None, now: float) -> _Verdict | Record | None:
         return classify(record, now, self._epoch.current, self._lifetimes)
 
     def _decode(self, record: Record, budget: DecodeBudget | None) -> Value:
-        """A hot value, inflated at most to ``hot_max_bytes`` (nothing larger is ever cached), so a
-        planted gzip bomb costs that much memory at most; counted in ``budget`` when given."""
-        limit = self._policy.hot_max_bytes
-        size = record.decoded_size
-        if size > limit:
-            raise CorruptValueError(f"hot record declares more than hot_max_bytes={limit} decoded bytes")
-        if budget is not None:
-            budget.take(size)
-        return self._codec.decode(record, limit=limit)
+        """A hot value by :func:`hot_value` (``hot_max_bytes``), counted in ``budget`` when given."""
+        return hot_value(self._codec, record, self._policy.hot_max_bytes, budget)
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -266,36 +445,54 @@ class HotCache:
         leases = Leases(self._epoch.current)
         if hot is None:
             return list(mks), leases
+        envelopes: list[bytes | CorruptValueError | None] | None = None
+        records: list[Record | None] = []
         try:
-            records = await hot.mget(mks)
+            if self._envelopes:
+                envelopes = await hot.mget_envelopes(mks)
+            else:
+                records = await hot.mget(mks)
         except CorruptBatchError as exc:
             records = self._salvage(exc, mks)
         except TierError as exc:
             self._read_failed(exc, mks, "mget", span)
             return list(mks), leases
-        pending: list[MemoryKey] = []
-        to_lease: list[tuple[MemoryKey, Record | None]] = []
-        hits = 0
-        decode = self._decode
-        for mk, rec in zip(mks, records, strict=True):
-            found = self._classify(rec, now)
-            if isinstance(found, Record):
-                try:
-                    out[mk.key] = decode(found, budget)
-                    hits += 1
-                    continue
-                except CorruptValueError as exc:
-                    self._distrust(mk, exc)
-            elif found is ABSENT:
-                hits += 1
-                continue
-            elif found is None:
-                to_lease.append((mk, None if rec is None or rec.is_expired(now) else rec))
-            pending.append(mk)
-        self._telemetry.count_keys(Tier.HOT, hits, len(pending))
-        if to_lease and self._durable:
-            await self._lease(hot, leases, to_lease)
-        return pending, leases
+        scan = Scan()
+        epoch, lifetimes, limit = self._epoch.current, self._lifetimes, self._policy.hot_max_bytes
+        try:
+            if envelopes is not None:
+                scan_envelopes(
+                    scan,
+                    mks,
+                    envelopes,
+                    now,
+                    epoch,
+                    self._codec,
+                    out,
+                    lifetimes=lifetimes,
+                    limit=limit,
+                    budget=budget,
+                )
+            else:
+                scan_records(
+                    scan,
+                    mks,
+                    records,
+                    now,
+                    epoch,
+                    self._codec,
+                    out,
+                    lifetimes=lifetimes,
+                    limit=limit,
+                    budget=budget,
+                )
+        finally:  # a budget error still distrusts the damaged copies seen before it
+            for mk, damage in scan.damaged:
+                self._distrust(mk, damage)
+        self._telemetry.count_keys(Tier.HOT, scan.hits, len(scan.pending))
+        if scan.to_lease and self._durable:
+            await self._lease(hot, leases, scan.to_lease)
+        return scan.pending, leases
 
     async def _lease(
         self, hot: HotGuard, leases: Leases, items: Sequence[tuple[MemoryKey, Record | None]]

@@ -337,7 +337,8 @@ class Writes:
             return [mk for mk, _, _ in entries]
 
         if hot_only:
-            await put(hot.guard, [(w.mk, w.mk, hot.pinned(w.record, now)) for w in hot_only])
+            pinned = hot.pinned
+            await put(hot.guard, [(w.mk, w.mk, pinned(w.record, now)) for w in hot_only])
         ok = await put(self._durable, [(w.mk, w.mk, w.record) for w in durable]) if durable else []
         if large:
             ok += await self._large.write_many([(w.mk, w.record) for w in large], put, failed)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 from tiermem._codec import CorruptBatchError, Record
 from tiermem._errors import ConfigurationError, CorruptValueError
@@ -15,7 +16,7 @@ from tiermem._seal import HotSeal
 from tiermem._types import MemoryKey, Tier
 from tiermem.tiers._base import retag_corrupt
 
-__all__ = ["open_many", "open_one", "sealed", "ttl_ms"]
+__all__ = ["open_envelopes", "open_one", "records_of", "sealed", "ttl_ms"]
 
 
 def ttl_ms(record: Record, now: float) -> int | None:
@@ -25,9 +26,12 @@ def ttl_ms(record: Record, now: float) -> int | None:
     return math.ceil((record.expires_at - now) * 1000)
 
 
-def sealed(seal: HotSeal, name: str, record: Record) -> bytes:
-    """The bytes stored under the Redis key ``name`` (deterministic: compare-and-swap compares them)."""
-    return seal.seal(name.encode("utf-8", "surrogatepass"), record)
+def sealed(seal: HotSeal, name: str | bytes, record: Record) -> bytes:
+    """The bytes stored under the Redis key ``name`` (deterministic: compare-and-swap compares them);
+    a ``str`` name is bound as its UTF-8 bytes, what the client sends (batches pass those bytes)."""
+    if isinstance(name, str):
+        name = name.encode("utf-8", "surrogatepass")
+    return seal.seal(name, record)
 
 
 def open_one(seal: HotSeal, name: str, data: bytes | str, operation: str, key: MemoryKey) -> Record:
@@ -44,10 +48,10 @@ def open_one(seal: HotSeal, name: str, data: bytes | str, operation: str, key: M
         raise retag_corrupt(exc, Tier.HOT, operation, key) from exc
 
 
-def open_many(
-    seal: HotSeal, keys: Sequence[MemoryKey], names: Sequence[str], values: Sequence[bytes | str | None]
+def records_of(
+    keys: Sequence[MemoryKey], envelopes: Sequence[bytes | CorruptValueError | None]
 ) -> list[Record | None]:
-    """The records of one ``MGET``, in input order.
+    """The records of one ``MGET`` from its verified envelopes (:func:`open_envelopes`), input order.
 
     Raises:
         CorruptBatchError: some records are damaged: the error names the first; its ``readable``
@@ -55,15 +59,16 @@ def open_many(
     """
     records: list[Record | None] = []
     damaged: dict[MemoryKey, CorruptValueError] = {}
-    opened = seal.open  # the per-record loop of every MGET: no call layers beyond the seal itself
-    for mk, name, data in zip(keys, names, values, strict=True):
+    for mk, data in zip(keys, envelopes, strict=True):
         if data is None:
             records.append(None)
             continue
-        if isinstance(data, str):  # ruled out by the decode_responses check of the adapter
-            raise ConfigurationError("the Redis client decodes responses; use decode_responses=False")
+        if isinstance(data, CorruptValueError):
+            records.append(None)
+            damaged[mk] = data
+            continue
         try:
-            records.append(opened(name.encode("utf-8", "surrogatepass"), data))
+            records.append(Record.from_bytes(data))
         except CorruptValueError as exc:
             records.append(None)
             damaged[mk] = exc
@@ -74,3 +79,15 @@ def open_many(
             first.message, readable=readable, tier=Tier.HOT, operation="mget", key=first_key.key
         ) from first
     return records
+
+
+def open_envelopes(
+    seal: HotSeal, names: Sequence[bytes], values: Sequence[bytes | str | None]
+) -> list[bytes | CorruptValueError | None]:
+    """The envelopes of one ``MGET`` (``values[i]`` stored under ``names[i]``), each verified against
+    its Redis key and stripped of its seal; a record whose seal does not hold is its error in place
+    (not raised), so it costs only its own key.
+    """
+    if str in map(type, values):  # ruled out by the decode_responses check of the adapter
+        raise ConfigurationError("the Redis client decodes responses; use decode_responses=False")
+    return seal.envelopes(names, cast("Sequence[bytes | None]", values))

@@ -29,17 +29,18 @@ from tiermem._errors import (
     AuthenticationError,
     ConfigurationError,
     ConflictError,
+    CorruptValueError,
     InvalidScopeError,
     TierError,
     TierMemError,
     TierUnavailableError,
 )
-from tiermem._keys import redis_key, validate_scope
+from tiermem._keys import redis_key, redis_names, validate_scope
 from tiermem._net import is_loopback_host
 from tiermem._protocols import MemoryKey, Tier, TierInfo
 from tiermem._seal import HotSeal, SealKeys
 from tiermem.tiers._base import BatchOutcome, TierAdapter, check_options, require_extra
-from tiermem.tiers._redis_records import open_many, open_one, sealed, ttl_ms
+from tiermem.tiers._redis_records import open_envelopes, open_one, records_of, sealed, ttl_ms
 from tiermem.tiers._redis_scripts import SWAP_LUA
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ try:
         entra_provider,
         ignore_token_error,
     )
+    from tiermem.tiers._redis_batch import queue_sets, run_swaps, swap_args
 except ImportError as exc:  # the [redis] extra is not installed; RedisHotMemory says so when used
     _MISSING_REDIS: ImportError | None = exc
     _FAILURES: tuple[type[BaseException], ...] = ()
@@ -255,6 +257,7 @@ class RedisHotMemory(TierAdapter):
         self._admission: asyncio.Semaphore | None = None
         self._pool_timeout = 0.0
         self._swap_script: Any = None  # redis-py's Script / AsyncScript, registered on first use
+        self._swap_loaded = False
 
     # -- construction ----------------------------------------------------------------------------
 
@@ -602,7 +605,7 @@ class RedisHotMemory(TierAdapter):
         if not keys:
             self._ensure_open("mdelete")
             return
-        raws = list(dict.fromkeys(self.raw_key(mk) for mk in keys))
+        raws = list(dict.fromkeys(redis_names(keys, self._prefix)))
         async with self._call("mdelete"):
             await self._client.unlink(*raws)
 
@@ -617,19 +620,32 @@ class RedisHotMemory(TierAdapter):
             CorruptValueError: a stored value fails its seal or is not a tiermem envelope (the error
                 names the first such key; its ``readable`` holds every other key's record).
         """
+        return records_of(keys, await self.mget_envelopes(keys))
+
+    async def mget_envelopes(self, keys: Sequence[MemoryKey]) -> list[bytes | CorruptValueError | None]:
+        """:meth:`mget` without parsing: the envelopes under their verified seals, a damaged record's
+        error in its place (the hot cache's batch reads decode them from their header fields, issue 17)."""
         if not keys:
             self._ensure_open("mget")
             return []
         seal = await self._seal()
-        raws = [self.raw_key(mk) for mk in keys]
+        names = redis_names(keys, self._prefix)
         async with self._call("mget"):
             if isinstance(self._client, RedisCluster):
                 # redis-py groups the keys by slot, pipelines one MGET per slot to each node and
                 # maps the replies back to the keys, so the order (and duplicates) survive.
-                values = await self._client.mget_nonatomic(raws)
+                values = await self._client.mget_nonatomic(names)
             else:
-                values = await self._client.mget(raws)
-        return open_many(seal, keys, raws, values)
+                values = await self._client.mget(names)
+        return self._opened(values, names, seal)
+
+    def _opened(
+        self, values: list[Any], names: Sequence[bytes], seal: HotSeal
+    ) -> list[bytes | CorruptValueError | None]:
+        """The envelopes of a batch read (``values[i]`` is stored under ``names[i]``), each with its
+        seal verified against its key and stripped; a damaged one is its error in place, so it costs
+        only its own key. Every read of many envelopes passes here."""
+        return open_envelopes(seal, names, values)
 
     async def mset(self, items: Sequence[tuple[MemoryKey, Record]], *, if_absent: bool = False) -> None:
         """One non-transactional pipeline of ``SET PX [NX]``; with ``if_absent`` existing keys are skipped.
@@ -642,20 +658,9 @@ class RedisHotMemory(TierAdapter):
         if not items:
             return
         seal = await self._seal()
-        now = time.time()
         pipe = self._client.pipeline(transaction=False)
-        queued: list[tuple[MemoryKey, bool]] = []  # (key, is a SET whose reply says if it stored)
-        for mk, record in items:
-            raw = self.raw_key(mk)
-            px = ttl_ms(record, now)
-            if px is not None and px <= 0:
-                if if_absent:
-                    continue  # an expired record neither blocks nor replaces anything
-                pipe.unlink(raw)
-                queued.append((mk, False))
-            else:
-                pipe.set(raw, sealed(seal, raw, record), px=px, nx=if_absent)
-                queued.append((mk, True))
+        names = redis_names([mk for mk, _ in items], self._prefix)
+        queued = queue_sets(pipe, seal, names, items, time.time(), if_absent=if_absent)
         if not queued:
             return
         async with self._call("mset"):
@@ -673,7 +678,8 @@ class RedisHotMemory(TierAdapter):
     async def swap(self, items: Sequence[tuple[MemoryKey, Record | None, Record | None]]) -> list[bool]:
         """Compare-and-swap per key with a single-key script (runs on a cluster and on Azure
         Managed Redis): where the key holds exactly ``expected`` (``None``: nothing), store ``new``
-        (``None``: delete). The lease-guarded fills of ADR 0006 rest on this.
+        (``None``: delete). The lease-guarded fills of ADR 0006 rest on this. Many items go in one
+        pipeline (each script call atomic on its own key, as if sent alone).
         """
         self._ensure_open("swap")
         if not items:
@@ -681,26 +687,31 @@ class RedisHotMemory(TierAdapter):
         script = self._swap_script
         if script is None:
             script = self._swap_script = self._client.register_script(SWAP_LUA)
+            self._swap_loaded = False  # SCRIPT LOAD before the first pipeline of calls
         seal = await self._seal()
         now = time.time()
-
-        async def one(mk: MemoryKey, expected: Record | None, new: Record | None) -> bool:
-            # Sealing is deterministic, so the bytes of ``expected`` are what the read found.
-            name = self.raw_key(mk)
-            seen = b"" if expected is None else sealed(seal, name, expected)
-            if new is None:
-                args: list[bytes | int] = [seen, b"", 0]
-            else:
-                px = ttl_ms(new, now)
-                if px is not None and px <= 0:
-                    return False  # an expired record replaces nothing
-                args = [seen, sealed(seal, name, new), px or 0]
-            return bool(await script(keys=[name], args=args))
-
+        names = redis_names([mk for mk, _, _ in items], self._prefix)
+        argv = [
+            swap_args(seal, name, expected, new, now)
+            for name, (_, expected, new) in zip(names, items, strict=True)
+        ]
+        sent = [i for i, args in enumerate(argv) if args is not None]
+        done = [False] * len(items)
+        if not sent:
+            return done
         async with self._call("swap", items[0][0] if len(items) == 1 else None):
-            if len(items) == 1:
-                return [await one(*items[0])]
-            return list(await asyncio.gather(*(one(*item) for item in items)))
+            if len(sent) == 1:
+                (i,) = sent
+                done[i] = bool(await script(keys=[names[i]], args=argv[i]))
+                return done
+            sent_argv = [a for a in argv if a is not None]
+            swapped = await run_swaps(
+                self._client, script, [names[i] for i in sent], sent_argv, self._swap_loaded
+            )
+            self._swap_loaded = True
+        for i, ok in zip(sent, swapped, strict=True):
+            done[i] = ok
+        return done
 
     async def _close(self) -> None:
         if self._identity is not None:
