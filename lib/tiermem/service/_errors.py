@@ -88,6 +88,11 @@ def _from_api_error(exc: ApiError) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, headers=exc.headers, extra=exc.extra)
 
 
+def _operator_error(code: str, message: str) -> ApiError:
+    """A 503 for what only the operator can fix (credentials, provisioning): retried slowly."""
+    return ApiError(503, code, message, headers={"Retry-After": str(_STORAGE_AUTH_RETRY_AFTER)})
+
+
 def translate(exc: TierMemError, *, precondition: bool = False) -> ApiError:
     """Map a library error to the response the caller sees (most specific class first).
 
@@ -113,21 +118,11 @@ def translate(exc: TierMemError, *, precondition: bool = False) -> ApiError:
     if isinstance(exc, AuthenticationError):
         # The *service's* identity was refused by a tier: not the caller's fault, and not theirs to see.
         logger.error("a tier rejected the service's credentials: %s", exc)
-        return ApiError(
-            503,
-            "storage_auth_failed",
-            "the service could not authenticate to its storage",
-            headers={"Retry-After": str(_STORAGE_AUTH_RETRY_AFTER)},
-        )
+        return _operator_error("storage_auth_failed", "the service could not authenticate to its storage")
     if isinstance(exc, NotProvisionedError):
         # A missing container/database is the operator's setup step (ADR 0017), not the caller's fault.
         logger.error("storage is not provisioned (run `tiermem init`): %s", exc)
-        return ApiError(
-            503,
-            "storage_not_provisioned",
-            "the service's storage is not provisioned",
-            headers={"Retry-After": str(_STORAGE_AUTH_RETRY_AFTER)},
-        )
+        return _operator_error("storage_not_provisioned", "the service's storage is not provisioned")
     if isinstance(exc, BatchWriteError):
         logger.warning("mset partially failed: %s", exc)
         return ApiError(
