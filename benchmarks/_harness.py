@@ -25,13 +25,19 @@ __all__ = [
     "Row",
     "Scenario",
     "Target",
+    "Unit",
     "Variant",
     "measure",
     "quantiles",
 ]
 
 Timed = Callable[[int], Awaitable[float]]
-"""Run ``n`` operations; return the seconds spent in the measured part (setup steps excluded)."""
+"""Run ``n`` operations; return the seconds spent in the measured part (setup steps excluded).
+
+In a scenario whose unit is bytes (``"B"``) it returns the bytes the ``n`` items retain instead."""
+
+Unit = Literal["s", "B"]
+"""What a row measures: seconds per op (``"s"``), or bytes per stored item (``"B"``)."""
 
 
 class BenchmarkError(RuntimeError):
@@ -84,13 +90,23 @@ class Comparison:
 
 @dataclass(slots=True)
 class Scenario:
-    """Variants doing the same work, and the comparisons (rows) drawn from them."""
+    """Variants doing the same work, and the comparisons (rows) drawn from them.
+
+    ``items`` fixes the ops of every batch (no calibration); a scenario measured in bytes
+    (``unit="B"``) needs it, since its batch size is the number of items it stores.
+    """
 
     id: str
     group: str
     variants: list[Variant]
     comparisons: list[Comparison]
     unavailable: list[Row] = field(default_factory=list)
+    unit: Unit = "s"
+    items: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.unit != "s" and self.items is None:
+            raise BenchmarkError(f"scenario {self.id} measures {self.unit} per item but fixes no items")
 
 
 def quantiles(values: Sequence[float]) -> tuple[float, float, float]:
@@ -106,11 +122,12 @@ def quantiles(values: Sequence[float]) -> tuple[float, float, float]:
 
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """Per-op seconds of one variant, one sample per round."""
+    """Per-op seconds (or bytes per item, ``unit="B"``) of one variant, one sample per round."""
 
     name: str
     ops_per_batch: int
     samples: tuple[float, ...]
+    unit: Unit = "s"
 
     @property
     def median(self) -> float:
@@ -118,16 +135,18 @@ class Measured:
 
     def as_dict(self) -> dict[str, Any]:
         p25, p50, p75 = quantiles(self.samples)
+        suffix = "s" if self.unit == "s" else "bytes"  # the keys name their unit: median_s, median_bytes
         return {
             "name": self.name,
+            "unit": self.unit,
             "ops_per_batch": self.ops_per_batch,
-            "median_s": p50,
-            "p25_s": p25,
-            "p75_s": p75,
-            "min_s": min(self.samples),
-            "max_s": max(self.samples),
+            f"median_{suffix}": p50,
+            f"p25_{suffix}": p25,
+            f"p75_{suffix}": p75,
+            f"min_{suffix}": min(self.samples),
+            f"max_{suffix}": max(self.samples),
             "spread": (p75 - p25) / p50 if p50 > 0 else 0.0,
-            "samples_s": list(self.samples),
+            f"samples_{suffix}": list(self.samples),
         }
 
 
@@ -144,6 +163,12 @@ class Row:
     note: str = ""
     na_reason: str | None = None
     baseline_name: str = ""
+
+    @property
+    def unit(self) -> Unit:
+        """The unit of both sides (seconds when nothing was measured)."""
+        measured = self.subject or self.baseline
+        return measured.unit if measured is not None else "s"
 
     @property
     def ratios(self) -> tuple[float, ...]:
@@ -184,6 +209,7 @@ class Row:
             "id": self.id,
             "group": self.group,
             "label": self.label,
+            "unit": self.unit,
             "baseline_name": self.baseline_name,
             "subject": self.subject.as_dict() if self.subject else None,
             "baseline": self.baseline.as_dict() if self.baseline else None,
@@ -223,7 +249,13 @@ async def measure(
     progress: ProgressHook | None = None,
 ) -> list[Row]:
     """Run every variant of ``scenario`` alternately for ``rounds`` rounds; one row per comparison."""
-    sizes = {v.name: await _calibrate(v, batch_seconds) for v in scenario.variants}
+    if scenario.items is None:
+        sizes = {v.name: await _calibrate(v, batch_seconds) for v in scenario.variants}
+    else:
+        sizes = {}
+        for variant in scenario.variants:
+            await variant.run(1)  # warm-up: imports and first-call caches are not per-item costs
+            sizes[variant.name] = scenario.items
     samples: dict[str, list[float]] = {v.name: [] for v in scenario.variants}
     for done in range(rounds):
         gc.collect()  # between rounds, so no variant pays for another's garbage mid-batch
@@ -232,7 +264,9 @@ async def measure(
             samples[variant.name].append(await variant.run(n) / n)
         if progress is not None:
             progress(scenario.id, done + 1, rounds)
-    measured = {name: Measured(name, sizes[name], tuple(values)) for name, values in samples.items()}
+    measured = {
+        name: Measured(name, sizes[name], tuple(values), scenario.unit) for name, values in samples.items()
+    }
     rows = [
         Row(
             id=c.id,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Final
 
 from benchmarks._harness import BenchmarkError, Row
-from benchmarks._report import Report, format_seconds
+from benchmarks._report import Report, format_value
 
 __all__ = ["BEGIN", "END", "README_ROWS", "markdown_table", "write_markdown"]
 
@@ -27,6 +27,7 @@ README_ROWS: Final = (
     ("warm.sqlite.get.diskcache", "SQLite-warm-only `get`"),
     ("inproc.get.cashews", "in-process hot `get` (hit)"),
     ("inproc.set.cashews", "in-process hot `set`"),
+    ("inproc.memory.cashews", "in-process hot memory per cached item"),
     ("hot.get.raw", "Redis hot `get` (hit)"),
     ("hot.mget.raw", "Redis hot `mget` of 1,000"),
     ("hot.mset.raw", "Redis `mset` of 1,000, hot only"),
@@ -54,10 +55,11 @@ def _line(row: Row | None, title: str) -> str:
         return f"| {title} | n/a | {_escape(why)} | | | |"
     assert row.subject is not None
     assert row.baseline is not None
-    peer = f"{_escape(row.baseline_name)} {format_seconds(row.baseline.median)}"
+    peer = f"{_escape(row.baseline_name)} {format_value(row.baseline.median, row.unit)}"
     target = _escape(row.target.text) if row.target is not None else "-"
     met = {"pass": "yes", "fail": "no"}.get(row.status, "-")
-    return f"| {title} | {format_seconds(row.subject.median)} | {peer} | {_ratio(row)} | {target} | {met} |"
+    ours = format_value(row.subject.median, row.unit)
+    return f"| {title} | {ours} | {peer} | {_ratio(row)} | {target} | {met} |"
 
 
 def markdown_table(report: Report) -> str:
@@ -74,7 +76,7 @@ def markdown_table(report: Report) -> str:
         "",
         f"Medians of {meta.get('rounds')} alternating round(s), {mode} services, "
         f"{machine.get('cpus')} CPU(s), {meta.get('started_at', '')[:10]}; "
-        "ratio = tiermem time / peer time (lower is better).",
+        "ratio = tiermem time (or memory per item) / the peer's (lower is better).",
         END,
     ]
     return "\n".join(lines) + "\n"

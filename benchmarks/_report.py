@@ -11,10 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from benchmarks._codec import CompressionResult, ThresholdResult
-from benchmarks._harness import Measured, Row, quantiles
+from benchmarks._harness import Measured, Row, Unit, quantiles
 from benchmarks._profile import ProfileResult
 
-__all__ = ["SCHEMA", "Report", "format_seconds", "render"]
+__all__ = ["SCHEMA", "Report", "format_bytes", "format_seconds", "format_value", "render"]
 
 SCHEMA = "tiermem-bench/1"
 
@@ -52,12 +52,25 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds * 1e9:.0f} ns"
 
 
-def _time_cell(measured: Measured | None) -> str:
+def format_bytes(size: float) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.3g} MiB"
+    if size >= 1024:
+        return f"{size / 1024:.3g} KiB"
+    return f"{size:.0f} B"
+
+
+def format_value(value: float, unit: Unit) -> str:
+    """A median for people: a time, or a size for rows measured in bytes per item."""
+    return format_seconds(value) if unit == "s" else f"{format_bytes(value)}/item"
+
+
+def _value_cell(measured: Measured | None) -> str:
     if measured is None:
         return "-"
     p25, p50, p75 = quantiles(measured.samples)
     spread = (p75 - p25) / p50 * 50 if p50 > 0 else 0.0  # half the IQR, in % of the median
-    return f"{format_seconds(p50)} ±{spread:.0f}%"
+    return f"{format_value(p50, measured.unit)} ±{spread:.0f}%"
 
 
 def _ratio_cell(row: Row) -> str:
@@ -86,14 +99,14 @@ def results_table(report: Report) -> Table:
     meta = report.meta
     title = (
         f"tiermem benchmark: {meta['services']['mode']} services, {meta['rounds']} round(s), "
-        "median per op ± half IQR; ratio = median of paired per-round ratios (IQR)"
+        "median per op (B rows: per stored item) ± half IQR; ratio = median of paired per-round ratios (IQR)"
     )
     table = Table(title=title, title_justify="left", show_lines=False)
     for name, justify in (
         ("scenario", "left"),
         ("tiermem", "right"),
         ("baseline", "left"),
-        ("baseline time", "right"),
+        ("baseline value", "right"),
         ("ratio", "right"),
         ("target", "left"),
         ("result", "left"),
@@ -107,9 +120,9 @@ def results_table(report: Report) -> Table:
             group = row.group
         table.add_row(
             row.label,
-            _time_cell(row.subject),
+            _value_cell(row.subject),
             row.baseline_name or "-",
-            _time_cell(row.baseline),
+            _value_cell(row.baseline),
             _ratio_cell(row),
             row.target.text if row.target else "-",
             _status_cell(row),

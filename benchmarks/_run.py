@@ -14,7 +14,18 @@ from typing import Any, Final
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from benchmarks import _batches, _codec, _collections, _durable, _embedded, _hot, _langgraph, _near, _tracing
+from benchmarks import (
+    _batches,
+    _codec,
+    _collections,
+    _durable,
+    _embedded,
+    _hot,
+    _langgraph,
+    _memory,
+    _near,
+    _tracing,
+)
 from benchmarks._harness import Row, Scenario, measure
 from benchmarks._profile import profile_embedded, profile_hot
 from benchmarks._report import Report
@@ -106,7 +117,7 @@ def _plan(config: BenchConfig, endpoints: Endpoints) -> int:
     groups = config.groups
     count = 0
     if "hot" in groups:
-        count += 12 if endpoints.redis_url else 5
+        count += 13 if endpoints.redis_url else 6
     if "embedded" in groups:
         count += 4
     durable = bool(endpoints.redis_url and endpoints.cosmos_endpoint and endpoints.cosmos_key)
@@ -174,6 +185,7 @@ async def _run(config: BenchConfig, endpoints: Endpoints, report: Report, progre
                 )
             scenarios += _hot_scenarios(local)
             scenarios.append(await _batches.mixed_scenario(local))
+            scenarios.append(_memory.memory_scenario(items=1_000 if quick else 10_000))
             report.rows += await _measure_all(scenarios, config, progress)
 
         embedded = None

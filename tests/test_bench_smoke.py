@@ -22,10 +22,12 @@ from tiermem.cli._bench import bench
 HOT_ROWS = {
     f"{op}.{peer}" for op in ("get", "set", "mget", "mset") for peer in ("raw", "aiocache", "cashews")
 } | {"mget.gets", "mget.mixed.raw"}
+MEMORY_ROWS = {"inproc.memory.cashews", "inproc.memory.dict"}  # bytes per cached item, not times
 REDIS_ROWS = {f"hot.{row}" for row in HOT_ROWS}  # the Redis hot tier
 ROW_IDS = (
     REDIS_ROWS
     | {f"inproc.{row}" for row in HOT_ROWS}
+    | MEMORY_ROWS
     | {  # inproc: measured in every run
         "hot.mget.leases.raw",
         "hot.near.raw",
@@ -102,10 +104,13 @@ def _check_document(document: dict[str, Any], *, mode: str) -> dict[str, dict[st
             assert row["na_reason"]
             assert row["subject"] is None
             continue
+        unit, suffix = ("B", "bytes") if row["id"] in MEMORY_ROWS else ("s", "s")
+        assert row["unit"] == unit
         for side in ("subject", "baseline"):
             measured = row[side]
-            assert measured["median_s"] > 0
-            assert len(measured["samples_s"]) == 1
+            assert measured["unit"] == unit
+            assert measured[f"median_{suffix}"] > 0
+            assert len(measured[f"samples_{suffix}"]) == 1
             assert measured["ops_per_batch"] >= 1
         assert math.isfinite(row["ratio"])
         assert row["ratio"] > 0
@@ -132,6 +137,15 @@ def test_quick_run_on_the_embedded_default(tmp_path: Path, monkeypatch: pytest.M
     assert rows["inproc.get.raw"]["target"] is None  # Redis targets do not apply to a dict
     assert rows["inproc.get.cashews"]["baseline_name"] == "cashews mem://"
     assert rows["inproc.set.cashews"]["target"] == "<= 1.0x (at least as fast)"
+    memory = rows["inproc.memory.cashews"]
+    assert memory["baseline_name"] == "cashews mem://"
+    assert memory["status"] == "info"  # issue 17 sets no memory target: the ratio is reported
+    assert memory["subject"]["ops_per_batch"] == memory["baseline"]["ops_per_batch"] == 1_000
+    assert (
+        rows["inproc.memory.dict"]["subject"]["median_bytes"]
+        > rows["inproc.memory.dict"]["baseline"]["median_bytes"]
+        > 300
+    )  # each item keeps at least its ~300 B of JSON
     assert rows["embedded.set.diskcache"]["target"] == "<= 1.5x"
     assert rows["embedded.set.sqlite3.fsync"]["target"] == "<= 1.3x"
     assert rows["warm.sqlite.get.diskcache"]["target"] == "<= 3x"
@@ -186,6 +200,7 @@ def _check_markdown(text: str, rows: dict[str, dict[str, Any]]) -> None:
             assert "| n/a |" in line
         else:
             assert f"{row['ratio']:.2f}x" in line or "faster" in line
+            assert ("/item" in line) == (row["unit"] == "B")  # sizes are formatted as sizes, not times
 
 
 def test_markdown_refuses_a_file_without_markers(tmp_path: Path) -> None:
