@@ -364,6 +364,10 @@ class Codec:
             packed = zlib.compress(payload, self.compress_level, wbits=_GZIP_WBITS)
             if len(packed) <= raw_size * (1.0 - self.min_saving):
                 payload, compressed = packed, True
+        if kind is RecordKind.JSON and not compressed:
+            # orjson's bytes keep the buffer they were written into (~1-4 KiB for a 300 B value):
+            # an exact-size copy, so a cached record costs its size, not orjson's buffer.
+            payload = bytes(memoryview(payload))
         return make_record(kind, payload, compressed=compressed, expires_at=expires_at, epoch=epoch), raw_size
 
     def _worth_trying(self, payload: bytes) -> bool:
