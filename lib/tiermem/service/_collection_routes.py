@@ -11,14 +11,14 @@ import json
 from collections.abc import Awaitable
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tiermem._client import MemoryClient
 from tiermem._codec import Value
 from tiermem._collection import Collection, Item
 from tiermem.service._auth import Principal
-from tiermem.service._conditional import PUT_RESPONSES, conditional_put
+from tiermem.service._conditional import PUT_RESPONSES, IfMatch, IfNoneMatch, conditional_put
 from tiermem.service._errors import ApiError
 from tiermem.service._guards import Guards
 from tiermem.service._memory_routes import ERROR_RESPONSES
@@ -233,12 +233,8 @@ def collections_router(memory: MemoryClient, guards: Guards, *, max_response_byt
         body: ItemPutRequest,
         principal: Annotated[Principal, Depends(guards.write)],
         response: Response,
-        if_match: Annotated[
-            str | None, Header(description="Write only if the item still has this ETag")
-        ] = None,
-        if_none_match: Annotated[
-            str | None, Header(description="'*': write only if no live item exists")
-        ] = None,
+        if_match: IfMatch = None,
+        if_none_match: IfNoneMatch = None,
     ) -> ItemPutResponse:
 
         def write(value: Value, etag: str | None, if_absent: bool) -> Awaitable[str | None]:

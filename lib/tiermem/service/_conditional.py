@@ -9,22 +9,27 @@ precondition, 409 for a concurrent change), so both kinds of PUT behave the same
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol
+from typing import Annotated, Any, Final, Protocol
 
-from fastapi import Response
+from fastapi import Header, Response
 
 from tiermem._codec import Value
 from tiermem._errors import ConflictError
 from tiermem.service._errors import ApiError, translate
 from tiermem.service._models import Encoding, ErrorBody, decode_value, from_http_etag, to_http_etag
 
-__all__ = ["PUT_RESPONSES", "PutBody", "conditional_put", "precondition"]
+__all__ = ["PUT_RESPONSES", "IfMatch", "IfNoneMatch", "PutBody", "conditional_put", "precondition"]
 
 PUT_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     409: {"model": ErrorBody, "description": "Concurrent change"},
     412: {"model": ErrorBody, "description": "If-Match / If-None-Match precondition failed"},
 }
 """The answers a conditional PUT adds to the common error responses (OpenAPI)."""
+
+IfMatch = Annotated[str | None, Header(description="Write only if what is stored still has this ETag")]
+"""The ``If-Match`` header of a conditional PUT."""
+IfNoneMatch = Annotated[str | None, Header(description="'*': write only if nothing live is stored")]
+"""The ``If-None-Match`` header of a conditional PUT."""
 
 
 class PutBody(Protocol):

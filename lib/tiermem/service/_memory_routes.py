@@ -10,7 +10,7 @@ import json
 from collections.abc import Awaitable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from starlette.convertors import Convertor, register_url_convertor
 
 from tiermem._client import MemoryClient
@@ -18,7 +18,7 @@ from tiermem._codec import Value
 from tiermem._errors import ResultTooLargeError
 from tiermem._protocols import Tier
 from tiermem.service._auth import Principal
-from tiermem.service._conditional import PUT_RESPONSES, conditional_put
+from tiermem.service._conditional import PUT_RESPONSES, IfMatch, IfNoneMatch, conditional_put
 from tiermem.service._errors import ApiError
 from tiermem.service._guards import Guards
 from tiermem.service._models import (
@@ -202,12 +202,8 @@ def memory_router(memory: MemoryClient, guards: Guards, *, max_response_bytes: i
         body: PutRequest,
         principal: Annotated[Principal, Depends(guards.write)],
         response: Response,
-        if_match: Annotated[
-            str | None, Header(description="Write only if the value still has this ETag")
-        ] = None,
-        if_none_match: Annotated[
-            str | None, Header(description="'*': write only if no live value exists")
-        ] = None,
+        if_match: IfMatch = None,
+        if_none_match: IfNoneMatch = None,
     ) -> PutResponse:
         _check_tier(memory, body.tier)
 
